@@ -1,0 +1,1 @@
+"""The experiment as a whole: config, beamline construction, RunEngine, CLI."""

@@ -1,0 +1,1 @@
+"""Ophyd devices, one file per instrument. No science here."""

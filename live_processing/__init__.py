@@ -1,0 +1,1 @@
+"""Everything after the detector: stream consumer, integration, sinograms, FBP, NeXus."""

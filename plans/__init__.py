@@ -1,0 +1,1 @@
+"""Bluesky plans: XRD-CT scans, electrochemistry steps, operando protocols."""

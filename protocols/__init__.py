@@ -1,0 +1,1 @@
+"""Shared wire-protocol definitions: Dectris Stream V2 frames and PalmSens MethodSCRIPT."""

@@ -1,0 +1,1 @@
+"""Simulated beamline: caproto IOC, detector stream from a phantom, serial potentiostat."""
