@@ -1,0 +1,200 @@
+"""A streaming area detector: areaDetector-style cam PVs, frames pushed as Stream V2.
+
+Trigger modes:
+
+- ``Internal``: ``Acquire=1`` takes ``NumImages`` frames every ``AcquirePeriod`` as one
+  series (start, images, end); ``Acquire`` returns to 0 when done.
+- ``Software``: ``Acquire=1`` arms a series (start message); each put to ``Trigger``
+  exposes ``NumImages`` frames and completes when they are exposed; ``Acquire=0``
+  ends the series (end message).
+
+Frames are rendered from the phantom at the stage position read mid-exposure, in a
+worker thread, and pushed (ZMQ PUSH, blocking when the high-water mark is reached, so
+nothing is dropped) in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import zmq
+from caproto import ChannelType
+from caproto.server import PVGroup, pvproperty
+
+from ..protocols import stream_v2 as sv2
+from .render import FrameRenderer
+
+DETECTOR_STATES = ["Idle", "Acquire", "Readout", "Correct", "Saving", "Aborting", "Error", "Waiting"]
+
+
+class FrameStreamer(threading.Thread):
+    """Renders queued exposures and pushes them; one thread, in order."""
+
+    def __init__(self, renderer: FrameRenderer, address: str, seed: int = 0) -> None:
+        super().__init__(daemon=True, name="frame-streamer")
+        self.renderer = renderer
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.SNDHWM, 200)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        self.sock.bind(address)
+        self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.jobs: queue.Queue[Any] = queue.Queue()
+        self.rng = np.random.default_rng(seed)
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                break
+            if isinstance(job, dict):  # an exposure
+                frame = self.renderer.frame(
+                    job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
+                )
+                msg: sv2.Message = sv2.image_message(
+                    job["series_id"], job["series_uid"], job["image_id"], frame,
+                    job["t_start"], job["exposure"], job["user_data"],
+                )
+            else:
+                msg = job
+            self.sock.send(sv2.encode(msg))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.join(timeout=10)
+        self.sock.close()
+
+
+class CamGroup(PVGroup):
+    """The ``cam:`` PVs of the simulated detector."""
+
+    AcquireTime = pvproperty(value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0)
+    AcquirePeriod = pvproperty(value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0)
+    NumImages = pvproperty(value=1, lower_ctrl_limit=1, upper_ctrl_limit=10_000_000)
+    TriggerMode = pvproperty(value="Internal", enum_strings=["Internal", "Software"], dtype=ChannelType.ENUM)
+    Acquire = pvproperty(value=0)
+    Trigger = pvproperty(value=0)
+    ArrayCounter = pvproperty(value=0)
+    DetectorState = pvproperty(value="Idle", enum_strings=DETECTOR_STATES, dtype=ChannelType.ENUM, read_only=True)
+    SeriesId = pvproperty(value=0, read_only=True)
+    UserData = pvproperty(value="{}", dtype=ChannelType.CHAR, max_length=4000, string_encoding="utf-8")
+    StreamAddress = pvproperty(value="", dtype=ChannelType.CHAR, max_length=200, string_encoding="utf-8", read_only=True)
+    Model = pvproperty(value="Pilatus3 X CdTe 2M (sim)", dtype=ChannelType.CHAR, max_length=80, string_encoding="utf-8", read_only=True)
+
+    def __init__(self, *args, streamer: FrameStreamer, stage: Callable[[], tuple[float, float, float]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.streamer = streamer
+        self.stage = stage  # -> (angle deg, translation mm, flux relative)
+        self._series_uid = ""
+        self._armed = False
+        self._t_arm = 0.0
+        self._image_id = 0
+        self._lock = asyncio.Lock()
+
+    @StreamAddress.startup
+    async def StreamAddress(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+        await instance.write(self.streamer.address)
+
+    def _start_message(self, n_images: int) -> sv2.StartMessage:
+        ai = self.streamer.renderer.integrator
+        det = ai.detector
+        ny, nx = det.max_shape
+        try:
+            user = json.loads(self.UserData.value or "{}")
+        except json.JSONDecodeError:
+            user = {"raw": self.UserData.value}
+        f2d = ai.getFit2D()
+        return sv2.StartMessage(
+            series_id=int(self.SeriesId.value),
+            series_unique_id=self._series_uid,
+            number_of_images=n_images,
+            image_size_x=nx,
+            image_size_y=ny,
+            pixel_size_x=det.pixel2,
+            pixel_size_y=det.pixel1,
+            count_time=float(self.AcquireTime.value),
+            frame_time=float(self.AcquirePeriod.value),
+            incident_wavelength=ai.wavelength * 1e10,
+            detector_distance=ai.dist,
+            beam_center_x=float(f2d["centerX"]),
+            beam_center_y=float(f2d["centerY"]),
+            user_data=user,
+        )
+
+    async def _arm(self, n_images: int) -> None:
+        await self.SeriesId.write(int(self.SeriesId.value) + 1)
+        self._series_uid = uuid.uuid4().hex
+        self._image_id = 0
+        self._t_arm = time.monotonic()
+        self._armed = True
+        self.streamer.jobs.put(self._start_message(n_images))
+
+    async def _disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            self.streamer.jobs.put(sv2.EndMessage(int(self.SeriesId.value), self._series_uid))
+
+    async def _expose(self, n: int) -> None:
+        exposure = float(self.AcquireTime.value)
+        period = max(float(self.AcquirePeriod.value), exposure)
+        await self.DetectorState.write("Acquire")
+        for _ in range(n):
+            t0 = time.monotonic()
+            await asyncio.sleep(exposure / 2)
+            angle, x, flux = self.stage()
+            await asyncio.sleep(exposure / 2)
+            self.streamer.jobs.put(
+                {
+                    "series_id": int(self.SeriesId.value),
+                    "series_uid": self._series_uid,
+                    "image_id": self._image_id,
+                    "angle": angle,
+                    "translation": x,
+                    "flux": flux,
+                    "exposure": exposure,
+                    "t_start": t0 - self._t_arm,
+                    "user_data": {"angle": angle, "translation": x, "monitor": flux},
+                }
+            )
+            self._image_id += 1
+            await self.ArrayCounter.write(int(self.ArrayCounter.value) + 1)
+            rest = period - (time.monotonic() - t0)
+            if rest > 0:
+                await asyncio.sleep(rest)
+
+    @Acquire.putter
+    async def Acquire(self, instance, value):  # type: ignore[no-redef]
+        if value and not self._armed:
+            n = int(self.NumImages.value)
+            await self._arm(n)
+            if self.TriggerMode.value == "Internal":
+                async with self._lock:
+                    await self._expose(n)
+                await self._disarm()
+                await self.DetectorState.write("Idle")
+                return 0
+            await self.DetectorState.write("Waiting")
+            return 1
+        if not value:
+            await self._disarm()
+            await self.DetectorState.write("Idle")
+        return value
+
+    @Trigger.putter
+    async def Trigger(self, instance, value):  # type: ignore[no-redef]
+        if not value:
+            return 0
+        if not self._armed or self.TriggerMode.value != "Software":
+            raise ValueError("detector is not armed in Software trigger mode (set Acquire=1 first)")
+        async with self._lock:
+            await self._expose(int(self.NumImages.value))
+        await self.DetectorState.write("Waiting")
+        return 0

@@ -1,0 +1,132 @@
+"""The simulated beamline IOC: stage motors, beam monitor, shutter and detector cam.
+
+One caproto server on loopback (port from ``EPICS_CA_SERVER_PORT``). PVs, with the
+prefix ``P``::
+
+    P x, P rot, P z          motor records (.VAL .RBV .DMOV .VELO .ACCL .HLM .LLM ...)
+    P beam:Current           stored-beam current (mA), decaying with a lifetime
+    P beam:On                1 while there is beam
+    P diode                  beam-monitor diode (counts/s), ∝ flux on the sample
+    P shutter:Open           shutter command (0/1); P shutter:Status its readback
+    P det:cam:...            the streaming detector (see ``detector.py``)
+
+Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
+``READY {json}`` line with its addresses once serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from caproto.server import PVGroup, SubGroup, pvproperty, run
+
+from .detector import CamGroup, FrameStreamer
+from .motor import SimMotor
+from .phantom import Phantom, default_phantom
+from .render import FrameRenderer, default_integrator
+
+DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
+REFERENCE_CURRENT = 200.0  # mA
+
+
+class BeamGroup(PVGroup):
+    """Stored beam with a finite lifetime; ``On`` drops and restores it."""
+
+    Current = pvproperty(value=REFERENCE_CURRENT, precision=3, units="mA", read_only=True)
+    On = pvproperty(value=1)
+    Lifetime = pvproperty(value=3600.0, units="s")
+
+    @Current.scan(period=0.1)
+    async def Current(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+        t = time.monotonic() - self.parent.t0
+        value = REFERENCE_CURRENT * math.exp(-t / max(float(self.Lifetime.value), 1.0))
+        await instance.write(value if self.On.value else 0.0)
+
+
+class ShutterGroup(PVGroup):
+    """A fast shutter: ``Status`` follows ``Open`` after its travel time."""
+
+    Open = pvproperty(value=1)
+    Status = pvproperty(value=1, read_only=True)
+
+    @Open.putter
+    async def Open(self, instance, value):  # type: ignore[no-redef]
+        import asyncio
+
+        await asyncio.sleep(0.02)
+        await self.Status.write(1 if value else 0)
+        return value
+
+
+class BeamlineIOC(PVGroup):
+    """All simulated EPICS hardware of the beamline in one IOC."""
+
+    x = SubGroup(SimMotor, prefix="x", velocity=2.0, accel_time=0.01, limits=(-5.0, 5.0))
+    rot = SubGroup(SimMotor, prefix="rot", velocity=360.0, accel_time=0.05, limits=(-370.0, 370.0), units="deg")
+    z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
+    beam = SubGroup(BeamGroup, prefix="beam:")
+    shutter = SubGroup(ShutterGroup, prefix="shutter:")
+    diode = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
+
+    def __init__(self, *args, streamer: FrameStreamer, **kwargs) -> None:
+        self.t0 = time.monotonic()
+        self._streamer = streamer
+        self._rng = np.random.default_rng(1)
+        super().__init__(*args, **kwargs)
+        self.cam = CamGroup(prefix=f"{self.prefix}det:cam:", parent=self, streamer=streamer, stage=self.stage_state)
+        self.pvdb.update(self.cam.pvdb)
+
+    def flux(self) -> float:
+        """Relative flux on the sample (1 = reference current, shutter open)."""
+        beam = float(self.beam.Current.value) / REFERENCE_CURRENT
+        return beam * (1.0 if self.shutter.Status.value else 0.0)
+
+    def stage_state(self) -> tuple[float, float, float]:
+        return self.rot.position, self.x.position, self.flux()
+
+    @diode.scan(period=0.05)
+    async def diode(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+        noise = 1 + 0.001 * self._rng.standard_normal()
+        await instance.write(DIODE_FULL_BEAM * self.flux() * noise)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the IOC and the detector stream; print ``READY {json}`` when serving."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prefix", default="SIM:")
+    p.add_argument("--phantom", type=Path, help="phantom HDF5 file (default: built-in cell)")
+    p.add_argument("--poni", type=Path, help="write the detector geometry here (PONI)")
+    p.add_argument("--binning", type=int, default=4)
+    p.add_argument("--stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the detector")
+    args = p.parse_args(argv)
+    phantom = Phantom.load(args.phantom) if args.phantom else default_phantom()
+    ai = default_integrator(args.binning)
+    if args.poni:
+        if args.poni.exists():
+            args.poni.unlink()
+        ai.write(str(args.poni))
+    streamer = FrameStreamer(FrameRenderer(phantom, ai), args.stream)
+    streamer.start()
+    ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer)
+    port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
+    ready = {"prefix": args.prefix, "ca_port": port, "stream": streamer.address,
+             "phantom_shape": list(phantom.shape), "pixel_size": phantom.pixel_size}
+
+    async def announce(async_lib) -> None:
+        print("READY " + json.dumps(ready), flush=True)
+
+    try:
+        run(ioc.pvdb, interfaces=["127.0.0.1"], log_pv_names=False, startup_hook=announce)
+    finally:
+        streamer.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

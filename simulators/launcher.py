@@ -1,0 +1,117 @@
+"""Start the simulators as separate processes and stop them cleanly.
+
+Each simulator prints one ``READY {json}`` line when it serves; :func:`start` waits for
+it (with a timeout, showing the process's output if it dies) and returns the addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SimulatorError(RuntimeError):
+    """A simulator process that failed to start."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on loopback now (UDP on the same number is checked too)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise SimulatorError("no free port on 127.0.0.1")
+
+
+def ca_client_env(port: int) -> dict[str, str]:
+    """Environment for a Channel Access client that talks only to the IOC on ``port``."""
+    return {
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_ADDR_LIST": f"127.0.0.1:{port}",
+        "EPICS_CA_SERVER_PORT": str(port),
+        "EPICS_CA_MAX_ARRAY_BYTES": "1000000",
+    }
+
+
+@dataclass
+class SimProcess:
+    """A running simulator process and what it announced."""
+
+    name: str
+    proc: subprocess.Popen
+    info: dict[str, Any]
+    log: deque = field(default_factory=lambda: deque(maxlen=200))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+
+def start(name: str, module: str, args: list[str], env: dict[str, str] | None = None,
+          timeout: float = 60.0) -> SimProcess:
+    """Run ``python -m module args`` and wait for its READY line."""
+    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+        text=True,
+    )
+    sim = SimProcess(name, proc, {})
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("READY ") and not ready.is_set():
+                sim.info = json.loads(line[6:])
+                ready.set()
+            else:
+                sim.log.append(line.rstrip())
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True, name=f"{name}-log").start()
+    if not ready.wait(timeout) or not sim.info:
+        sim.stop()
+        tail = "\n".join(list(sim.log)[-20:])
+        raise SimulatorError(f"simulator {name} did not start within {timeout:.0f} s:\n{tail}")
+    return sim
+
+
+def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -> SimProcess:
+    """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``."""
+    args = ["--prefix", prefix]
+    if phantom:
+        args += ["--phantom", str(phantom)]
+    if poni:
+        args += ["--poni", str(poni)]
+    env = {"EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1", "EPICS_CA_SERVER_PORT": str(port),
+           "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1", "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO"}
+    return start("ioc", "operando.simulators.ioc", args, env)
+
+
+def start_potentiostat(time_factor: float, capacity_mah: float, soc: float) -> SimProcess:
+    """The serial potentiostat on a new pseudo-terminal."""
+    args = ["--time-factor", str(time_factor), "--capacity", str(capacity_mah), "--soc", str(soc)]
+    return start("potentiostat", "operando.simulators.potentiostat", args)

@@ -1,0 +1,137 @@
+"""A motor record served by caproto, moving with a trapezoidal velocity profile.
+
+Behaves like the EPICS motor record as ophyd's ``EpicsMotor`` sees it: a put to VAL
+starts a move (DMOV 0, MOVN 1), RBV follows the profile (VELO, ACCL = time to
+velocity), DMOV returns to 1 at the end; STOP halts; VAL's control limits follow
+LLM/HLM so clients see and the server enforces the soft limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from caproto.server import PVGroup, pvproperty
+from caproto.server.records import MotorFields
+
+TICK = 0.01  # s between RBV updates during a move
+
+
+def move_duration(distance: float, velocity: float, accel_time: float) -> float:
+    """Time for a trapezoidal move of ``distance`` (triangular if too short to cruise)."""
+    d = abs(distance)
+    if d == 0:
+        return 0.0
+    acc = velocity / max(accel_time, 1e-9)
+    d_ramp = velocity * accel_time  # both ramps together
+    if d >= d_ramp:
+        return d / velocity + accel_time
+    return 2 * math.sqrt(d / acc)
+
+
+def position_at(t: float, start: float, target: float, velocity: float, accel_time: float) -> float:
+    """Position ``t`` seconds into the move from ``start`` to ``target``."""
+    d = target - start
+    total = move_duration(d, velocity, accel_time)
+    if t >= total or total == 0:
+        return target
+    sign = 1.0 if d > 0 else -1.0
+    acc = velocity / max(accel_time, 1e-9)
+    t_ramp = min(accel_time, total / 2)
+    v_peak = acc * t_ramp
+    if t < t_ramp:
+        s = 0.5 * acc * t * t
+    elif t < total - t_ramp:
+        s = 0.5 * acc * t_ramp**2 + v_peak * (t - t_ramp)
+    else:
+        tr = total - t
+        s = abs(d) - 0.5 * acc * tr * tr
+    return start + sign * s
+
+
+class SimMotor(PVGroup):
+    """One motor record at ``{prefix}`` with fields ``{prefix}.RBV`` etc."""
+
+    motor = pvproperty(value=0.0, name="", record="motor", precision=4)
+
+    def __init__(
+        self,
+        *args,
+        velocity: float = 1.0,
+        accel_time: float = 0.05,
+        limits: tuple[float, float] = (-10.0, 10.0),
+        units: str = "mm",
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._velocity, self._accel, self._limits, self._units = velocity, accel_time, limits, units
+        self._new_target = asyncio.Event()
+
+    @property
+    def position(self) -> float:
+        """The current readback (used by the detector simulator for what the beam sees)."""
+        return float(self.motor.field_inst.user_readback_value.value)
+
+    async def _apply_limits(self, lo: float, hi: float) -> None:
+        await self.motor.write_metadata(lower_ctrl_limit=lo, upper_ctrl_limit=hi)
+
+    @motor.startup
+    async def motor(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+        fields: MotorFields = instance.field_inst
+
+        async def on_value(fields_, value) -> None:
+            self._new_target.set()
+
+        fields.value_write_hook = on_value
+        await fields.velocity.write(self._velocity)
+        await fields.max_velocity.write(self._velocity * 4)
+        await fields.seconds_to_velocity.write(self._accel)
+        await fields.engineering_units.write(self._units)
+        await fields.user_low_limit.write(self._limits[0])
+        await fields.user_high_limit.write(self._limits[1])
+        await fields.dial_low_limit.write(self._limits[0])
+        await fields.dial_high_limit.write(self._limits[1])
+        await fields.done_moving_to_value.write(1)
+        await fields.motor_is_moving.write(0)
+        await self._apply_limits(*self._limits)
+        limits = self._limits
+        while True:
+            await self._new_target.wait()
+            self._new_target.clear()
+            lo, hi = fields.user_low_limit.value, fields.user_high_limit.value
+            if (lo, hi) != limits:
+                limits = (lo, hi)
+                await self._apply_limits(lo, hi)
+            await self._move(instance, fields)
+
+    async def _move(self, instance, fields: MotorFields) -> None:
+        start = float(fields.user_readback_value.value)
+        target = float(instance.value)
+        velocity = max(float(fields.velocity.value), 1e-9)
+        accel = float(fields.seconds_to_velocity.value)
+        await fields.done_moving_to_value.write(0)
+        await fields.motor_is_moving.write(1)
+        await fields.direction_of_travel.write(1 if target >= start else 0)
+        total = move_duration(target - start, velocity, accel)
+        t0 = time.monotonic()
+        await fields.stop.write(0)
+        while True:
+            t = time.monotonic() - t0
+            if fields.stop.value:
+                await fields.stop.write(0)
+                await instance.write(float(fields.user_readback_value.value), verify_value=False)
+                break
+            if self._new_target.is_set():  # retargeted mid-move: restart from here
+                self._new_target.clear()
+                start, target, t0 = float(fields.user_readback_value.value), float(instance.value), time.monotonic()
+                total = move_duration(target - start, velocity, accel)
+                continue
+            pos = position_at(t, start, target, velocity, accel)
+            await fields.user_readback_value.write(pos)
+            await fields.dial_readback_value.write(pos)
+            if t >= total:
+                break
+            await asyncio.sleep(min(TICK, max(total - t, 0.0)))
+        await fields.motor_is_moving.write(0)
+        await fields.done_moving_to_value.write(1)
