@@ -1,0 +1,233 @@
+"""The potentiostat as an ophyd device: steps as ``set()``, V/I log as a flyer stream.
+
+``set(step)`` with an :class:`OCV`, :class:`ConstantCurrent` or :class:`ConstantVoltage`
+checks the step against the safety window *before anything is sent*, runs it as a
+MethodSCRIPT script, and returns a :class:`StepStatus` whose ``reason`` says why it
+ended (``"voltage_limit"``, ``"current_limit"``, ``"timeout"``, ``"aborted"``, ``"done"``).
+``stop()`` aborts the script; the instrument then leaves the cell at open circuit.
+
+Every data package is logged with the host clock; ``kickoff``/``complete``/``collect``
+emit the log since the last kickoff as the ``electrochemistry`` stream.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+from ophyd.status import DeviceStatus, Status
+
+from ..protocols import methodscript as ms
+from .methodscript_client import MethodScriptClient, PotentiostatError
+
+STREAM = "electrochemistry"
+
+
+class SafetyLimitError(ValueError):
+    """A potentiostat command outside the configured safe window; it was not sent."""
+
+
+@dataclass(frozen=True)
+class OCV:
+    """Open circuit for ``duration`` s (instrument clock)."""
+
+    duration: float
+
+
+@dataclass(frozen=True)
+class ConstantCurrent:
+    """Constant ``current`` (A, + = charge) until the voltage crosses ``until_voltage`` or ``timeout`` s."""
+
+    current: float
+    until_voltage: float
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ConstantVoltage:
+    """Hold ``voltage`` until |I| ≤ ``until_current`` or ``timeout`` s."""
+
+    voltage: float
+    until_current: float
+    timeout: float
+
+
+Step = OCV | ConstantCurrent | ConstantVoltage
+
+
+class StepStatus(DeviceStatus):
+    """Status of one electrochemical step; ``reason`` is set when it ends."""
+
+    reason: str = ""
+
+
+class Potentiostat(Device):
+    """A MethodSCRIPT potentiostat on a serial line."""
+
+    voltage = Cpt(Signal, value=float("nan"), kind="hinted")
+    current = Cpt(Signal, value=float("nan"), kind="hinted")
+    cell_time = Cpt(Signal, value=0.0, kind="normal")
+    charge = Cpt(Signal, value=0.0, kind="normal")
+    mode = Cpt(Signal, value="ocp", kind="normal")
+    v_min = Cpt(Signal, value=2.5, kind="config")
+    v_max = Cpt(Signal, value=4.4, kind="config")
+    i_max = Cpt(Signal, value=1e-3, kind="config")
+    sample_interval = Cpt(Signal, value=1.0, kind="config")
+    firmware = Cpt(Signal, value="", kind="config")
+
+    def __init__(self, url: str, *, name: str, v_window: tuple[float, float] = (2.5, 4.4),
+                 i_max: float = 1e-3, sample_interval: float = 1.0, timeout: float = 3.0, **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.url = url
+        self.v_min.put(v_window[0])
+        self.v_max.put(v_window[1])
+        self.i_max.put(i_max)
+        self.sample_interval.put(sample_interval)
+        self._log: list[tuple[float, float, float, float, str]] = []
+        self._log_lock = threading.Lock()
+        self._collect_from = 0
+        self._step_t0 = 0.0
+        self._last_t: float | None = None
+        self.client = MethodScriptClient(url, timeout=timeout, on_package=self._on_package)
+        self.firmware.put(self.client.identify())
+
+    # -- safety --------------------------------------------------------------------------
+    def check_step(self, step: Step) -> None:
+        """Raise :class:`SafetyLimitError` if ``step`` leaves the safe window."""
+        lo, hi, imax = self.v_min.get(), self.v_max.get(), self.i_max.get()
+        if isinstance(step, ConstantCurrent):
+            if abs(step.current) > imax:
+                raise SafetyLimitError(
+                    f"{self.name}: current {step.current:.4g} A exceeds the limit ±{imax:.4g} A")
+            if not lo <= step.until_voltage <= hi:
+                raise SafetyLimitError(
+                    f"{self.name}: voltage limit {step.until_voltage:.4g} V is outside the window "
+                    f"[{lo:.4g}, {hi:.4g}] V")
+        elif isinstance(step, ConstantVoltage):
+            if not lo <= step.voltage <= hi:
+                raise SafetyLimitError(
+                    f"{self.name}: voltage {step.voltage:.4g} V is outside the window [{lo:.4g}, {hi:.4g}] V")
+            if not 0 < step.until_current <= imax:
+                raise SafetyLimitError(
+                    f"{self.name}: current threshold {step.until_current:.4g} A must be in (0, {imax:.4g}] A")
+        duration = step.duration if isinstance(step, OCV) else step.timeout
+        if not duration > 0:
+            raise SafetyLimitError(f"{self.name}: step duration {duration} s must be > 0")
+
+    def script_for(self, step: Step) -> str:
+        dt = float(self.sample_interval.get())
+        if isinstance(step, OCV):
+            return ms.ocp_script(dt, step.duration)
+        if isinstance(step, ConstantCurrent):
+            return ms.cp_script(step.current, dt, step.timeout, step.until_voltage)
+        return ms.ca_script(step.voltage, dt, step.timeout, step.until_current)
+
+    # -- bluesky Movable -----------------------------------------------------------------
+    def set(self, step: Step, **kwargs: Any) -> StepStatus:  # type: ignore[override]
+        self.check_step(step)
+        script = self.script_for(step)
+        status = StepStatus(self)
+        mode = {OCV: "ocp", ConstantCurrent: "cc", ConstantVoltage: "cv"}[type(step)]
+        if self.client.busy:
+            self.client.abort()
+        run = self.client.run_script(script)
+        self.mode.put(mode)
+
+        def watch() -> None:
+            run.finished.wait()
+            self.mode.put("ocp")
+            if run.error and not run.aborted:
+                status.set_exception(PotentiostatError(f"{self.name}: step {step} failed: {run.error}"))
+                return
+            status.reason = self._reason(step, run.last, run.aborted)
+            status.set_finished()
+
+        threading.Thread(target=watch, daemon=True, name=f"{self.name}-step").start()
+        return status
+
+    @staticmethod
+    def _reason(step: Step, last: ms.DataPackage | None, aborted: bool) -> str:
+        if aborted:
+            return "aborted"
+        if isinstance(step, OCV) or last is None:
+            return "done"
+        if isinstance(step, ConstantCurrent) and last.potential is not None:
+            crossed = last.potential >= step.until_voltage if step.current >= 0 else last.potential <= step.until_voltage
+            return "voltage_limit" if crossed else "timeout"
+        if isinstance(step, ConstantVoltage) and last.current is not None:
+            return "current_limit" if abs(last.current) <= step.until_current else "timeout"
+        return "timeout"
+
+    def stop(self, *, success: bool = False) -> None:
+        """Abort any step: the cell goes to open circuit."""
+        self.client.abort()
+        self.mode.put("ocp")
+
+    def open_circuit(self) -> None:
+        """Put the cell at open circuit now (same as :meth:`stop`)."""
+        self.stop()
+
+    # -- data ----------------------------------------------------------------------------
+    def _on_package(self, pkg: ms.DataPackage, stamp: float) -> None:
+        v = pkg.potential if pkg.potential is not None else float("nan")
+        i = pkg.current if pkg.current is not None else 0.0
+        t = pkg.time if pkg.time is not None else 0.0
+        if self._last_t is not None and t >= self._last_t:
+            self.charge.put(self.charge.get() + i * (t - self._last_t), timestamp=stamp)
+        self._last_t = t
+        self.voltage.put(v, timestamp=stamp)
+        self.current.put(i, timestamp=stamp)
+        self.cell_time.put(t, timestamp=stamp)
+        with self._log_lock:
+            self._log.append((stamp, v, i, t, str(self.mode.get())))
+
+    def kickoff(self) -> Status:
+        with self._log_lock:
+            self._collect_from = len(self._log)
+        st = Status(obj=self)
+        st.set_finished()
+        return st
+
+    def complete(self) -> Status:
+        st = Status(obj=self)
+        st.set_finished()
+        return st
+
+    def describe_collect(self) -> dict[str, dict[str, Any]]:
+        src = f"SERIAL:{self.url}"
+        keys = {
+            f"{self.name}_voltage": {"source": src, "dtype": "number", "shape": [], "units": "V"},
+            f"{self.name}_current": {"source": src, "dtype": "number", "shape": [], "units": "A"},
+            f"{self.name}_cell_time": {"source": src, "dtype": "number", "shape": [], "units": "s"},
+            f"{self.name}_mode": {"source": src, "dtype": "string", "shape": []},
+        }
+        return {STREAM: keys}
+
+    def collect(self) -> Iterator[dict[str, Any]]:
+        with self._log_lock:
+            rows = self._log[self._collect_from:]
+            self._collect_from = len(self._log)
+        for stamp, v, i, t, mode in rows:
+            data = {f"{self.name}_voltage": v, f"{self.name}_current": i,
+                    f"{self.name}_cell_time": t, f"{self.name}_mode": mode}
+            yield {"time": stamp, "data": data, "timestamps": dict.fromkeys(data, stamp)}
+
+    def destroy(self) -> None:
+        try:
+            if self.client.busy:
+                self.client.abort()
+        finally:
+            self.client.close()
+        super().destroy()
+
+
+def wait_idle(pstat: Potentiostat, timeout: float = 5.0) -> None:
+    """Block until no script runs (used at shutdown)."""
+    deadline = time.monotonic() + timeout
+    while pstat.client.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
