@@ -11,6 +11,7 @@ context (run uid, angle, translation, monitor), as the detector's user data woul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,15 @@ def encode(msg: Message) -> bytes:
     return cbor2.dumps(cbor2.CBORTag(SELF_DESCRIBED, body))
 
 
+def _plain(obj: Any) -> Any:
+    """frozendict/tuple from the CBOR decoder -> plain dict/list."""
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def decode(raw: bytes) -> Message:
     """Parse one ZMQ frame into a message; raises :class:`StreamProtocolError` if malformed."""
     try:
@@ -149,13 +159,15 @@ def decode(raw: bytes) -> Message:
         raise StreamProtocolError(f"not a CBOR item ({len(raw)} bytes): {exc}") from exc
     if isinstance(item, cbor2.CBORTag) and item.tag == SELF_DESCRIBED:
         item = item.value
-    if not isinstance(item, dict) or "type" not in item:
+    if not isinstance(item, Mapping) or "type" not in item:
         raise StreamProtocolError("Stream V2 message is not a map with a 'type' key")
     kind = item["type"]
     try:
         if kind == "start":
             names = StartMessage.__dataclass_fields__
-            return StartMessage(**{k: item[k] for k in names if k in item})
+            start = StartMessage(**{k: item[k] for k in names if k in item})
+            start.user_data = _plain(start.user_data)
+            return start
         if kind == "image":
             channels = item["data"]
             data = _decode_array(next(iter(channels.values())))
@@ -167,11 +179,13 @@ def decode(raw: bytes) -> Message:
                 real_time=tuple(item["real_time"]),  # type: ignore[arg-type]
                 start_time=tuple(item["start_time"]),  # type: ignore[arg-type]
                 stop_time=tuple(item["stop_time"]),  # type: ignore[arg-type]
-                user_data=item.get("user_data") or {},
+                user_data=_plain(item.get("user_data") or {}),
             )
         if kind == "end":
             return EndMessage(series_id=item["series_id"], series_unique_id=item["series_unique_id"])
-    except (KeyError, TypeError, StopIteration) as exc:
+    except (KeyError, TypeError, ValueError, StopIteration) as exc:
+        if isinstance(exc, StreamProtocolError):
+            raise
         raise StreamProtocolError(f"Stream V2 {kind!r} message lacks a field: {exc}") from exc
     raise StreamProtocolError(f"unknown Stream V2 message type {kind!r}")
 

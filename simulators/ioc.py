@@ -68,7 +68,7 @@ class ShutterGroup(PVGroup):
 class BeamlineIOC(PVGroup):
     """All simulated EPICS hardware of the beamline in one IOC."""
 
-    x = SubGroup(SimMotor, prefix="x", velocity=2.0, accel_time=0.01, limits=(-5.0, 5.0))
+    x = SubGroup(SimMotor, prefix="x", velocity=5.0, accel_time=0.01, limits=(-5.0, 5.0))
     rot = SubGroup(SimMotor, prefix="rot", velocity=360.0, accel_time=0.05, limits=(-370.0, 370.0), units="deg")
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
     beam = SubGroup(BeamGroup, prefix="beam:")

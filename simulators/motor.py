@@ -15,7 +15,7 @@ import time
 from caproto.server import PVGroup, pvproperty
 from caproto.server.records import MotorFields
 
-TICK = 0.01  # s between RBV updates during a move
+TICK = 0.005  # s between RBV updates during a move
 
 
 def move_duration(distance: float, velocity: float, accel_time: float) -> float:
@@ -67,6 +67,7 @@ class SimMotor(PVGroup):
         super().__init__(*args, **kwargs)
         self._velocity, self._accel, self._limits, self._units = velocity, accel_time, limits, units
         self._new_target = asyncio.Event()
+        self._target = 0.0
 
     @property
     def position(self) -> float:
@@ -81,6 +82,7 @@ class SimMotor(PVGroup):
         fields: MotorFields = instance.field_inst
 
         async def on_value(fields_, value) -> None:
+            self._target = float(value)
             self._new_target.set()
 
         fields.value_write_hook = on_value
@@ -107,7 +109,7 @@ class SimMotor(PVGroup):
 
     async def _move(self, instance, fields: MotorFields) -> None:
         start = float(fields.user_readback_value.value)
-        target = float(instance.value)
+        target = self._target
         velocity = max(float(fields.velocity.value), 1e-9)
         accel = float(fields.seconds_to_velocity.value)
         await fields.done_moving_to_value.write(0)
@@ -124,7 +126,7 @@ class SimMotor(PVGroup):
                 break
             if self._new_target.is_set():  # retargeted mid-move: restart from here
                 self._new_target.clear()
-                start, target, t0 = float(fields.user_readback_value.value), float(instance.value), time.monotonic()
+                start, target, t0 = float(fields.user_readback_value.value), self._target, time.monotonic()
                 total = move_duration(target - start, velocity, accel)
                 continue
             pos = position_at(t, start, target, velocity, accel)

@@ -1,0 +1,86 @@
+"""The ``operando`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .demo import run_demo
+
+    cfg = load_config(args.config) if args.config else None
+    run_demo(args.out, args.size, args.phantom, cfg)
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    import signal
+
+    from ..simulators import launcher
+
+    port = args.port or launcher.free_port()
+    ioc = launcher.start_ioc(args.prefix, port, args.phantom, args.poni)
+    pot = launcher.start_potentiostat(args.time_factor, 0.05, 0.98)
+    info = {"ioc": {**ioc.info, **launcher.ca_client_env(port)}, "potentiostat": pot.info}
+    print(json.dumps(info, indent=2), flush=True)
+    print("simulators running; Ctrl-C stops them", flush=True)
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pot.stop()
+        ioc.stop()
+    return 0
+
+
+def _process(args: argparse.Namespace) -> int:
+    from ..live_processing.processor import main as processor_main
+
+    processor_main(args.rest)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="operando", description="Operando battery XRD-CT on bluesky")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="run a whole operando experiment on the built-in simulators")
+    d.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    d.add_argument("--size", choices=["tiny", "small", "medium"], default="small",
+                   help="tiny is for tests (16 x 12); small is the default demo; medium is larger")
+    d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
+    d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")
+    d.set_defaults(func=_demo)
+    s = sub.add_parser("sim", help="start the simulated beamline and print its addresses")
+    s.add_argument("--prefix", default="SIM:")
+    s.add_argument("--port", type=int, default=0, help="Channel Access port (default: a free one)")
+    s.add_argument("--phantom", type=Path)
+    s.add_argument("--poni", type=Path, default=Path("detector.poni"))
+    s.add_argument("--time-factor", type=float, default=1.0)
+    s.set_defaults(func=_sim)
+    pr = sub.add_parser("process", help="run the live processor (see --help of the module)")
+    pr.add_argument("rest", nargs=argparse.REMAINDER)
+    pr.set_defaults(func=_process)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"operando: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("operando: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""``operando demo``: a whole operando XRD-CT experiment on the simulated beamline.
+
+Starts the IOC (stage, diode, shutter, detector streaming from a phantom), the serial
+potentiostat on a pty and the live processor, each as its own process; builds the
+devices through their real protocols; runs OCV → constant current → XRD-CT at OCV →
+resume; waits for the processor's NeXus file and prints its path.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from ..plans.operando import minimal_operando
+from ..simulators import launcher
+from ..simulators.phantom import Phantom, PhantomError, default_phantom
+from .beamline import build
+from .config import BeamlineConfig
+from .errors import ConfigError
+from .session import connect_publisher, make_run_engine
+
+TIME_FACTOR = 600.0  # simulated cell time per wall second
+
+
+@dataclass(frozen=True)
+class Size:
+    n: int  # translations (= phantom grid) and angles
+    n_angles: int
+    pixel_mm: float
+    exposure: float
+
+
+SIZES = {"tiny": Size(16, 12, 0.075, 0.002), "small": Size(40, 40, 0.03, 0.005), "medium": Size(64, 64, 0.02, 0.005)}
+
+
+def prepare_phantom(out: Path, size: Size, phantom_file: Path | None) -> tuple[Path, Phantom]:
+    """Write the phantom the IOC renders from (and the processor copies as ground truth)."""
+    try:
+        ph = Phantom.load(phantom_file) if phantom_file else default_phantom(size.n, size.pixel_mm)
+    except PhantomError as exc:
+        raise ConfigError(str(exc)) from exc
+    path = out / "phantom.h5"
+    ph.save(path)
+    return path, ph
+
+
+def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = None,
+             cfg: BeamlineConfig | None = None) -> Path:
+    """Run the demo experiment; return the path of the scan's NeXus file."""
+    t_start = time.monotonic()
+    cfg = cfg or BeamlineConfig()
+    size = SIZES[size_name]
+    out.mkdir(parents=True, exist_ok=True)
+    phantom_path, ph = prepare_phantom(out, size, phantom_file)
+    n = ph.shape[0]
+    poni = out / "detector.poni"
+    port = launcher.free_port()
+    prefix = f"OPD{uuid.uuid4().hex[:6].upper()}:"
+    import os
+
+    os.environ.update(launcher.ca_client_env(port))
+    cfg.epics.prefix = prefix
+    cfg.detector.exposure = size.exposure
+    cfg.potentiostat.sample_interval = 10.0
+    procs: list[launcher.SimProcess] = []
+    ctx = zmq.Context()
+    results = ctx.socket(zmq.PULL)
+    results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
+    beamline = None
+    try:
+        print(f"operando demo: {n} translations x {size.n_angles} angles, phantom {phantom_path}", flush=True)
+        print("  starting simulators (IOC, potentiostat) and the live processor ...", flush=True)
+        ioc = launcher.start_ioc(prefix, port, phantom_path, poni)
+        procs.append(ioc)
+        pot = launcher.start_potentiostat(TIME_FACTOR, 0.05, 0.98)
+        procs.append(pot)
+        proc = launcher.start(
+            "processor", "operando.live_processing.processor",
+            ["--frames", ioc.info["stream"], "--results", results_addr, "--out", str(out),
+             "--bins", str(cfg.processing.bins), "--docs", cfg.processing.docs],
+        )
+        procs.append(proc)
+        beamline = build(cfg, potentiostat_url=pot.info["port"])
+        print(f"  connected: IOC {prefix} on 127.0.0.1:{port}, potentiostat {pot.info['port']} "
+              f"({beamline.pstat.firmware.get()})", flush=True)
+        publisher = connect_publisher(proc.info["docs"], results)
+        RE = make_run_engine(publisher)
+        step = ph.pixel_size
+        translations = (np.arange(n) - (n - 1) / 2) * step
+        angles = np.linspace(0.0, 180.0, size.n_angles, endpoint=False)
+        c_rate = 0.05 * 3.6 / 3600  # 1C for 0.05 mAh, in A
+        plan = minimal_operando(
+            beamline.pstat, beamline.det, beamline.stage, beamline.diode, angles, translations,
+            poni_file=str(poni), current=c_rate / 3, until_voltage=4.3, cc_time=1800.0,
+            rest_time=120.0, ocv_before_scan=60.0, resume_time=600.0,
+            sample={"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)},
+        )
+        reasons = RE(plan)
+        print(f"  protocol done: {reasons.plan_result}", flush=True)
+        try:
+            path = wait_for_file(results, timeout=120.0)
+        except ConfigError:
+            print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
+            raise
+        print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
+        print(path, flush=True)
+        return path
+    finally:
+        if beamline is not None:
+            beamline.destroy()
+        for p in reversed(procs):
+            p.stop()
+        ctx.destroy(linger=0)
+
+
+def wait_for_file(results: zmq.Socket, timeout: float) -> Path:
+    """Wait for the processor's 'written' report; print its progress meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not results.poll(200):
+            continue
+        msg = results.recv_json()
+        if msg.get("event") == "written":
+            if msg["missing"]:
+                print(f"  WARNING: {len(msg['missing'])} sinogram cells had no frame: {msg['missing'][:5]} ...",
+                      file=sys.stderr, flush=True)
+            return Path(msg["path"])
+        if msg.get("event") == "error":
+            raise ConfigError(f"live processor: {msg['error']}")
+    raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")

@@ -1,0 +1,89 @@
+"""The RunEngine and its subscriptions: documents to the live processor, progress to the user."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import zmq
+from bluesky import RunEngine
+from bluesky.callbacks.zmq import Publisher
+
+from .errors import ConfigError
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def serialize(doc: dict[str, Any]) -> bytes:
+    """Documents travel as JSON (never pickle)."""
+    return json.dumps(doc, default=_jsonable).encode()
+
+
+def connect_publisher(docs_address: str, results: zmq.Socket, timeout: float = 10.0) -> Publisher:
+    """A bluesky 0MQ ``Publisher`` to the processor, returned once messages get through.
+
+    PUB drops what it sends before the connection is up, so probes are sent until the
+    processor acknowledges one on the results socket.
+    """
+    pub = Publisher(docs_address, serializer=serialize)
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pub._socket.send(b" probe " + token.encode())
+        if results.poll(50):
+            msg = results.recv_json()
+            if msg.get("event") == "probe" and msg.get("token") == token:
+                return pub
+    pub.close()
+    raise ConfigError(f"live processor at {docs_address} did not answer within {timeout:g} s")
+
+
+class Progress:
+    """Prints one line per completed row of an XRD-CT scan and per run."""
+
+    def __init__(self) -> None:
+        self.n_trans = 0
+        self.n_rows = 0
+        self.t0 = 0.0
+        self.primary: set[str] = set()
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            geom = doc.get("xrdct")
+            what = doc.get("step") or doc.get("plan_name")
+            if geom:
+                self.n_trans, self.n_rows = len(geom["translations"]), len(geom["angles"])
+                print(f"  scan {doc['uid'][:8]}: {self.n_rows} angles x {self.n_trans} translations", flush=True)
+            else:
+                print(f"  run {doc['uid'][:8]}: {what}", flush=True)
+            self.t0 = time.monotonic()
+        elif name == "descriptor" and doc.get("name") == "primary":
+            self.primary.add(doc["uid"])
+        elif name == "event" and doc["descriptor"] in self.primary and self.n_trans:
+            if doc["seq_num"] % self.n_trans == 0:
+                row = doc["seq_num"] // self.n_trans
+                if row % max(1, self.n_rows // 10) == 0 or row == self.n_rows:
+                    rate = doc["seq_num"] / max(time.monotonic() - self.t0, 1e-9)
+                    print(f"    row {row}/{self.n_rows}  ({rate:.0f} points/s)", flush=True)
+        elif name == "stop":
+            print(f"  run {doc['run_start'][:8]} {doc['exit_status']} after {time.monotonic() - self.t0:.1f} s",
+                  flush=True)
+
+
+def make_run_engine(publisher: Publisher | None, progress: bool = True) -> RunEngine:
+    """A RunEngine with the document publisher and progress printing subscribed."""
+    RE = RunEngine({}, call_returns_result=True)
+    if publisher is not None:
+        RE.subscribe(publisher)
+    if progress:
+        RE.subscribe(Progress())
+    return RE

@@ -1,0 +1,58 @@
+"""Azimuthal integration of frames with pyFAI (geometry from the run's PONI file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyFAI
+from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+POLARIZATION = 0.99
+METHOD = ("no", "csr", "cython")
+
+
+class GeometryError(ValueError):
+    """A PONI file that cannot be read."""
+
+
+def load_poni(path: str | Path) -> AzimuthalIntegrator:
+    """Read a PONI file; the error names the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise GeometryError(f"PONI file {p} does not exist")
+    try:
+        ai = pyFAI.load(str(p))
+    except Exception as exc:  # pyFAI raises several kinds on bad files
+        raise GeometryError(f"PONI file {p} is not readable: {exc}") from exc
+    if ai.detector is None or ai.detector.max_shape is None or ai.wavelength is None:
+        raise GeometryError(f"PONI file {p} lacks a detector shape or wavelength")
+    return ai
+
+
+@dataclass
+class Integrator:
+    """Integrates frames into ``n_bins`` q bins (Å⁻¹) over ``q_range``; negative pixels masked."""
+
+    ai: AzimuthalIntegrator
+    n_bins: int = 400
+    q_range: tuple[float, float] = (0.8, 4.6)
+
+    def __post_init__(self) -> None:
+        self.q = self.integrate(np.zeros(self.ai.detector.max_shape, dtype=np.float32))[0]
+
+    def integrate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(q, I) of one frame: solid-angle and polarisation corrected, no pixel splitting."""
+        mask = frame < 0
+        res = self.ai.integrate1d(
+            frame,
+            self.n_bins,
+            unit="q_A^-1",
+            radial_range=self.q_range,
+            method=METHOD,
+            correctSolidAngle=True,
+            polarization_factor=POLARIZATION,
+            mask=mask if mask.any() else None,
+        )
+        return np.asarray(res.radial), np.asarray(res.intensity, dtype=np.float32)

@@ -1,0 +1,137 @@
+"""One NeXus/HDF5 file per XRD-CT run (the layout other tools rely on).
+
+``/entry`` (NXentry, ``@start_uid``): ``sinogram`` and ``reconstruction`` (NXdata),
+``electrochemistry`` (NXlog: time relative to ``time@start``, voltage, current, scan
+start/end times), ``ground_truth`` (simulated runs: the phantom on the slice grid),
+``instrument`` (PONI geometry and detector name).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+
+@dataclass
+class ElectrochemistryLog:
+    """The V/I record of an experiment and the times of its scans (epoch seconds)."""
+
+    time: list[float] = field(default_factory=list)
+    voltage: list[float] = field(default_factory=list)
+    current: list[float] = field(default_factory=list)
+    cell_time: list[float] = field(default_factory=list)
+    scan_start: list[float] = field(default_factory=list)
+    scan_end: list[float] = field(default_factory=list)
+
+    def add(self, t: float, v: float, i: float, ct: float) -> None:
+        self.time.append(t)
+        self.voltage.append(v)
+        self.current.append(i)
+        self.cell_time.append(ct)
+
+
+def _nxdata(parent: h5py.Group, name: str, signal: np.ndarray, axes: list[tuple[str, np.ndarray, str]]) -> h5py.Group:
+    g = parent.create_group(name)
+    g.attrs["NX_class"] = "NXdata"
+    g.attrs["signal"] = "data"
+    g.attrs["axes"] = [a[0] for a in axes]
+    g.create_dataset("data", data=signal, chunks=True, compression="gzip", compression_opts=1)
+    for k, (axis, values, units) in enumerate(axes):
+        ds = g.create_dataset(axis, data=values)
+        ds.attrs["units"] = units
+        g.attrs[f"{axis}_indices"] = k
+    return g
+
+
+def write_electrochemistry(entry: h5py.Group, log: ElectrochemistryLog) -> None:
+    """(Re)write ``entry/electrochemistry`` from ``log``."""
+    if "electrochemistry" in entry:
+        del entry["electrochemistry"]
+    g = entry.create_group("electrochemistry")
+    g.attrs["NX_class"] = "NXlog"
+    t0 = min([*log.time, *log.scan_start] or [0.0])
+    start = dt.datetime.fromtimestamp(t0, tz=dt.UTC).isoformat()
+    order = np.argsort(log.time, kind="stable")
+
+    def rel(values: list[float]) -> np.ndarray:
+        return np.asarray(values, dtype=float) - t0
+
+    t = g.create_dataset("time", data=rel(log.time)[order])
+    t.attrs.update(units="s", start=start)
+    g.create_dataset("voltage", data=np.asarray(log.voltage, dtype=float)[order]).attrs["units"] = "V"
+    g.create_dataset("current", data=np.asarray(log.current, dtype=float)[order]).attrs["units"] = "A"
+    g.create_dataset("cell_time", data=np.asarray(log.cell_time, dtype=float)[order]).attrs["units"] = "s"
+    g["value"] = g["voltage"]
+    for key in ("scan_start", "scan_end"):
+        ds = g.create_dataset(key, data=rel(getattr(log, key)))
+        ds.attrs.update(units="s", start=start)
+
+
+def write_run(
+    path: Path,
+    *,
+    start_uid: str,
+    angles: np.ndarray,
+    translations: np.ndarray,
+    q: np.ndarray,
+    sinogram: np.ndarray,
+    monitor: np.ndarray,
+    missing: np.ndarray,
+    reconstruction: np.ndarray,
+    log: ElectrochemistryLog,
+    poni_text: str,
+    detector_name: str,
+    ground_truth: Path | None,
+    metadata: dict[str, Any],
+) -> Path:
+    """Write a complete run file atomically (to ``.part``, then renamed)."""
+    tmp = path.with_suffix(".h5.part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["default"] = "entry"
+        entry = f.create_group("entry")
+        entry.attrs.update(NX_class="NXentry", start_uid=start_uid, default="reconstruction")
+        entry.create_dataset("title", data=str(metadata.get("title", f"XRD-CT {start_uid[:8]}")))
+        entry.create_dataset("experiment_identifier", data=str(metadata.get("experiment_id", "")))
+        s = _nxdata(entry, "sinogram", sinogram, [("angle", angles, "deg"), ("translation", translations, "mm"), ("q", q, "1/angstrom")])
+        s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
+        s.create_dataset("missing", data=missing)
+        step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
+        n = reconstruction.shape[0]
+        grid = (np.arange(n) - (n - 1) / 2) * step
+        r = _nxdata(entry, "reconstruction", reconstruction, [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")])
+        r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
+        write_electrochemistry(entry, log)
+        inst = entry.create_group("instrument")
+        inst.attrs["NX_class"] = "NXinstrument"
+        det = inst.create_group("detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det.create_dataset("name", data=detector_name)
+        det.create_dataset("poni", data=poni_text)
+        if ground_truth is not None:
+            copy_ground_truth(entry, ground_truth)
+    tmp.replace(path)
+    return path
+
+
+def copy_ground_truth(entry: h5py.Group, phantom_file: Path) -> None:
+    """Copy a simulated run's phantom (one group per phase) into ``entry/ground_truth``."""
+    gt = entry.create_group("ground_truth")
+    gt.attrs["NX_class"] = "NXcollection"
+    with h5py.File(phantom_file, "r") as src:
+        for key in src:
+            src.copy(src[key], gt, name=key)
+            if isinstance(gt[key], h5py.Group):
+                gt[key].attrs["name"] = key
+                if "name" not in gt[key]:
+                    gt[key].create_dataset("name", data=key)
+
+
+def update_electrochemistry(path: Path, log: ElectrochemistryLog) -> None:
+    """Replace the electrochemistry of a written file (later runs extend the log)."""
+    with h5py.File(path, "a") as f:
+        write_electrochemistry(f["entry"], log)

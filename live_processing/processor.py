@@ -1,0 +1,319 @@
+"""The live processor: Stream V2 frames + bluesky documents in, one NeXus file per run out.
+
+Sockets (all loopback by default):
+
+- ``docs``: a SUB socket that *binds*; bluesky's ``Publisher`` connects to it.
+- ``frames``: PULL sockets connected to each detector stream (from the command line,
+  and any new ``stream_address`` found in a descriptor's configuration).
+- ``results``: a PUSH socket (connects) that reports progress and written files as JSON.
+
+Frames are integrated as they arrive; events say which sinogram cell each frame index
+belongs to and give its monitor reading. When a run stops, the processor waits for
+the series' end (or a timeout), reports every cell without a frame (left NaN, never
+zero), normalises by the monitor, reconstructs every q bin and writes the file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from ..protocols import stream_v2 as sv2
+from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, point_of_event
+from .integrate import Integrator, load_poni
+from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
+from .reconstruct import fbp_stack
+from .sinogram import Sinogram, fill_missing
+
+EC_STREAM = "electrochemistry"
+END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+
+
+@dataclass
+class RunState:
+    """Everything the processor holds for one XRD-CT run."""
+
+    uid: str
+    geometry: XrdctGeometry
+    integrator: Integrator
+    sinogram: Sinogram
+    experiment: str
+    start_time: float
+    primary_descriptor: str | None = None
+    series_id: int | None = None
+    cell_of_frame: dict[int, tuple[int, int, float]] = field(default_factory=dict)
+    patterns: dict[int, np.ndarray] = field(default_factory=dict)
+    stop_time: float | None = None
+    series_ended: bool = False
+    stop_seen_at: float | None = None
+    n_events: int = 0
+
+    def place_ready(self) -> None:
+        for idx in [k for k in self.patterns if k in self.cell_of_frame]:
+            i, j, mon = self.cell_of_frame.pop(idx)
+            self.sinogram.put(i, j, self.patterns.pop(idx), mon)
+
+
+class Processor:
+    """Consumes documents and frames; writes files into ``out_dir``."""
+
+    def __init__(self, docs: str, frames: list[str], results: str | None, out_dir: Path,
+                 n_bins: int = 400, q_range: tuple[float, float] = (0.8, 4.6)) -> None:
+        self.ctx = zmq.Context()
+        self.docs = self.ctx.socket(zmq.SUB)
+        self.docs.setsockopt(zmq.SUBSCRIBE, b"")
+        self.docs.setsockopt(zmq.RCVHWM, 0)
+        self.docs.bind(docs)
+        self.docs_address = self.docs.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.frames = self.ctx.socket(zmq.PULL)
+        self.frames.setsockopt(zmq.RCVHWM, 1000)
+        self.connected: set[str] = set()
+        for addr in frames:
+            self.connect_frames(addr)
+        self.results = self.ctx.socket(zmq.PUSH) if results else None
+        if self.results is not None:
+            self.results.setsockopt(zmq.LINGER, 5000)
+            self.results.connect(results)  # type: ignore[arg-type]
+        self.out_dir = out_dir
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.n_bins, self.q_range = n_bins, q_range
+        self.runs: dict[str, RunState] = {}
+        self.run_experiment: dict[str, str] = {}
+        self.descriptor_run: dict[str, tuple[str, str]] = {}  # descriptor uid -> (run uid, stream)
+        self.logs: dict[str, ElectrochemistryLog] = {}
+        self.files: dict[str, list[Path]] = {}
+        self.orphans: dict[int, list[sv2.ImageMessage]] = {}
+        self.integrators: dict[str, Integrator] = {}
+        self.written: list[Path] = []
+        self.bad_frames = 0
+
+    def connect_frames(self, address: str) -> None:
+        if address and address not in self.connected:
+            self.frames.connect(address)
+            self.connected.add(address)
+
+    def report(self, **msg: Any) -> None:
+        if self.results is not None:
+            self.results.send_json(msg)
+
+    # -- documents -------------------------------------------------------------------------
+    def on_message(self, name: str, payload: bytes) -> None:
+        """One message from the document socket: a JSON document, or a connection probe."""
+        if name == "probe":
+            self.report(event="probe", token=payload.decode(errors="replace"))
+            return
+        try:
+            self.on_document(name, json.loads(payload))
+        except Exception as exc:  # report, keep serving other runs
+            self.report(event="error", document=name, error=f"{type(exc).__name__}: {exc}")
+
+    def on_document(self, name: str, doc: dict[str, Any]) -> None:
+        handler = getattr(self, f"_on_{name}", None)
+        if handler is not None:
+            handler(doc)
+
+    def _on_start(self, doc: dict[str, Any]) -> None:
+        exp = str(doc.get("experiment_id", doc["uid"]))
+        self.run_experiment[doc["uid"]] = exp
+        self.logs.setdefault(exp, ElectrochemistryLog())
+        if KEY not in doc:
+            return
+        geom = XrdctGeometry.from_md(doc[KEY])
+        if geom.poni_file not in self.integrators:
+            self.integrators[geom.poni_file] = Integrator(load_poni(geom.poni_file), self.n_bins, self.q_range)
+        integ = self.integrators[geom.poni_file]
+        sino = Sinogram(len(geom.angles), len(geom.translations), integ.q.size)
+        self.runs[doc["uid"]] = RunState(doc["uid"], geom, integ, sino, exp, doc["time"])
+        self.logs[exp].scan_start.append(doc["time"])
+
+    def _on_descriptor(self, doc: dict[str, Any]) -> None:
+        run_uid = doc["run_start"]
+        self.descriptor_run[doc["uid"]] = (run_uid, doc.get("name", PRIMARY))
+        run = self.runs.get(run_uid)
+        if run is None or doc.get("name") != PRIMARY:
+            return
+        run.primary_descriptor = doc["uid"]
+        det = run.geometry.detector.get("name", "")
+        conf = doc.get("configuration", {}).get(det, {}).get("data", {})
+        if run.geometry.series_key in conf:
+            run.series_id = int(conf[run.geometry.series_key])
+        self.connect_frames(str(conf.get(f"{det}_stream_address", "")))
+        for msg in self.orphans.pop(run.series_id, []) if run.series_id is not None else []:
+            self._integrate(run, msg)
+
+    def _on_event(self, doc: dict[str, Any]) -> None:
+        run_uid, stream = self.descriptor_run.get(doc["descriptor"], ("", ""))
+        data = doc["data"]
+        if stream == EC_STREAM:
+            self._ec_rows(run_uid, [(doc["time"], data)])
+            return
+        run = self.runs.get(run_uid)
+        if run is None or stream != PRIMARY:
+            return
+        g = run.geometry
+        i, j = point_of_event(doc["seq_num"], len(g.angles), len(g.translations), g.snake)
+        run.cell_of_frame[int(data[g.frame_key])] = (i, j, float(data[g.monitor_key]))
+        run.n_events += 1
+        run.place_ready()
+        if run.n_events % len(g.translations) == 0:
+            self.report(event="progress", run=run.uid, rows=run.n_events // len(g.translations),
+                        n_rows=len(g.angles), placed=int(run.sinogram.filled.sum()))
+
+    def _on_event_page(self, doc: dict[str, Any]) -> None:
+        n = len(doc["seq_num"])
+        for k in range(n):
+            self._on_event({"descriptor": doc["descriptor"], "seq_num": doc["seq_num"][k], "time": doc["time"][k],
+                            "data": {key: v[k] for key, v in doc["data"].items()}})
+
+    def _ec_rows(self, run_uid: str, rows: list[tuple[float, dict[str, Any]]]) -> None:
+        log = self.logs.setdefault(self.run_experiment.get(run_uid, run_uid), ElectrochemistryLog())
+        for t, data in rows:
+            v = next((val for key, val in data.items() if key.endswith("_voltage")), np.nan)
+            i = next((val for key, val in data.items() if key.endswith("_current")), np.nan)
+            ct = next((val for key, val in data.items() if key.endswith("_cell_time")), np.nan)
+            log.add(float(t), float(v), float(i), float(ct))
+
+    def _on_stop(self, doc: dict[str, Any]) -> None:
+        run = self.runs.get(doc["run_start"])
+        exp = self.run_experiment.get(doc["run_start"], doc["run_start"])
+        if run is None:
+            for path in self.files.get(exp, []):
+                update_electrochemistry(path, self.logs[exp])
+            return
+        run.stop_time = doc["time"]
+        run.stop_seen_at = time.monotonic()
+        self.logs[exp].scan_end.append(doc["time"])
+
+    # -- frames ----------------------------------------------------------------------------
+    def on_frame(self, raw: bytes) -> None:
+        try:
+            msg = sv2.decode(raw)
+        except sv2.StreamProtocolError as exc:
+            self.bad_frames += 1
+            self.report(event="error", source="frames", error=str(exc))
+            return
+        if isinstance(msg, sv2.StartMessage):
+            return
+        run = next((r for r in self.runs.values() if r.series_id == msg.series_id), None)
+        if isinstance(msg, sv2.EndMessage):
+            if run is not None:
+                run.series_ended = True
+            return
+        if run is None:
+            self.orphans.setdefault(msg.series_id, []).append(msg)
+            return
+        self._integrate(run, msg)
+
+    def _integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
+        run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
+        run.place_ready()
+
+    # -- finishing ---------------------------------------------------------------------------
+    def finish_ready(self) -> None:
+        now = time.monotonic()
+        for uid, run in list(self.runs.items()):
+            if run.stop_seen_at is None:
+                continue
+            complete = run.sinogram.filled.all() or run.series_ended and not run.patterns
+            if complete or now - run.stop_seen_at > END_TIMEOUT:
+                self.finish(run)
+                del self.runs[uid]
+
+    def finish(self, run: RunState) -> Path:
+        g = run.geometry
+        missing = run.sinogram.missing
+        sino = run.sinogram.normalised()
+        step = abs(g.translations[1] - g.translations[0]) if len(g.translations) > 1 else 1.0
+        recon = fbp_stack(fill_missing(sino), np.asarray(g.angles), step)
+        poni_text = Path(g.poni_file).read_text() if Path(g.poni_file).is_file() else ""
+        phantom = g.sample.get("phantom")
+        exp = run.experiment
+        path = write_run(
+            self.out_dir / f"{run.uid}.h5",
+            start_uid=run.uid, angles=np.asarray(g.angles), translations=np.asarray(g.translations),
+            q=run.integrator.q, sinogram=sino, monitor=run.sinogram.monitor, missing=~run.sinogram.filled,
+            reconstruction=recon, log=self.logs[exp], poni_text=poni_text,
+            detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
+            ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
+            metadata={"experiment_id": exp},
+        )
+        self.files.setdefault(exp, []).append(path)
+        self.written.append(path)
+        self.report(event="written", run=run.uid, path=str(path), missing=[list(m) for m in missing],
+                    duplicates=run.sinogram.duplicates)
+        return path
+
+    # -- loop --------------------------------------------------------------------------------
+    def run_forever(self, stop_after: int | None = None, idle_timeout: float | None = None) -> None:
+        poller = zmq.Poller()
+        poller.register(self.docs, zmq.POLLIN)
+        poller.register(self.frames, zmq.POLLIN)
+        last = time.monotonic()
+        self.report(event="ready", docs=self.docs_address)
+        while stop_after is None or len(self.written) < stop_after:
+            events = dict(poller.poll(100))
+            if self.frames in events:
+                for _ in range(64):
+                    try:
+                        self.on_frame(self.frames.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                last = time.monotonic()
+            if self.docs in events:
+                for _ in range(256):
+                    try:
+                        raw = self.docs.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    _prefix, name, payload = raw.split(b" ", 2)
+                    self.on_message(name.decode(), payload)
+                last = time.monotonic()
+            self.finish_ready()
+            if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                break
+
+    def close(self) -> None:
+        for run in list(self.runs.values()):
+            if run.n_events:
+                self.finish(run)
+        self.runs.clear()
+        self.ctx.destroy(linger=2000)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m operando.live_processing.processor --docs ADDR --frames ADDR --out DIR``."""
+    import argparse
+    import signal
+    import sys
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--docs", default="tcp://127.0.0.1:*")
+    p.add_argument("--frames", action="append", default=[])
+    p.add_argument("--results")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--bins", type=int, default=400)
+    args = p.parse_args(argv)
+    proc = Processor(args.docs, args.frames, args.results, args.out, args.bins)
+    print("READY " + json.dumps({"docs": proc.docs_address}), flush=True)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        proc.run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proc.close()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Operando protocols: electrochemistry and XRD-CT scans joined, the cell kept safe.
+
+Runs of one experiment share ``experiment_id`` in their start documents, so the live
+processor can put the whole V/I log into every scan file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import MsgGenerator
+from ophyd import Signal
+
+from ..devices.detector import StreamingDetector
+from ..devices.potentiostat import ConstantCurrent, Potentiostat
+from ..devices.stage import TomoStage
+from .electrochemistry import (
+    constant_current,
+    end_hold,
+    ocv,
+    open_circuit_on_exit,
+    recorded,
+    start_ocv_hold,
+)
+from .xrdct import check_limits, xrdct_scan
+
+
+def electrochemistry_run(pstat: Potentiostat, steps: MsgGenerator[Any], *, md: dict[str, Any]) -> MsgGenerator[Any]:
+    """Record electrochemical ``steps`` as a run of their own (``electrochemistry`` stream)."""
+
+    @bpp.run_decorator(md={"plan_name": "electrochemistry", **md})
+    def inner() -> MsgGenerator[Any]:
+        return (yield from recorded(pstat, lambda: steps))
+
+    return (yield from inner())
+
+
+def minimal_operando(
+    pstat: Potentiostat,
+    det: StreamingDetector,
+    stage: TomoStage,
+    monitor: Signal,
+    angles: Sequence[float],
+    translations: Sequence[float],
+    *,
+    poni_file: str,
+    current: float,
+    until_voltage: float,
+    cc_time: float,
+    rest_time: float = 60.0,
+    ocv_before_scan: float = 60.0,
+    resume_time: float = 600.0,
+    sample: dict[str, Any] | None = None,
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[dict[str, str]]:
+    """OCV rest → constant current → XRD-CT at OCV → resume constant current.
+
+    Parameters
+    ----------
+    pstat, det, stage, monitor
+        Potentiostat, streaming detector, tomography stage, beam monitor.
+    angles, translations
+        The XRD-CT grid (deg, mm).
+    poni_file
+        Detector geometry.
+    current, until_voltage, cc_time
+        The constant-current step: A (+ = charge), its voltage limit (V), its timeout (s).
+    rest_time, ocv_before_scan, resume_time
+        Initial OCV rest, OCV before the scan starts, and the resumed CC step (s).
+    sample, md
+        Sample description; extra metadata for every run.
+
+    Returns
+    -------
+    Why each step ended, by step name.
+    """
+    check_limits(stage, angles, translations)
+    pstat.check_step(ConstantCurrent(current, until_voltage, cc_time))
+    pstat.check_step(ConstantCurrent(current, until_voltage, resume_time))
+    experiment = {"experiment_id": uuid.uuid4().hex, "protocol": "minimal_operando", **(md or {})}
+    reasons: dict[str, str] = {}
+
+    def before() -> MsgGenerator[None]:
+        reasons["rest"] = yield from ocv(pstat, rest_time)
+        reasons["charge"] = yield from constant_current(pstat, current, until_voltage=until_voltage, timeout=cc_time)
+        reasons["ocv_before_scan"] = yield from ocv(pstat, ocv_before_scan)
+
+    def after() -> MsgGenerator[None]:
+        reasons["resume"] = yield from constant_current(pstat, current, until_voltage=until_voltage, timeout=resume_time)
+
+    def protocol() -> MsgGenerator[dict[str, str]]:
+        yield from electrochemistry_run(pstat, before(), md={**experiment, "step": "before scan"})
+        yield from start_ocv_hold(pstat)
+        yield from xrdct_scan(det, stage, monitor, angles, translations, poni_file=poni_file, pstat=pstat,
+                              sample=sample, md={**experiment, "step": "scan"})
+        yield from end_hold(pstat)
+        reasons["scan"] = "done"
+        yield from electrochemistry_run(pstat, after(), md={**experiment, "step": "after scan"})
+        yield from bps.null()
+        return reasons
+
+    return (yield from open_circuit_on_exit(pstat, protocol()))

@@ -1,0 +1,119 @@
+"""XRD-CT step scan: rotation outer, translation inner (snake), one frame per point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import MsgGenerator
+from ophyd import Signal
+
+from ..devices.detector import StreamingDetector
+from ..devices.potentiostat import Potentiostat
+from ..devices.stage import TomoStage
+from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, scan_points
+from .electrochemistry import recorded
+
+
+class ScanLimitError(ValueError):
+    """A scan point outside a motor's soft limits; refused before any motion."""
+
+
+def check_limits(stage: TomoStage, angles: Sequence[float], translations: Sequence[float]) -> None:
+    """Refuse a scan whose points leave the motors' soft limits, naming the value."""
+    for motor, values in ((stage.x, translations), (stage.rot, angles)):
+        lo, hi = motor.limits
+        if lo == hi:
+            continue
+        bad = [v for v in values if not lo <= v <= hi]
+        if bad:
+            raise ScanLimitError(
+                f"{motor.name}: scan point {bad[0]:g} {motor.egu} is outside the soft limits "
+                f"[{lo:g}, {hi:g}] {motor.egu}")
+
+
+def xrdct_scan(
+    det: StreamingDetector,
+    stage: TomoStage,
+    monitor: Signal,
+    angles: Sequence[float],
+    translations: Sequence[float],
+    *,
+    poni_file: str,
+    pstat: Potentiostat | None = None,
+    snake: bool = True,
+    sample: dict[str, Any] | None = None,
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """Acquire one diffraction frame at every (angle, translation).
+
+    Parameters
+    ----------
+    det, stage, monitor
+        Streaming detector, tomography stage and beam-monitor signal.
+    angles, translations
+        Rotation angles (deg) and translation positions (mm).
+    poni_file
+        pyFAI geometry of the detector, recorded in the start document.
+    pstat
+        If given, its V/I log is recorded during the scan (``electrochemistry`` stream).
+    snake
+        Alternate the translation direction on odd rows.
+    sample, md
+        Sample description and extra start-document metadata.
+
+    Returns
+    -------
+    The run's uid.
+    """
+    angles = [float(a) for a in angles]
+    translations = [float(x) for x in translations]
+    check_limits(stage, angles, translations)
+    geometry = XrdctGeometry(
+        angles=angles,
+        translations=translations,
+        snake=snake,
+        frame_key=det.frame_index.name,
+        series_key=det.series_id.name,
+        monitor_key=monitor.name,
+        poni_file=str(poni_file),
+        detector={"name": det.name, "exposure": det.exposure},
+        sample=sample or {},
+    )
+    n_points = len(angles) * len(translations)
+    _md = {
+        "plan_name": "xrdct_scan",
+        "detectors": [det.name],
+        "motors": [stage.rot.name, stage.x.name],
+        "num_points": n_points,
+        "num_intervals": n_points - 1,
+        "hints": {"dimensions": [([stage.rot.name, stage.x.name], PRIMARY)]},
+        KEY: geometry.to_md(),
+        **(md or {}),
+    }
+    readables = [det, monitor, stage.x.user_readback, stage.rot.user_readback]
+
+    def points() -> MsgGenerator[None]:
+        row = -1
+        for i, j in scan_points(len(angles), len(translations), snake):
+            if i != row:
+                row = i
+                yield from bps.checkpoint()
+                yield from bps.mv(stage.rot, angles[i], stage.x, translations[j])
+            else:
+                yield from bps.mv(stage.x, translations[j])
+            yield from bps.trigger_and_read(readables, name=PRIMARY)
+
+    @bpp.stage_decorator([det])
+    @bpp.run_decorator(md=_md)
+    def inner() -> MsgGenerator[str]:
+        if pstat is not None:
+            yield from recorded(pstat, points)
+        else:
+            yield from points()
+        return "done"
+
+    uid = yield from inner()
+    return uid

@@ -1,0 +1,55 @@
+"""The XRD-CT run contract shared by the plans (writers) and the live processor (reader).
+
+A run's start document carries ``xrdct`` (:class:`XrdctGeometry` as a dict). Events
+of the ``primary`` stream come in the order of :func:`scan_points` and carry the
+detector's ``frame_index`` (Stream V2 ``image_id``) and the monitor reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KEY = "xrdct"
+PRIMARY = "primary"
+
+
+@dataclass
+class XrdctGeometry:
+    """Geometry and sources of one XRD-CT scan (angles in degrees, translations in mm)."""
+
+    angles: list[float]
+    translations: list[float]
+    snake: bool
+    frame_key: str
+    series_key: str
+    monitor_key: str
+    poni_file: str
+    detector: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, Any] = field(default_factory=dict)
+    order: str = "rotation outer, translation inner"
+
+    def to_md(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_md(cls, md: dict[str, Any]) -> XrdctGeometry:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in md.items() if k in names})
+
+
+def scan_points(n_angles: int, n_translations: int, snake: bool) -> Iterator[tuple[int, int]]:
+    """(angle index, translation index) in acquisition order (snake: odd rows reversed)."""
+    for i in range(n_angles):
+        cols = range(n_translations)
+        yield from ((i, j) for j in (reversed(cols) if snake and i % 2 else cols))
+
+
+def point_of_event(seq_num: int, n_angles: int, n_translations: int, snake: bool) -> tuple[int, int]:
+    """The sinogram cell of the ``seq_num``-th (1-based) primary event."""
+    k = seq_num - 1
+    if not 0 <= k < n_angles * n_translations:
+        raise IndexError(f"event seq_num {seq_num} is outside the scan's {n_angles * n_translations} points")
+    i, j = divmod(k, n_translations)
+    return i, (n_translations - 1 - j if snake and i % 2 else j)
