@@ -107,7 +107,9 @@ def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -
     if poni:
         args += ["--poni", str(poni)]
     env = {"EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1", "EPICS_CA_SERVER_PORT": str(port),
-           "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1", "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO"}
+           "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1", "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+           # favour latency over batching: monitors go out as soon as they are posted
+           "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.0005", "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.002"}
     return start("ioc", "operando.simulators.ioc", args, env)
 
 

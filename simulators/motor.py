@@ -135,5 +135,5 @@ class SimMotor(PVGroup):
             if t >= total:
                 break
             await asyncio.sleep(min(TICK, max(total - t, 0.0)))
-        await fields.motor_is_moving.write(0)
         await fields.done_moving_to_value.write(1)
+        await fields.motor_is_moving.write(0)
