@@ -40,6 +40,29 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from ..live_processing.integrate import GeometryError, load_poni
+    from .beamline import build
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    if cfg.detector.poni:
+        try:
+            ai = load_poni(cfg.detector.poni)
+        except GeometryError as exc:
+            raise ConfigError(str(exc)) from exc
+        print(f"detector geometry: {cfg.detector.poni} ({ai.detector.max_shape}, {ai.wavelength * 1e10:.4f} Å)")
+    bl = build(cfg)
+    try:
+        print(f"EPICS: stage x={bl.stage.x.position:g} {bl.stage.x.egu}, rot={bl.stage.rot.position:g} "
+              f"{bl.stage.rot.egu}, diode={bl.diode.get():.4g}, detector {bl.det.model.get()}")
+        print(f"potentiostat: {bl.pstat.firmware.get()} on {bl.pstat.url}")
+    finally:
+        bl.destroy()
+    print("beamline OK")
+    return 0
+
+
 def _process(args: argparse.Namespace) -> int:
     from ..live_processing.processor import main as processor_main
 
@@ -64,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--poni", type=Path, default=Path("detector.poni"))
     s.add_argument("--time-factor", type=float, default=1.0)
     s.set_defaults(func=_sim)
+    c = sub.add_parser("check", help="connect to the beamline of a config file and report")
+    c.add_argument("--config", type=Path, required=True)
+    c.set_defaults(func=_check)
     pr = sub.add_parser("process", help="run the live processor (see --help of the module)")
     pr.add_argument("rest", nargs=argparse.REMAINDER)
     pr.set_defaults(func=_process)

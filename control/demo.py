@@ -36,7 +36,7 @@ class Size:
     exposure: float
 
 
-SIZES = {"tiny": Size(16, 12, 0.075, 0.002), "small": Size(32, 32, 0.0375, 0.005), "medium": Size(64, 64, 0.02, 0.005)}
+SIZES = {"tiny": Size(16, 12, 0.075, 0.002), "small": Size(40, 40, 0.03, 0.005), "medium": Size(64, 64, 0.02, 0.005)}
 
 
 def prepare_phantom(out: Path, size: Size, phantom_file: Path | None) -> tuple[Path, Phantom]:

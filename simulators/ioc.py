@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,29 @@ class BeamlineIOC(PVGroup):
         await instance.write(DIODE_FULL_BEAM * self.flux() * noise)
 
 
+def enable_tcp_nodelay() -> None:
+    """Turn Nagle's algorithm off for Channel Access clients of this IOC.
+
+    caproto binds its TCP socket with ``proto=0``, and asyncio only sets TCP_NODELAY on
+    sockets whose proto is IPPROTO_TCP; with Nagle on, monitor updates (e.g. a motor's
+    DMOV) wait for the client's delayed ACK, ~40 ms each. EPICS's own servers set it.
+    """
+    from caproto.asyncio import utils as ca_utils
+
+    original = ca_utils._TransportWrapper.__init__
+    if getattr(original, "_nodelay", False):
+        return
+
+    def init(self, reader, writer) -> None:  # type: ignore[no-untyped-def]
+        original(self, reader, writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    init._nodelay = True  # type: ignore[attr-defined]
+    ca_utils._TransportWrapper.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start the IOC and the detector stream; print ``READY {json}`` when serving."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         ai.write(str(args.poni))
     streamer = FrameStreamer(FrameRenderer(phantom, ai), args.stream)
     streamer.start()
+    enable_tcp_nodelay()
     ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer)
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
     ready = {"prefix": args.prefix, "ca_port": port, "stream": streamer.address,

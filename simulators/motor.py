@@ -94,8 +94,8 @@ class SimMotor(PVGroup):
         await fields.user_high_limit.write(self._limits[1])
         await fields.dial_low_limit.write(self._limits[0])
         await fields.dial_high_limit.write(self._limits[1])
-        await fields.done_moving_to_value.write(1)
         await fields.motor_is_moving.write(0)
+        await fields.done_moving_to_value.write(1)
         await self._apply_limits(*self._limits)
         limits = self._limits
         while True:
@@ -135,5 +135,5 @@ class SimMotor(PVGroup):
             if t >= total:
                 break
             await asyncio.sleep(min(TICK, max(total - t, 0.0)))
-        await fields.done_moving_to_value.write(1)
         await fields.motor_is_moving.write(0)
+        await fields.done_moving_to_value.write(1)

@@ -141,3 +141,29 @@ def get_phase(name: str) -> Phase:
         return LIBRARY[name]
     except KeyError:
         raise KeyError(f"phase {name!r} is not in the library ({', '.join(LIBRARY)})") from None
+
+
+def feature_window(name: str, others: dict[str, float | None], clearance: float = 0.1) -> tuple[float, float, bool]:
+    """Where to map phase ``name``: (q centre, half width, subtract background).
+
+    Crystalline: its strongest line (lattice parameter ``others[name]`` or a0), ±0.03 Å⁻¹,
+    background-subtracted. Amorphous: its strongest halo whose ±0.06 Å⁻¹ window keeps
+    ``clearance`` from every strong line (≥ 5 % of that phase's strongest) of the other
+    phases in ``others`` (name → lattice parameter or None).
+    """
+    phase = get_phase(name)
+    if phase.crystalline:
+        return phase.strongest_line(others.get(name)), 0.03, True
+    lines = []
+    for other, a in others.items():
+        ph = get_phase(other)
+        if other == name or not ph.crystalline:
+            continue
+        q = ph.line_positions(a)
+        _, w = ph._lines
+        strength = w / q**2
+        lines.extend(q[strength >= 0.05 * strength.max()])
+    for centre, _sigma, _h in sorted(phase.halos, key=lambda h: -h[2]):
+        if all(abs(centre - line) > 0.06 + clearance for line in lines):
+            return centre, 0.06, False
+    raise ValueError(f"every halo of {name} overlaps a line of {', '.join(others)}")

@@ -1,0 +1,61 @@
+"""Shared fixtures: simulators started once per session as separate processes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from operando.simulators import launcher
+
+# One Channel Access port for the whole session: libca reads its address list once.
+CA_PORT = launcher.free_port()
+os.environ.update(launcher.ca_client_env(CA_PORT))
+
+
+@pytest.fixture(scope="session")
+def ioc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.SimProcess]:
+    """The beamline IOC (default phantom) with a random PV prefix, on loopback."""
+    poni = tmp_path_factory.mktemp("ioc") / "detector.poni"
+    prefix = f"T{uuid.uuid4().hex[:6].upper()}:"
+    sim = launcher.start_ioc(prefix, CA_PORT, None, poni)
+    sim.info["poni"] = str(poni)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def pstat_sim() -> Iterator[launcher.SimProcess]:
+    """The MethodSCRIPT potentiostat on a pty, 600x time acceleration."""
+    sim = launcher.start_potentiostat(600.0, 0.05, 0.98)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def beamline(ioc: launcher.SimProcess, pstat_sim: launcher.SimProcess) -> Iterator[object]:
+    """Devices connected to the simulators through CA and the pty."""
+    from operando.control.beamline import build
+    from operando.control.config import BeamlineConfig
+
+    cfg = BeamlineConfig()
+    cfg.epics.prefix = ioc.info["prefix"]
+    cfg.detector.exposure = 0.002
+    cfg.potentiostat.sample_interval = 10.0
+    bl = build(cfg, potentiostat_url=pstat_sim.info["port"])
+    yield bl
+    bl.destroy()
+
+
+@pytest.fixture(scope="session")
+def poni_file(ioc: launcher.SimProcess) -> Path:
+    return Path(ioc.info["poni"])
+
+
+@pytest.fixture(scope="session")
+def ca_port() -> int:
+    """The Channel Access port of the session's IOC."""
+    return CA_PORT
