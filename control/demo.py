@@ -23,7 +23,7 @@ from ..simulators.phantom import Phantom, PhantomError, default_phantom
 from .beamline import build
 from .config import BeamlineConfig
 from .errors import ConfigError
-from .session import connect_publisher, make_run_engine
+from .session import connect_publisher, flush, make_run_engine
 
 TIME_FACTOR = 600.0  # simulated cell time per wall second
 
@@ -74,7 +74,7 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
     results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
     beamline = None
     try:
-        print(f"operando demo: {n} translations x {size.n_angles} angles, phantom {phantom_path}", flush=True)
+        print(f"operando demo: {n} x {n} phantom of {ph.pixel_size:g} mm pixels, {phantom_path}", flush=True)
         print("  starting simulators (IOC, potentiostat) and the live processor ...", flush=True)
         ioc = launcher.start_ioc(prefix, port, phantom_path, poni)
         procs.append(ioc)
@@ -93,7 +93,8 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
         RE = make_run_engine(publisher)
         step = ph.pixel_size
         translations = (np.arange(n) - (n - 1) / 2) * step
-        angles = np.linspace(0.0, 180.0, size.n_angles, endpoint=False)
+        n_angles = size.n_angles if phantom_file is None else n
+        angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
         c_rate = 0.05 * 3.6 / 3600  # 1C for 0.05 mAh, in A
         plan = minimal_operando(
             beamline.pstat, beamline.det, beamline.stage, beamline.diode, angles, translations,
@@ -103,8 +104,9 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
         )
         reasons = RE(plan)
         print(f"  protocol done: {reasons.plan_result}", flush=True)
+        early = flush(publisher, results)  # every document of the protocol is handled
         try:
-            path = wait_for_file(results, timeout=120.0)
+            path = wait_for_file(results, timeout=120.0, early=early)
         except ConfigError:
             print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
             raise
@@ -119,13 +121,17 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
         ctx.destroy(linger=0)
 
 
-def wait_for_file(results: zmq.Socket, timeout: float) -> Path:
-    """Wait for the processor's 'written' report; print its progress meanwhile."""
+def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None = None) -> Path:
+    """Wait for the processor's 'written' report (or take it from ``early``)."""
     deadline = time.monotonic() + timeout
+    pending = list(early or [])
     while time.monotonic() < deadline:
-        if not results.poll(200):
+        if pending:
+            msg = pending.pop(0)
+        elif results.poll(200):
+            msg = results.recv_json()
+        else:
             continue
-        msg = results.recv_json()
         if msg.get("event") == "written":
             if msg["missing"]:
                 print(f"  WARNING: {len(msg['missing'])} sinogram cells had no frame: {msg['missing'][:5]} ...",

@@ -35,16 +35,31 @@ def connect_publisher(docs_address: str, results: zmq.Socket, timeout: float = 1
     processor acknowledges one on the results socket.
     """
     pub = Publisher(docs_address, serializer=serialize)
+    try:
+        flush(pub, results, timeout)
+    except ConfigError:
+        pub.close()
+        raise
+    return pub
+
+
+def flush(pub: Publisher, results: zmq.Socket, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Probe until the processor acknowledges: every document sent before is handled.
+
+    Returns the other reports that arrived meanwhile (e.g. ``written``).
+    """
     token = uuid.uuid4().hex
+    others: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pub._socket.send(b" probe " + token.encode())
-        if results.poll(50):
+        while results.poll(50):
             msg = results.recv_json()
             if msg.get("event") == "probe" and msg.get("token") == token:
-                return pub
-    pub.close()
-    raise ConfigError(f"live processor at {docs_address} did not answer within {timeout:g} s")
+                return others
+            if msg.get("event") != "probe":
+                others.append(msg)
+    raise ConfigError(f"live processor at {pub.address} did not answer within {timeout:g} s")
 
 
 class Progress:
