@@ -54,8 +54,11 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
     url = potentiostat_url or cfg.potentiostat.url
     try:
         pstat = Potentiostat(
-            url, name="pstat", v_window=(cfg.potentiostat.v_min, cfg.potentiostat.v_max),
-            i_max=cfg.potentiostat.i_max, sample_interval=cfg.potentiostat.sample_interval,
+            url,
+            name="pstat",
+            v_window=(cfg.potentiostat.v_min, cfg.potentiostat.v_max),
+            i_max=cfg.potentiostat.i_max,
+            sample_interval=cfg.potentiostat.sample_interval,
         )
     except PotentiostatError as exc:
         raise ConfigError(f"potentiostat: {exc}") from exc

@@ -51,11 +51,17 @@ def _check(args: argparse.Namespace) -> int:
             ai = load_poni(cfg.detector.poni)
         except GeometryError as exc:
             raise ConfigError(str(exc)) from exc
-        print(f"detector geometry: {cfg.detector.poni} ({ai.detector.max_shape}, {ai.wavelength * 1e10:.4f} Å)")
+        print(
+            f"detector geometry: {cfg.detector.poni} "
+            f"({ai.detector.max_shape}, {ai.wavelength * 1e10:.4f} Å)"
+        )
     bl = build(cfg)
     try:
-        print(f"EPICS: stage x={bl.stage.x.position:g} {bl.stage.x.egu}, rot={bl.stage.rot.position:g} "
-              f"{bl.stage.rot.egu}, diode={bl.diode.get():.4g}, detector {bl.det.model.get()}")
+        print(
+            f"EPICS: stage x={bl.stage.x.position:g} {bl.stage.x.egu}, "
+            f"rot={bl.stage.rot.position:g} "
+            f"{bl.stage.rot.egu}, diode={bl.diode.get():.4g}, detector {bl.det.model.get()}"
+        )
         print(f"potentiostat: {bl.pstat.firmware.get()} on {bl.pstat.url}")
     finally:
         bl.destroy()
@@ -74,9 +80,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="operando", description="Operando battery XRD-CT on bluesky")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="run a whole operando experiment on the built-in simulators")
-    d.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    d.add_argument("--size", choices=["tiny", "small", "medium"], default="small",
-                   help="tiny is for tests (16 x 12); small is the default demo; medium is larger")
+    d.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)"
+    )
+    d.add_argument(
+        "--size",
+        choices=["tiny", "small", "medium"],
+        default="small",
+        help="tiny is for tests (16 x 12); small is the default demo; medium is larger",
+    )
     d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
     d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")
     d.set_defaults(func=_demo)

@@ -73,7 +73,9 @@ def _section(cls: type, name: str, values: dict[str, Any]) -> Any:
     known = {f.name: f.type for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
-        raise ConfigError(f"config section [{name}] has unknown key(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"config section [{name}] has unknown key(s): {', '.join(sorted(unknown))}"
+        )
     return cls(**values)
 
 
@@ -88,8 +90,12 @@ def load_config(path: str | Path | None) -> BeamlineConfig:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
-    sections = {"epics": EpicsConfig, "potentiostat": PotentiostatConfig, "detector": DetectorConfig,
-                "processing": ProcessingConfig}
+    sections = {
+        "epics": EpicsConfig,
+        "potentiostat": PotentiostatConfig,
+        "detector": DetectorConfig,
+        "processing": ProcessingConfig,
+    }
     unknown = set(raw) - set(sections)
     if unknown:
         raise ConfigError(f"config file {p} has unknown section(s): {', '.join(sorted(unknown))}")

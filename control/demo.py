@@ -36,7 +36,11 @@ class Size:
     exposure: float
 
 
-SIZES = {"tiny": Size(16, 12, 0.075, 0.002), "small": Size(40, 40, 0.03, 0.005), "medium": Size(64, 64, 0.02, 0.005)}
+SIZES = {
+    "tiny": Size(16, 12, 0.075, 0.002),
+    "small": Size(40, 40, 0.03, 0.005),
+    "medium": Size(64, 64, 0.02, 0.005),
+}
 
 
 def prepare_phantom(out: Path, size: Size, phantom_file: Path | None) -> tuple[Path, Phantom]:
@@ -50,8 +54,12 @@ def prepare_phantom(out: Path, size: Size, phantom_file: Path | None) -> tuple[P
     return path, ph
 
 
-def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = None,
-             cfg: BeamlineConfig | None = None) -> Path:
+def run_demo(
+    out: Path,
+    size_name: str = "small",
+    phantom_file: Path | None = None,
+    cfg: BeamlineConfig | None = None,
+) -> Path:
     """Run the demo experiment; return the path of the scan's NeXus file."""
     t_start = time.monotonic()
     cfg = cfg or BeamlineConfig()
@@ -74,21 +82,38 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
     results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
     beamline = None
     try:
-        print(f"operando demo: {n} x {n} phantom of {ph.pixel_size:g} mm pixels, {phantom_path}", flush=True)
+        print(
+            f"operando demo: {n} x {n} phantom of {ph.pixel_size:g} mm pixels, {phantom_path}",
+            flush=True,
+        )
         print("  starting simulators (IOC, potentiostat) and the live processor ...", flush=True)
         ioc = launcher.start_ioc(prefix, port, phantom_path, poni)
         procs.append(ioc)
         pot = launcher.start_potentiostat(TIME_FACTOR, 0.05, 0.98)
         procs.append(pot)
         proc = launcher.start(
-            "processor", "operando.live_processing.processor",
-            ["--frames", ioc.info["stream"], "--results", results_addr, "--out", str(out),
-             "--bins", str(cfg.processing.bins), "--docs", cfg.processing.docs],
+            "processor",
+            "operando.live_processing.processor",
+            [
+                "--frames",
+                ioc.info["stream"],
+                "--results",
+                results_addr,
+                "--out",
+                str(out),
+                "--bins",
+                str(cfg.processing.bins),
+                "--docs",
+                cfg.processing.docs,
+            ],
         )
         procs.append(proc)
         beamline = build(cfg, potentiostat_url=pot.info["port"])
-        print(f"  connected: IOC {prefix} on 127.0.0.1:{port}, potentiostat {pot.info['port']} "
-              f"({beamline.pstat.firmware.get()})", flush=True)
+        print(
+            f"  connected: IOC {prefix} on 127.0.0.1:{port}, potentiostat {pot.info['port']} "
+            f"({beamline.pstat.firmware.get()})",
+            flush=True,
+        )
         publisher = connect_publisher(proc.info["docs"], results)
         RE = make_run_engine(publisher)
         step = ph.pixel_size
@@ -97,13 +122,23 @@ def run_demo(out: Path, size_name: str = "small", phantom_file: Path | None = No
         angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
         c_rate = 0.05 * 3.6 / 3600  # 1C for 0.05 mAh, in A
         plan = minimal_operando(
-            beamline.pstat, beamline.det, beamline.stage, beamline.diode, angles, translations,
-            poni_file=str(poni), current=c_rate / 3, until_voltage=4.3, cc_time=1800.0,
-            rest_time=120.0, ocv_before_scan=60.0, resume_time=600.0,
+            beamline.pstat,
+            beamline.det,
+            beamline.stage,
+            beamline.diode,
+            angles.tolist(),
+            translations.tolist(),
+            poni_file=str(poni),
+            current=c_rate / 3,
+            until_voltage=4.3,
+            cc_time=1800.0,
+            rest_time=120.0,
+            ocv_before_scan=60.0,
+            resume_time=600.0,
             sample={"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)},
         )
-        reasons = RE(plan)
-        print(f"  protocol done: {reasons.plan_result}", flush=True)
+        result = RE(plan)
+        print(f"  protocol done: {getattr(result, 'plan_result', result)}", flush=True)
         early = flush(publisher, results)  # every document of the protocol is handled
         try:
             path = wait_for_file(results, timeout=120.0, early=early)
@@ -129,13 +164,17 @@ def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None 
         if pending:
             msg = pending.pop(0)
         elif results.poll(200):
-            msg = results.recv_json()
+            msg = results.recv_json()  # type: ignore[assignment]
         else:
             continue
         if msg.get("event") == "written":
             if msg["missing"]:
-                print(f"  WARNING: {len(msg['missing'])} sinogram cells had no frame: {msg['missing'][:5]} ...",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  WARNING: {len(msg['missing'])} sinogram cells had no frame: "
+                    f"{msg['missing'][:5]} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return Path(msg["path"])
         if msg.get("event") == "error":
             raise ConfigError(f"live processor: {msg['error']}")

@@ -54,7 +54,7 @@ def flush(pub: Publisher, results: zmq.Socket, timeout: float = 30.0) -> list[di
     while time.monotonic() < deadline:
         pub._socket.send(b" probe " + token.encode())
         while results.poll(50):
-            msg = results.recv_json()
+            msg: dict[str, Any] = results.recv_json()  # type: ignore[assignment]
             if msg.get("event") == "probe" and msg.get("token") == token:
                 return others
             if msg.get("event") != "probe":
@@ -77,7 +77,10 @@ class Progress:
             what = doc.get("step") or doc.get("plan_name")
             if geom:
                 self.n_trans, self.n_rows = len(geom["translations"]), len(geom["angles"])
-                print(f"  scan {doc['uid'][:8]}: {self.n_rows} angles x {self.n_trans} translations", flush=True)
+                print(
+                    f"  scan {doc['uid'][:8]}: {self.n_rows} angles x {self.n_trans} translations",
+                    flush=True,
+                )
             else:
                 print(f"  run {doc['uid'][:8]}: {what}", flush=True)
             self.t0 = time.monotonic()
@@ -90,8 +93,11 @@ class Progress:
                     rate = doc["seq_num"] / max(time.monotonic() - self.t0, 1e-9)
                     print(f"    row {row}/{self.n_rows}  ({rate:.0f} points/s)", flush=True)
         elif name == "stop":
-            print(f"  run {doc['run_start'][:8]} {doc['exit_status']} after {time.monotonic() - self.t0:.1f} s",
-                  flush=True)
+            print(
+                f"  run {doc['run_start'][:8]} {doc['exit_status']} "
+                f"after {time.monotonic() - self.t0:.1f} s",
+                flush=True,
+            )
 
 
 def make_run_engine(publisher: Publisher | None, progress: bool = True) -> RunEngine:

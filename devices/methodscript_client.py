@@ -38,8 +38,14 @@ class ScriptRun:
 class MethodScriptClient:
     """Talks MethodSCRIPT over a serial line."""
 
-    def __init__(self, url: str, *, baudrate: int = 230400, timeout: float = 3.0,
-                 on_package: Callable[[ms.DataPackage, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 230400,
+        timeout: float = 3.0,
+        on_package: Callable[[ms.DataPackage, float], None] | None = None,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.on_package = on_package
@@ -62,7 +68,9 @@ class MethodScriptClient:
                 self.port.write(text.encode("ascii"))
                 self.port.flush()
             except (serial.SerialException, OSError) as exc:
-                raise PotentiostatError(f"potentiostat port {self.url!r} write failed: {exc}") from exc
+                raise PotentiostatError(
+                    f"potentiostat port {self.url!r} write failed: {exc}"
+                ) from exc
 
     def _read_loop(self) -> None:
         buf = b""
@@ -127,7 +135,9 @@ class MethodScriptClient:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise PotentiostatError(f"potentiostat on {self.url!r} did not answer {letter!r} in {self.timeout} s")
+                raise PotentiostatError(
+                    f"potentiostat on {self.url!r} did not answer {letter!r} in {self.timeout} s"
+                )
             try:
                 line = self._replies.get(timeout=left)
             except queue.Empty:
@@ -147,12 +157,16 @@ class MethodScriptClient:
     def run_script(self, script: str) -> ScriptRun:
         """Send a script; returns once the instrument accepted (or refused) it."""
         if self.busy:
-            raise PotentiostatError("a script is already running on the potentiostat; abort it first")
+            raise PotentiostatError(
+                "a script is already running on the potentiostat; abort it first"
+            )
         run = ScriptRun()
         self._run = run
         self._write(script)
         if not run.accepted.wait(self.timeout):
-            raise PotentiostatError(f"potentiostat on {self.url!r} did not accept the script in {self.timeout} s")
+            raise PotentiostatError(
+                f"potentiostat on {self.url!r} did not accept the script in {self.timeout} s"
+            )
         if run.error:
             run.finished.set()
             raise PotentiostatError(f"potentiostat refused the script: {run.error}")

@@ -41,7 +41,7 @@ class OCV:
 
 @dataclass(frozen=True)
 class ConstantCurrent:
-    """Constant ``current`` (A, + = charge) until the voltage crosses ``until_voltage`` or ``timeout`` s."""
+    """Constant ``current`` (A, + = charge) until ``until_voltage`` is crossed or ``timeout`` s."""
 
     current: float
     until_voltage: float
@@ -80,8 +80,17 @@ class Potentiostat(Device):
     sample_interval = Cpt(Signal, value=1.0, kind="config")
     firmware = Cpt(Signal, value="", kind="config")
 
-    def __init__(self, url: str, *, name: str, v_window: tuple[float, float] = (2.5, 4.4),
-                 i_max: float = 1e-3, sample_interval: float = 1.0, timeout: float = 3.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        v_window: tuple[float, float] = (2.5, 4.4),
+        i_max: float = 1e-3,
+        sample_interval: float = 1.0,
+        timeout: float = 3.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.url = url
         self.v_min.put(v_window[0])
@@ -103,18 +112,24 @@ class Potentiostat(Device):
         if isinstance(step, ConstantCurrent):
             if abs(step.current) > imax:
                 raise SafetyLimitError(
-                    f"{self.name}: current {step.current:.4g} A exceeds the limit ±{imax:.4g} A")
+                    f"{self.name}: current {step.current:.4g} A exceeds the limit ±{imax:.4g} A"
+                )
             if not lo <= step.until_voltage <= hi:
                 raise SafetyLimitError(
                     f"{self.name}: voltage limit {step.until_voltage:.4g} V is outside the window "
-                    f"[{lo:.4g}, {hi:.4g}] V")
+                    f"[{lo:.4g}, {hi:.4g}] V"
+                )
         elif isinstance(step, ConstantVoltage):
             if not lo <= step.voltage <= hi:
                 raise SafetyLimitError(
-                    f"{self.name}: voltage {step.voltage:.4g} V is outside the window [{lo:.4g}, {hi:.4g}] V")
+                    f"{self.name}: voltage {step.voltage:.4g} V is outside the window "
+                    f"[{lo:.4g}, {hi:.4g}] V"
+                )
             if not 0 < step.until_current <= imax:
                 raise SafetyLimitError(
-                    f"{self.name}: current threshold {step.until_current:.4g} A must be in (0, {imax:.4g}] A")
+                    f"{self.name}: current threshold {step.until_current:.4g} A "
+                    f"must be in (0, {imax:.4g}] A"
+                )
         duration = step.duration if isinstance(step, OCV) else step.timeout
         if not duration > 0:
             raise SafetyLimitError(f"{self.name}: step duration {duration} s must be > 0")
@@ -128,7 +143,7 @@ class Potentiostat(Device):
         return ms.ca_script(step.voltage, dt, step.timeout, step.until_current)
 
     # -- bluesky Movable -----------------------------------------------------------------
-    def set(self, step: Step, **kwargs: Any) -> StepStatus:  # type: ignore[override]
+    def set(self, step: Step, **kwargs: Any) -> StepStatus:
         self.check_step(step)
         script = self.script_for(step)
         status = StepStatus(self)
@@ -142,7 +157,9 @@ class Potentiostat(Device):
             run.finished.wait()
             self.mode.put("ocp")
             if run.error and not run.aborted:
-                status.set_exception(PotentiostatError(f"{self.name}: step {step} failed: {run.error}"))
+                status.set_exception(
+                    PotentiostatError(f"{self.name}: step {step} failed: {run.error}")
+                )
                 return
             status.reason = self._reason(step, run.last, run.aborted)
             status.set_finished()
@@ -157,7 +174,11 @@ class Potentiostat(Device):
         if isinstance(step, OCV) or last is None:
             return "done"
         if isinstance(step, ConstantCurrent) and last.potential is not None:
-            crossed = last.potential >= step.until_voltage if step.current >= 0 else last.potential <= step.until_voltage
+            crossed = (
+                last.potential >= step.until_voltage
+                if step.current >= 0
+                else last.potential <= step.until_voltage
+            )
             return "voltage_limit" if crossed else "timeout"
         if isinstance(step, ConstantVoltage) and last.current is not None:
             return "current_limit" if abs(last.current) <= step.until_current else "timeout"
@@ -210,11 +231,15 @@ class Potentiostat(Device):
 
     def collect(self) -> Iterator[dict[str, Any]]:
         with self._log_lock:
-            rows = self._log[self._collect_from:]
+            rows = self._log[self._collect_from :]
             self._collect_from = len(self._log)
         for stamp, v, i, t, mode in rows:
-            data = {f"{self.name}_voltage": v, f"{self.name}_current": i,
-                    f"{self.name}_cell_time": t, f"{self.name}_mode": mode}
+            data = {
+                f"{self.name}_voltage": v,
+                f"{self.name}_current": i,
+                f"{self.name}_cell_time": t,
+                f"{self.name}_mode": mode,
+            }
             yield {"time": stamp, "data": data, "timestamps": dict.fromkeys(data, stamp)}
 
     def destroy(self) -> None:

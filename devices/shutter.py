@@ -13,4 +13,6 @@ class Shutter(EpicsSignal):
     """``set(1)`` opens, ``set(0)`` closes; the status completes when the readback agrees."""
 
     def __init__(self, prefix: str, *, name: str, **kwargs: Any) -> None:
-        super().__init__(f"{prefix}Status", write_pv=f"{prefix}Open", name=name, tolerance=0.5, **kwargs)
+        super().__init__(
+            f"{prefix}Status", write_pv=f"{prefix}Open", name=name, tolerance=0.5, **kwargs
+        )

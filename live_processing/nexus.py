@@ -35,7 +35,9 @@ class ElectrochemistryLog:
         self.cell_time.append(ct)
 
 
-def _nxdata(parent: h5py.Group, name: str, signal: np.ndarray, axes: list[tuple[str, np.ndarray, str]]) -> h5py.Group:
+def _nxdata(
+    parent: h5py.Group, name: str, signal: np.ndarray, axes: list[tuple[str, np.ndarray, str]]
+) -> h5py.Group:
     g = parent.create_group(name)
     g.attrs["NX_class"] = "NXdata"
     g.attrs["signal"] = "data"
@@ -63,9 +65,15 @@ def write_electrochemistry(entry: h5py.Group, log: ElectrochemistryLog) -> None:
 
     t = g.create_dataset("time", data=rel(log.time)[order])
     t.attrs.update(units="s", start=start)
-    g.create_dataset("voltage", data=np.asarray(log.voltage, dtype=float)[order]).attrs["units"] = "V"
-    g.create_dataset("current", data=np.asarray(log.current, dtype=float)[order]).attrs["units"] = "A"
-    g.create_dataset("cell_time", data=np.asarray(log.cell_time, dtype=float)[order]).attrs["units"] = "s"
+    g.create_dataset("voltage", data=np.asarray(log.voltage, dtype=float)[order]).attrs["units"] = (
+        "V"
+    )
+    g.create_dataset("current", data=np.asarray(log.current, dtype=float)[order]).attrs["units"] = (
+        "A"
+    )
+    g.create_dataset("cell_time", data=np.asarray(log.cell_time, dtype=float)[order]).attrs[
+        "units"
+    ] = "s"
     g["value"] = g["voltage"]
     for key in ("scan_start", "scan_end"):
         ds = g.create_dataset(key, data=rel(getattr(log, key)))
@@ -97,13 +105,23 @@ def write_run(
         entry.attrs.update(NX_class="NXentry", start_uid=start_uid, default="reconstruction")
         entry.create_dataset("title", data=str(metadata.get("title", f"XRD-CT {start_uid[:8]}")))
         entry.create_dataset("experiment_identifier", data=str(metadata.get("experiment_id", "")))
-        s = _nxdata(entry, "sinogram", sinogram, [("angle", angles, "deg"), ("translation", translations, "mm"), ("q", q, "1/angstrom")])
+        s = _nxdata(
+            entry,
+            "sinogram",
+            sinogram,
+            [("angle", angles, "deg"), ("translation", translations, "mm"), ("q", q, "1/angstrom")],
+        )
         s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
         s.create_dataset("missing", data=missing)
         step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
         n = reconstruction.shape[0]
         grid = (np.arange(n) - (n - 1) / 2) * step
-        r = _nxdata(entry, "reconstruction", reconstruction, [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")])
+        r = _nxdata(
+            entry,
+            "reconstruction",
+            reconstruction,
+            [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
+        )
         r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
         write_electrochemistry(entry, log)
         inst = entry.create_group("instrument")

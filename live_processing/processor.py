@@ -63,8 +63,15 @@ class RunState:
 class Processor:
     """Consumes documents and frames; writes files into ``out_dir``."""
 
-    def __init__(self, docs: str, frames: list[str], results: str | None, out_dir: Path,
-                 n_bins: int = 400, q_range: tuple[float, float] = (0.8, 4.6)) -> None:
+    def __init__(
+        self,
+        docs: str,
+        frames: list[str],
+        results: str | None,
+        out_dir: Path,
+        n_bins: int = 400,
+        q_range: tuple[float, float] = (0.8, 4.6),
+    ) -> None:
         self.ctx = zmq.Context()
         self.docs = self.ctx.socket(zmq.SUB)
         self.docs.setsockopt(zmq.SUBSCRIBE, b"")
@@ -126,7 +133,9 @@ class Processor:
             return
         geom = XrdctGeometry.from_md(doc[KEY])
         if geom.poni_file not in self.integrators:
-            self.integrators[geom.poni_file] = Integrator(load_poni(geom.poni_file), self.n_bins, self.q_range)
+            self.integrators[geom.poni_file] = Integrator(
+                load_poni(geom.poni_file), self.n_bins, self.q_range
+            )
         integ = self.integrators[geom.poni_file]
         sino = Sinogram(len(geom.angles), len(geom.translations), integ.q.size)
         self.runs[doc["uid"]] = RunState(doc["uid"], geom, integ, sino, exp, doc["time"])
@@ -162,14 +171,25 @@ class Processor:
         run.n_events += 1
         run.place_ready()
         if run.n_events % len(g.translations) == 0:
-            self.report(event="progress", run=run.uid, rows=run.n_events // len(g.translations),
-                        n_rows=len(g.angles), placed=int(run.sinogram.filled.sum()))
+            self.report(
+                event="progress",
+                run=run.uid,
+                rows=run.n_events // len(g.translations),
+                n_rows=len(g.angles),
+                placed=int(run.sinogram.filled.sum()),
+            )
 
     def _on_event_page(self, doc: dict[str, Any]) -> None:
         n = len(doc["seq_num"])
         for k in range(n):
-            self._on_event({"descriptor": doc["descriptor"], "seq_num": doc["seq_num"][k], "time": doc["time"][k],
-                            "data": {key: v[k] for key, v in doc["data"].items()}})
+            self._on_event(
+                {
+                    "descriptor": doc["descriptor"],
+                    "seq_num": doc["seq_num"][k],
+                    "time": doc["time"][k],
+                    "data": {key: v[k] for key, v in doc["data"].items()},
+                }
+            )
 
     def _ec_rows(self, run_uid: str, rows: list[tuple[float, dict[str, Any]]]) -> None:
         log = self.logs.setdefault(self.run_experiment.get(run_uid, run_uid), ElectrochemistryLog())
@@ -220,7 +240,7 @@ class Processor:
         for uid, run in list(self.runs.items()):
             if run.stop_seen_at is None:
                 continue
-            complete = run.sinogram.filled.all() or run.series_ended and not run.patterns
+            complete = run.sinogram.filled.all() or (run.series_ended and not run.patterns)
             if complete or now - run.stop_seen_at > END_TIMEOUT:
                 self.finish(run)
                 del self.runs[uid]
@@ -236,17 +256,29 @@ class Processor:
         exp = run.experiment
         path = write_run(
             self.out_dir / f"{run.uid}.h5",
-            start_uid=run.uid, angles=np.asarray(g.angles), translations=np.asarray(g.translations),
-            q=run.integrator.q, sinogram=sino, monitor=run.sinogram.monitor, missing=~run.sinogram.filled,
-            reconstruction=recon, log=self.logs[exp], poni_text=poni_text,
+            start_uid=run.uid,
+            angles=np.asarray(g.angles),
+            translations=np.asarray(g.translations),
+            q=run.integrator.q,
+            sinogram=sino,
+            monitor=run.sinogram.monitor,
+            missing=~run.sinogram.filled,
+            reconstruction=recon,
+            log=self.logs[exp],
+            poni_text=poni_text,
             detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
             ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
             metadata={"experiment_id": exp},
         )
         self.files.setdefault(exp, []).append(path)
         self.written.append(path)
-        self.report(event="written", run=run.uid, path=str(path), missing=[list(m) for m in missing],
-                    duplicates=run.sinogram.duplicates)
+        self.report(
+            event="written",
+            run=run.uid,
+            path=str(path),
+            missing=[list(m) for m in missing],
+            duplicates=run.sinogram.duplicates,
+        )
         return path
 
     # -- loop --------------------------------------------------------------------------------
@@ -292,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     import signal
     import sys
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--docs", default="tcp://127.0.0.1:*")
     p.add_argument("--frames", action="append", default=[])
     p.add_argument("--results")

@@ -14,9 +14,11 @@ import numpy as np
 
 def fbp_stack(sino: np.ndarray, angles_deg: np.ndarray, step_mm: float) -> np.ndarray:
     """Reconstruct (n_angles, n_trans, n_q) → (n_trans, n_trans, n_q), per mm of path."""
-    n_a, n_t, n_q = sino.shape
+    _n_a, n_t, n_q = sino.shape
     vol = astra.create_vol_geom(n_t, n_t)
-    proj = astra.create_proj_geom("parallel", 1.0, n_t, np.deg2rad(np.asarray(angles_deg, dtype=float)))
+    proj = astra.create_proj_geom(
+        "parallel", 1.0, n_t, np.deg2rad(np.asarray(angles_deg, dtype=float))
+    )
     use_cuda = bool(astra.use_cuda())
     pid = None if use_cuda else astra.create_projector("linear", proj, vol)
     out = np.empty((n_t, n_t, n_q), dtype=np.float32)

@@ -25,14 +25,16 @@ def ocv(pstat: Potentiostat, duration: float) -> MsgGenerator[str]:
     return (yield from run_step(pstat, OCV(duration)))
 
 
-def constant_current(pstat: Potentiostat, current: float, *, until_voltage: float,
-                     timeout: float) -> MsgGenerator[str]:
+def constant_current(
+    pstat: Potentiostat, current: float, *, until_voltage: float, timeout: float
+) -> MsgGenerator[str]:
     """Constant current until ``until_voltage`` is crossed (``voltage_limit``) or ``timeout``."""
     return (yield from run_step(pstat, ConstantCurrent(current, until_voltage, timeout)))
 
 
-def constant_voltage(pstat: Potentiostat, voltage: float, *, until_current: float,
-                     timeout: float) -> MsgGenerator[str]:
+def constant_voltage(
+    pstat: Potentiostat, voltage: float, *, until_current: float, timeout: float
+) -> MsgGenerator[str]:
     """Constant voltage until |I| ≤ ``until_current`` (``current_limit``) or ``timeout``."""
     return (yield from run_step(pstat, ConstantVoltage(voltage, until_current, timeout)))
 

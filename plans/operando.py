@@ -29,7 +29,9 @@ from .electrochemistry import (
 from .xrdct import check_limits, xrdct_scan
 
 
-def electrochemistry_run(pstat: Potentiostat, steps: MsgGenerator[Any], *, md: dict[str, Any]) -> MsgGenerator[Any]:
+def electrochemistry_run(
+    pstat: Potentiostat, steps: MsgGenerator[Any], *, md: dict[str, Any]
+) -> MsgGenerator[Any]:
     """Record electrochemical ``steps`` as a run of their own (``electrochemistry`` stream)."""
 
     @bpp.run_decorator(md={"plan_name": "electrochemistry", **md})
@@ -86,17 +88,30 @@ def minimal_operando(
 
     def before() -> MsgGenerator[None]:
         reasons["rest"] = yield from ocv(pstat, rest_time)
-        reasons["charge"] = yield from constant_current(pstat, current, until_voltage=until_voltage, timeout=cc_time)
+        reasons["charge"] = yield from constant_current(
+            pstat, current, until_voltage=until_voltage, timeout=cc_time
+        )
         reasons["ocv_before_scan"] = yield from ocv(pstat, ocv_before_scan)
 
     def after() -> MsgGenerator[None]:
-        reasons["resume"] = yield from constant_current(pstat, current, until_voltage=until_voltage, timeout=resume_time)
+        reasons["resume"] = yield from constant_current(
+            pstat, current, until_voltage=until_voltage, timeout=resume_time
+        )
 
     def protocol() -> MsgGenerator[dict[str, str]]:
         yield from electrochemistry_run(pstat, before(), md={**experiment, "step": "before scan"})
         yield from start_ocv_hold(pstat)
-        yield from xrdct_scan(det, stage, monitor, angles, translations, poni_file=poni_file, pstat=pstat,
-                              sample=sample, md={**experiment, "step": "scan"})
+        yield from xrdct_scan(
+            det,
+            stage,
+            monitor,
+            angles,
+            translations,
+            poni_file=poni_file,
+            pstat=pstat,
+            sample=sample,
+            md={**experiment, "step": "scan"},
+        )
         yield from end_hold(pstat)
         reasons["scan"] = "done"
         yield from electrochemistry_run(pstat, after(), md={**experiment, "step": "after scan"})

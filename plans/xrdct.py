@@ -31,7 +31,8 @@ def check_limits(stage: TomoStage, angles: Sequence[float], translations: Sequen
         if bad:
             raise ScanLimitError(
                 f"{motor.name}: scan point {bad[0]:g} {motor.egu} is outside the soft limits "
-                f"[{lo:g}, {hi:g}] {motor.egu}")
+                f"[{lo:g}, {hi:g}] {motor.egu}"
+            )
 
 
 def xrdct_scan(

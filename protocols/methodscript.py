@@ -156,7 +156,14 @@ def parse_literal(text: str) -> float:
 
 
 def _loop_body(limit_var: str, condition: str) -> list[str]:
-    body = ["  timer_get t", "  pck_start", "  pck_add p", "  pck_add c", "  pck_add t", "  pck_end"]
+    body = [
+        "  timer_get t",
+        "  pck_start",
+        "  pck_add p",
+        "  pck_add c",
+        "  pck_add t",
+        "  pck_end",
+    ]
     if condition:
         body += [f"  if {limit_var} {condition}", "    breakloop", "  endif"]
     return body

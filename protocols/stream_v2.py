@@ -176,13 +176,15 @@ def decode(raw: bytes) -> Message:
                 series_unique_id=item["series_unique_id"],
                 image_id=item["image_id"],
                 data=data,
-                real_time=tuple(item["real_time"]),  # type: ignore[arg-type]
-                start_time=tuple(item["start_time"]),  # type: ignore[arg-type]
-                stop_time=tuple(item["stop_time"]),  # type: ignore[arg-type]
+                real_time=tuple(item["real_time"]),
+                start_time=tuple(item["start_time"]),
+                stop_time=tuple(item["stop_time"]),
                 user_data=_plain(item.get("user_data") or {}),
             )
         if kind == "end":
-            return EndMessage(series_id=item["series_id"], series_unique_id=item["series_unique_id"])
+            return EndMessage(
+                series_id=item["series_id"], series_unique_id=item["series_unique_id"]
+            )
     except (KeyError, TypeError, ValueError, StopIteration) as exc:
         if isinstance(exc, StreamProtocolError):
             raise

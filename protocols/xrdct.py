@@ -46,10 +46,14 @@ def scan_points(n_angles: int, n_translations: int, snake: bool) -> Iterator[tup
         yield from ((i, j) for j in (reversed(cols) if snake and i % 2 else cols))
 
 
-def point_of_event(seq_num: int, n_angles: int, n_translations: int, snake: bool) -> tuple[int, int]:
+def point_of_event(
+    seq_num: int, n_angles: int, n_translations: int, snake: bool
+) -> tuple[int, int]:
     """The sinogram cell of the ``seq_num``-th (1-based) primary event."""
     k = seq_num - 1
     if not 0 <= k < n_angles * n_translations:
-        raise IndexError(f"event seq_num {seq_num} is outside the scan's {n_angles * n_translations} points")
+        raise IndexError(
+            f"event seq_num {seq_num} is outside the scan's {n_angles * n_translations} points"
+        )
     i, j = divmod(k, n_translations)
     return i, (n_translations - 1 - j if snake and i % 2 else j)

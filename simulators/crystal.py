@@ -74,7 +74,7 @@ def closure(generators: list[str]) -> list[Op]:
 def orbit(ops: list[Op], position: tuple[float, float, float]) -> np.ndarray:
     """Distinct fractional positions equivalent to ``position`` under ``ops``."""
     p = np.array(position, dtype=float)
-    pts = []
+    pts: list[np.ndarray] = []
     for rot, t in ops:
         q = (np.array(rot, dtype=float) @ p + np.array([float(v) for v in t])) % 1.0
         if not any(np.allclose(np.minimum(abs(q - o), 1 - abs(q - o)), 0, atol=1e-6) for o in pts):

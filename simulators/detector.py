@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-redef"
+# (caproto: the putter/scan/startup decorators redefine the pvproperty by design)
 """A streaming area detector: areaDetector-style cam PVs, frames pushed as Stream V2.
 
 Trigger modes:
@@ -32,7 +34,16 @@ from caproto.server import PVGroup, pvproperty
 from ..protocols import stream_v2 as sv2
 from .render import FrameRenderer
 
-DETECTOR_STATES = ["Idle", "Acquire", "Readout", "Correct", "Saving", "Aborting", "Error", "Waiting"]
+DETECTOR_STATES = [
+    "Idle",
+    "Acquire",
+    "Readout",
+    "Correct",
+    "Saving",
+    "Aborting",
+    "Error",
+    "Waiting",
+]
 
 
 class FrameStreamer(threading.Thread):
@@ -41,7 +52,7 @@ class FrameStreamer(threading.Thread):
     def __init__(self, renderer: FrameRenderer, address: str, seed: int = 0) -> None:
         super().__init__(daemon=True, name="frame-streamer")
         self.renderer = renderer
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 200)
         self.sock.setsockopt(zmq.LINGER, 2000)
@@ -60,8 +71,13 @@ class FrameStreamer(threading.Thread):
                     job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
                 )
                 msg: sv2.Message = sv2.image_message(
-                    job["series_id"], job["series_uid"], job["image_id"], frame,
-                    job["t_start"], job["exposure"], job["user_data"],
+                    job["series_id"],
+                    job["series_uid"],
+                    job["image_id"],
+                    frame,
+                    job["t_start"],
+                    job["exposure"],
+                    job["user_data"],
                 )
             else:
                 msg = job
@@ -76,20 +92,44 @@ class FrameStreamer(threading.Thread):
 class CamGroup(PVGroup):
     """The ``cam:`` PVs of the simulated detector."""
 
-    AcquireTime = pvproperty(value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0)
-    AcquirePeriod = pvproperty(value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0)
+    AcquireTime = pvproperty(
+        value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0
+    )
+    AcquirePeriod = pvproperty(
+        value=0.01, precision=4, units="s", lower_ctrl_limit=1e-4, upper_ctrl_limit=100.0
+    )
     NumImages = pvproperty(value=1, lower_ctrl_limit=1, upper_ctrl_limit=10_000_000)
-    TriggerMode = pvproperty(value="Internal", enum_strings=["Internal", "Software"], dtype=ChannelType.ENUM)
+    TriggerMode = pvproperty(
+        value="Internal", enum_strings=["Internal", "Software"], dtype=ChannelType.ENUM
+    )
     Acquire = pvproperty(value=0)
     Trigger = pvproperty(value=0)
     ArrayCounter = pvproperty(value=0)
-    DetectorState = pvproperty(value="Idle", enum_strings=DETECTOR_STATES, dtype=ChannelType.ENUM, read_only=True)
+    DetectorState = pvproperty(
+        value="Idle", enum_strings=DETECTOR_STATES, dtype=ChannelType.ENUM, read_only=True
+    )
     SeriesId = pvproperty(value=0, read_only=True)
-    UserData = pvproperty(value="{}", dtype=ChannelType.CHAR, max_length=4000, string_encoding="utf-8")
-    StreamAddress = pvproperty(value="", dtype=ChannelType.CHAR, max_length=200, string_encoding="utf-8", read_only=True)
-    Model = pvproperty(value="Pilatus3 X CdTe 2M (sim)", dtype=ChannelType.CHAR, max_length=80, string_encoding="utf-8", read_only=True)
+    UserData = pvproperty(
+        value="{}", dtype=ChannelType.CHAR, max_length=4000, string_encoding="utf-8"
+    )
+    StreamAddress = pvproperty(
+        value="", dtype=ChannelType.CHAR, max_length=200, string_encoding="utf-8", read_only=True
+    )
+    Model = pvproperty(
+        value="Pilatus3 X CdTe 2M (sim)",
+        dtype=ChannelType.CHAR,
+        max_length=80,
+        string_encoding="utf-8",
+        read_only=True,
+    )
 
-    def __init__(self, *args, streamer: FrameStreamer, stage: Callable[[], tuple[float, float, float]], **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        streamer: FrameStreamer,
+        stage: Callable[[], tuple[float, float, float]],
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.streamer = streamer
         self.stage = stage  # -> (angle deg, translation mm, flux relative)
@@ -100,7 +140,7 @@ class CamGroup(PVGroup):
         self._lock = asyncio.Lock()
 
     @StreamAddress.startup
-    async def StreamAddress(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+    async def StreamAddress(self, instance, async_lib) -> None:
         await instance.write(self.streamer.address)
 
     def _start_message(self, n_images: int) -> sv2.StartMessage:
@@ -171,7 +211,7 @@ class CamGroup(PVGroup):
                 await asyncio.sleep(rest)
 
     @Acquire.putter
-    async def Acquire(self, instance, value):  # type: ignore[no-redef]
+    async def Acquire(self, instance, value):
         if value and not self._armed:
             n = int(self.NumImages.value)
             await self._arm(n)
@@ -189,7 +229,7 @@ class CamGroup(PVGroup):
         return value
 
     @Trigger.putter
-    async def Trigger(self, instance, value):  # type: ignore[no-redef]
+    async def Trigger(self, instance, value):
         if not value:
             return 0
         if not self._armed or self.TriggerMode.value != "Software":

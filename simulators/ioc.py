@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-redef"
+# (caproto: the putter/scan/startup decorators redefine the pvproperty by design)
 """The simulated beamline IOC: stage motors, beam monitor, shutter and detector cam.
 
 One caproto server on loopback (port from ``EPICS_CA_SERVER_PORT``). PVs, with the
@@ -45,7 +47,7 @@ class BeamGroup(PVGroup):
     Lifetime = pvproperty(value=3600.0, units="s")
 
     @Current.scan(period=0.1)
-    async def Current(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+    async def Current(self, instance, async_lib) -> None:
         t = time.monotonic() - self.parent.t0
         value = REFERENCE_CURRENT * math.exp(-t / max(float(self.Lifetime.value), 1.0))
         await instance.write(value if self.On.value else 0.0)
@@ -58,7 +60,7 @@ class ShutterGroup(PVGroup):
     Status = pvproperty(value=1, read_only=True)
 
     @Open.putter
-    async def Open(self, instance, value):  # type: ignore[no-redef]
+    async def Open(self, instance, value):
         import asyncio
 
         await asyncio.sleep(0.02)
@@ -70,7 +72,9 @@ class BeamlineIOC(PVGroup):
     """All simulated EPICS hardware of the beamline in one IOC."""
 
     x = SubGroup(SimMotor, prefix="x", velocity=5.0, accel_time=0.01, limits=(-5.0, 5.0))
-    rot = SubGroup(SimMotor, prefix="rot", velocity=360.0, accel_time=0.05, limits=(-370.0, 370.0), units="deg")
+    rot = SubGroup(
+        SimMotor, prefix="rot", velocity=360.0, accel_time=0.05, limits=(-370.0, 370.0), units="deg"
+    )
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
@@ -81,7 +85,9 @@ class BeamlineIOC(PVGroup):
         self._streamer = streamer
         self._rng = np.random.default_rng(1)
         super().__init__(*args, **kwargs)
-        self.cam = CamGroup(prefix=f"{self.prefix}det:cam:", parent=self, streamer=streamer, stage=self.stage_state)
+        self.cam = CamGroup(
+            prefix=f"{self.prefix}det:cam:", parent=self, streamer=streamer, stage=self.stage_state
+        )
         self.pvdb.update(self.cam.pvdb)
 
     def flux(self) -> float:
@@ -93,7 +99,7 @@ class BeamlineIOC(PVGroup):
         return self.rot.position, self.x.position, self.flux()
 
     @diode.scan(period=0.05)
-    async def diode(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+    async def diode(self, instance, async_lib) -> None:
         noise = 1 + 0.001 * self._rng.standard_normal()
         await instance.write(DIODE_FULL_BEAM * self.flux() * noise)
 
@@ -111,19 +117,21 @@ def enable_tcp_nodelay() -> None:
     if getattr(original, "_nodelay", False):
         return
 
-    def init(self, reader, writer) -> None:  # type: ignore[no-untyped-def]
+    def init(self, reader, writer) -> None:
         original(self, reader, writer)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     init._nodelay = True  # type: ignore[attr-defined]
-    ca_utils._TransportWrapper.__init__ = init  # type: ignore[method-assign]
+    ca_utils._TransportWrapper.__init__ = init
 
 
 def main(argv: list[str] | None = None) -> None:
     """Start the IOC and the detector stream; print ``READY {json}`` when serving."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--prefix", default="SIM:")
     p.add_argument("--phantom", type=Path, help="phantom HDF5 file (default: built-in cell)")
     p.add_argument("--poni", type=Path, help="write the detector geometry here (PONI)")
@@ -141,8 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     enable_tcp_nodelay()
     ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer)
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
-    ready = {"prefix": args.prefix, "ca_port": port, "stream": streamer.address,
-             "phantom_shape": list(phantom.shape), "pixel_size": phantom.pixel_size}
+    ready = {
+        "prefix": args.prefix,
+        "ca_port": port,
+        "stream": streamer.address,
+        "phantom_shape": list(phantom.shape),
+        "pixel_size": phantom.pixel_size,
+    }
 
     async def announce(async_lib) -> None:
         print("READY " + json.dumps(ready), flush=True)

@@ -66,8 +66,13 @@ class SimProcess:
                 self.proc.wait(timeout)
 
 
-def start(name: str, module: str, args: list[str], env: dict[str, str] | None = None,
-          timeout: float = 60.0) -> SimProcess:
+def start(
+    name: str,
+    module: str,
+    args: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> SimProcess:
     """Run ``python -m module args`` and wait for its READY line."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -106,10 +111,15 @@ def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -
         args += ["--phantom", str(phantom)]
     if poni:
         args += ["--poni", str(poni)]
-    env = {"EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1", "EPICS_CA_SERVER_PORT": str(port),
-           "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1", "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-           # favour latency over batching: monitors go out as soon as they are posted
-           "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.0005", "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.002"}
+    env = {
+        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_CA_SERVER_PORT": str(port),
+        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        # favour latency over batching: monitors go out as soon as they are posted
+        "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.0005",
+        "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.002",
+    }
     return start("ioc", "operando.simulators.ioc", args, env)
 
 

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-redef"
+# (caproto: the putter/scan/startup decorators redefine the pvproperty by design)
 """A motor record served by caproto, moving with a trapezoidal velocity profile.
 
 Behaves like the EPICS motor record as ophyd's ``EpicsMotor`` sees it: a put to VAL
@@ -78,7 +80,7 @@ class SimMotor(PVGroup):
         await self.motor.write_metadata(lower_ctrl_limit=lo, upper_ctrl_limit=hi)
 
     @motor.startup
-    async def motor(self, instance, async_lib) -> None:  # type: ignore[no-redef]
+    async def motor(self, instance, async_lib) -> None:
         fields: MotorFields = instance.field_inst
 
         async def on_value(fields_, value) -> None:
@@ -126,7 +128,11 @@ class SimMotor(PVGroup):
                 break
             if self._new_target.is_set():  # retargeted mid-move: restart from here
                 self._new_target.clear()
-                start, target, t0 = float(fields.user_readback_value.value), self._target, time.monotonic()
+                start, target, t0 = (
+                    float(fields.user_readback_value.value),
+                    self._target,
+                    time.monotonic(),
+                )
                 total = move_duration(target - start, velocity, accel)
                 continue
             pos = position_at(t, start, target, velocity, accel)

@@ -32,7 +32,7 @@ class Phantom:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return next(iter(self.fraction.values())).shape  # type: ignore[return-value]
+        return next(iter(self.fraction.values())).shape
 
     def validate(self) -> None:
         if not self.fraction:

@@ -90,7 +90,12 @@ class Phase:
             idx = np.rint((qk - q[0]) / dq).astype(int)[:, None] + offs
             ok = (idx >= 0) & (idx < q.size)
             idx_c = np.clip(idx, 0, q.size - 1)
-            g = np.exp(-0.5 * ((q[idx_c] - qk[:, None]) / SIGMA_Q) ** 2) * norm * wk / qk[:, None] ** 2
+            g = (
+                np.exp(-0.5 * ((q[idx_c] - qk[:, None]) / SIGMA_Q) ** 2)
+                * norm
+                * wk
+                / qk[:, None] ** 2
+            )
             np.add.at(out, (np.broadcast_to(rows, idx.shape)[ok], idx_c[ok]), g[ok])
         out = out.reshape(np.shape(a) + q.shape) if a is not None else out.reshape(q.shape)
         return out * self.scale
@@ -114,7 +119,10 @@ LIBRARY: dict[str, Phase] = {
             "LiMnO2",
             4.16,
             FM3M,
-            (Site((0, 0, 0), (("Li1+", 0.5), ("Mn3+", 0.5))), Site((0.5, 0.5, 0.5), (("O2-", 1.0),))),
+            (
+                Site((0, 0, 0), (("Li1+", 0.5), ("Mn3+", 0.5))),
+                Site((0.5, 0.5, 0.5), (("O2-", 1.0),)),
+            ),
             0.8,
             description="disordered rock salt Fm-3m",
         ),
@@ -143,7 +151,9 @@ def get_phase(name: str) -> Phase:
         raise KeyError(f"phase {name!r} is not in the library ({', '.join(LIBRARY)})") from None
 
 
-def feature_window(name: str, others: dict[str, float | None], clearance: float = 0.1) -> tuple[float, float, bool]:
+def feature_window(
+    name: str, others: dict[str, float | None], clearance: float = 0.1
+) -> tuple[float, float, bool]:
     """Where to map phase ``name``: (q centre, half width, subtract background).
 
     Crystalline: its strongest line (lattice parameter ``others[name]`` or a0), ±0.03 Å⁻¹,

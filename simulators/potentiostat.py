@@ -57,7 +57,15 @@ def parse_script(lines: list[str]) -> list[tuple[str, object]]:
                 if cmd == "endloop":
                     steps.append(("loop", loop))
                     loop = None
-                elif cmd in ("pck_start", "pck_add", "pck_end", "timer_get", "if", "breakloop", "endif"):
+                elif cmd in (
+                    "pck_start",
+                    "pck_add",
+                    "pck_end",
+                    "timer_get",
+                    "if",
+                    "breakloop",
+                    "endif",
+                ):
                     if cmd == "if":
                         if len(words) != 4 or words[2] not in ("<", "<=", ">", ">="):
                             raise ms.MethodScriptError("if needs: if VAR OP LITERAL")
@@ -72,9 +80,19 @@ def parse_script(lines: list[str]) -> list[tuple[str, object]]:
             elif cmd == "meas_loop_ocp":
                 loop = Loop("ocp", 0.0, ms.parse_literal(words[2]), ms.parse_literal(words[3]))
             elif cmd == "meas_loop_cp":
-                loop = Loop("cp", ms.parse_literal(words[3]), ms.parse_literal(words[4]), ms.parse_literal(words[5]))
+                loop = Loop(
+                    "cp",
+                    ms.parse_literal(words[3]),
+                    ms.parse_literal(words[4]),
+                    ms.parse_literal(words[5]),
+                )
             elif cmd == "meas_loop_ca":
-                loop = Loop("ca", ms.parse_literal(words[2]), ms.parse_literal(words[3]), ms.parse_literal(words[4]))
+                loop = Loop(
+                    "ca",
+                    ms.parse_literal(words[2]),
+                    ms.parse_literal(words[3]),
+                    ms.parse_literal(words[4]),
+                )
             else:
                 raise ms.MethodScriptError(f"unknown command {cmd!r}")
             if loop is not None and loop.interval <= 0:
@@ -238,7 +256,9 @@ class PotentiostatSim:
                     pck.append(words[1])
                 elif words[0] == "pck_end":
                     kinds = {"p": "ab", "c": "ba", "t": "eb"}
-                    self.send(ms.format_package({kinds.get(v, "ab"): values.get(v, 0.0) for v in pck}))
+                    self.send(
+                        ms.format_package({kinds.get(v, "ab"): values.get(v, 0.0) for v in pck})
+                    )
                     pck = []
                 elif words[0] == "if":
                     lhs, op, rhs = values.get(words[1], 0.0), words[2], ms.parse_literal(words[3])
@@ -251,7 +271,9 @@ class PotentiostatSim:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--time-factor", type=float, default=1.0)
     p.add_argument("--capacity", type=float, default=0.05, help="cell capacity, mAh")
     p.add_argument("--soc", type=float, default=0.98, help="initial x in LixMn2O4")
@@ -260,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     tty.setraw(slave)
     tty.setraw(master)
     sim = PotentiostatSim(master, Battery(capacity_mah=args.capacity, x=args.soc), args.time_factor)
-    print("READY " + json.dumps({"port": os.ttyname(slave), "time_factor": args.time_factor}), flush=True)
+    print(
+        "READY " + json.dumps({"port": os.ttyname(slave), "time_factor": args.time_factor}),
+        flush=True,
+    )
     sim.serve()
 
 

@@ -45,7 +45,9 @@ def default_integrator(binning: int = 4, distance: float = 1.0) -> AzimuthalInte
     )
 
 
-def ray_weights(n: int, pixel: float, theta_deg: float, x_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def ray_weights(
+    n: int, pixel: float, theta_deg: float, x_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Path length (mm) of the beam through each voxel, as (flat indices, weights).
 
     The beam is fixed in the lab along +y; the sample is rotated by ``theta`` about
@@ -64,7 +66,12 @@ def ray_weights(n: int, pixel: float, theta_deg: float, x_mm: float) -> tuple[np
     y0 = np.floor(fy).astype(int)
     tx, ty = fx - x0, fy - y0
     idx, wts = [], []
-    for dx, dy, w in ((0, 0, (1 - tx) * (1 - ty)), (1, 0, tx * (1 - ty)), (0, 1, (1 - tx) * ty), (1, 1, tx * ty)):
+    for dx, dy, w in (
+        (0, 0, (1 - tx) * (1 - ty)),
+        (1, 0, tx * (1 - ty)),
+        (0, 1, (1 - tx) * ty),
+        (1, 1, tx * ty),
+    ):
         xi, yi = x0 + dx, y0 + dy
         ok = (xi >= 0) & (xi < n) & (yi >= 0) & (yi < n)
         idx.append(yi[ok] * n + xi[ok])
@@ -92,12 +99,11 @@ class FrameRenderer:
         dq = self.q[1] - self.q[0]
         lam = ai.wavelength * 1e10
         # q extent of one pixel, to average the profile over each pixel
-        box = max(1, int(round(2 * np.pi / lam * ai.detector.pixel1 / ai.dist / dq)))
+        box = max(1, round(2 * np.pi / lam * ai.detector.pixel1 / ai.dist / dq))
         kernel = np.ones(box) / box
         n = self.phantom.shape[0]
-        rows = []
         active = np.zeros(n * n, dtype=bool)
-        for name, frac in self.phantom.fraction.items():
+        for frac in self.phantom.fraction.values():
             active |= frac.ravel() > 0
         self.active = np.flatnonzero(active)
         patterns = np.zeros((self.active.size, self.q.size))
@@ -135,7 +141,9 @@ class FrameRenderer:
             return np.zeros(self.q.size, dtype=np.float32)
         return (w[keep].astype(np.float32) @ self.patterns[rows[keep]]).astype(np.float32)
 
-    def expected(self, theta_deg: float, x_mm: float, exposure: float, flux: float = 1.0) -> np.ndarray:
+    def expected(
+        self, theta_deg: float, x_mm: float, exposure: float, flux: float = 1.0
+    ) -> np.ndarray:
         """Mean counts per pixel for an exposure (s) at relative beam ``flux``."""
         p = self.profile(theta_deg, x_mm)
         lam = p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from operando.simulators import launcher
 
 # One Channel Access port for the whole session: libca reads its address list once.

@@ -10,8 +10,12 @@ from pathlib import Path
 def run_check(tmp_path: Path, toml: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "beamline.toml"
     cfg.write_text(toml)
-    return subprocess.run([sys.executable, "-m", "operando.control.cli", "check", "--config", str(cfg)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "operando.control.cli", "check", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
@@ -24,14 +28,20 @@ def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> No
 
 
 def test_unknown_pv_prefix(tmp_path: Path, ioc, ca_port: int) -> None:
-    res = run_check(tmp_path, f'[epics]\nprefix = "NOPE:"\nconnection_timeout = 1.0\n'
-                              f'ca_addr_list = "127.0.0.1:{ca_port}"\n')
+    res = run_check(
+        tmp_path,
+        f'[epics]\nprefix = "NOPE:"\nconnection_timeout = 1.0\n'
+        f'ca_addr_list = "127.0.0.1:{ca_port}"\n',
+    )
     assert_one_line_error(res, "'NOPE:'", "did not connect")
 
 
 def test_missing_serial_port(tmp_path: Path, ioc, ca_port: int) -> None:
-    res = run_check(tmp_path, f'[epics]\nprefix = "{ioc.info["prefix"]}"\nca_addr_list = "127.0.0.1:{ca_port}"\n'
-                              '[potentiostat]\nurl = "/dev/ttyNOPE0"\n')
+    res = run_check(
+        tmp_path,
+        f'[epics]\nprefix = "{ioc.info["prefix"]}"\nca_addr_list = "127.0.0.1:{ca_port}"\n'
+        '[potentiostat]\nurl = "/dev/ttyNOPE0"\n',
+    )
     assert_one_line_error(res, "/dev/ttyNOPE0")
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from operando.live_processing.maps import window_map
 from operando.simulators.phantom import Phantom
 from operando.simulators.phases import feature_window
@@ -20,8 +19,12 @@ pytestmark = pytest.mark.slow
 
 def run_demo(out: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out), *extra],
-                         capture_output=True, text=True, timeout=400)
+    res = subprocess.run(
+        [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     return res, time.monotonic() - t0
 
 
@@ -31,9 +34,16 @@ def correlations(path: Path) -> dict[str, float]:
         rec = f["entry/reconstruction/data"][()]
         q = f["entry/reconstruction/q"][()]
         gt = f["entry/ground_truth"]
-        truth = {k: (g["fraction"][()], g["lattice_a"][()]) for k, g in gt.items() if isinstance(g, h5py.Group)}
-    present = {k: (float(np.median(a[fr > 0])) if (a[fr > 0] > 0).any() else None) for k, (fr, a) in truth.items()
-               if fr.max() > 0.05}
+        truth = {
+            k: (g["fraction"][()], g["lattice_a"][()])
+            for k, g in gt.items()
+            if isinstance(g, h5py.Group)
+        }
+    present = {
+        k: (float(np.median(a[fr > 0])) if (a[fr > 0] > 0).any() else None)
+        for k, (fr, a) in truth.items()
+        if fr.max() > 0.05
+    }
     out = {}
     for name, (frac, _) in truth.items():
         if frac.max() < 0.5:
@@ -62,7 +72,7 @@ def test_demo_exits_zero_prints_progress_and_path(default_demo) -> None:
 
 
 def test_demo_file_has_the_contract_layout(default_demo) -> None:
-    res, out = default_demo
+    res, _out = default_demo
     path = Path(res.stdout.strip().splitlines()[-1])
     with h5py.File(path) as f:
         e = f["entry"]
@@ -76,9 +86,13 @@ def test_demo_file_has_the_contract_layout(default_demo) -> None:
         ec = e["electrochemistry"]
         t, v, i = ec["time"][()], ec["voltage"][()], ec["current"][()]
         assert len(t) == len(v) == len(i) > 10 and np.all(np.diff(t) >= 0)
-        assert 3.0 < v.min() and v.max() < 4.4 and i.max() > 0  # charged at C/3 before and after the scan
+        assert (
+            3.0 < v.min() and v.max() < 4.4 and i.max() > 0
+        )  # charged at C/3 before and after the scan
         start, end = ec["scan_start"][()], ec["scan_end"][()]
-        assert len(start) == len(end) == 1 and start[0] < end[0] < t[-1]  # log goes on after the scan
+        assert (
+            len(start) == len(end) == 1 and start[0] < end[0] < t[-1]
+        )  # log goes on after the scan
         during = (t > start[0]) & (t < end[0])
         assert during.any() and np.allclose(i[during], 0.0)  # the scan was at open circuit
         assert "Al" in e["ground_truth"] and e["ground_truth/LiMn2O4/fraction"].shape == (40, 40)
@@ -86,7 +100,7 @@ def test_demo_file_has_the_contract_layout(default_demo) -> None:
 
 
 def test_demo_maps_match_ground_truth(default_demo) -> None:
-    res, out = default_demo
+    res, _out = default_demo
     r = correlations(Path(res.stdout.strip().splitlines()[-1]))
     assert set(r) >= {"LiMn2O4", "Al", "PEEK"}
     assert all(v >= 0.9 for v in r.values()), r
@@ -96,9 +110,15 @@ def test_demo_with_a_phantom_of_other_shapes(tmp_path: Path) -> None:
     n, px = 24, 0.04
     yy, xx = (np.mgrid[0:n, 0:n] - (n - 1) / 2) * px
     lmo = ((np.abs(xx - 0.15) < 0.2) & (np.abs(yy + 0.1) < 0.12)).astype(float)  # a bar
-    al = ((yy - xx > 0.1) & (yy + 2 * xx < 0.3) & (yy < 0.4)).astype(float) * (1 - lmo)  # a triangle
+    al = ((yy - xx > 0.1) & (yy + 2 * xx < 0.3) & (yy < 0.4)).astype(float) * (
+        1 - lmo
+    )  # a triangle
     peek = (np.hypot(xx - 0.28, yy - 0.3) < 0.12).astype(float) * (1 - lmo - al).clip(0)  # a disc
-    lat = {"LiMn2O4": np.where(lmo > 0, 8.2, 0.0), "Al": np.where(al > 0, 4.0495, 0.0), "PEEK": np.zeros((n, n))}
+    lat = {
+        "LiMn2O4": np.where(lmo > 0, 8.2, 0.0),
+        "Al": np.where(al > 0, 4.0495, 0.0),
+        "PEEK": np.zeros((n, n)),
+    }
     ph = Phantom(px, {"LiMn2O4": lmo, "Al": al, "PEEK": peek}, lat)
     ph.save(tmp_path / "shapes.h5")
     res, _ = run_demo(tmp_path / "out", "--phantom", str(tmp_path / "shapes.h5"))

@@ -1,7 +1,6 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from operando.devices.methodscript_client import MethodScriptClient
 from operando.protocols import methodscript as ms
 

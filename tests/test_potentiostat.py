@@ -3,7 +3,6 @@
 import threading
 
 import pytest
-
 from operando.devices.potentiostat import OCV, ConstantCurrent, Potentiostat, SafetyLimitError
 
 
@@ -47,8 +46,10 @@ def test_stop_leaves_open_circuit_and_log_is_collected(pstat) -> None:
     assert st.reason == "aborted"
     assert pstat.mode.get() == "ocp" and not pstat.client.busy
     rows = list(pstat.collect())
-    assert rows and all(set(r["data"]) == {"pstat_voltage", "pstat_current", "pstat_cell_time", "pstat_mode"}
-                        for r in rows)
+    assert rows and all(
+        set(r["data"]) == {"pstat_voltage", "pstat_current", "pstat_cell_time", "pstat_mode"}
+        for r in rows
+    )
     st = pstat.set(OCV(20.0))
     st.wait(10)
     assert st.reason == "done" and pstat.current.get() == 0.0

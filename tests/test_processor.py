@@ -7,7 +7,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from operando.live_processing.processor import Processor
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry, point_of_event, scan_points
@@ -36,20 +35,45 @@ def _run(tmp_path: Path, drop: set[int]) -> tuple[Processor, Path]:
     render = FrameRenderer(ph, ai)
     angles = list(np.linspace(0, 360, n_a, endpoint=False))  # a pixel disc is 4-fold symmetric
     xs = list((np.arange(n_t) - (n_t - 1) / 2) * 0.1)
-    geom = XrdctGeometry(angles, xs, True, "det_frame_index", "det_series_id", "diode", str(poni),
-                         {"name": "det"}, {"phantom": str(phantom_file)})
+    geom = XrdctGeometry(
+        angles,
+        xs,
+        True,
+        "det_frame_index",
+        "det_series_id",
+        "diode",
+        str(poni),
+        {"name": "det"},
+        {"phantom": str(phantom_file)},
+    )
     proc = Processor("tcp://127.0.0.1:*", [], None, tmp_path, n_bins=100)
-    proc.on_document("start", {"uid": "run1", "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"})
-    proc.on_document("descriptor", {"uid": "d1", "run_start": "run1", "name": "primary",
-                                    "configuration": {"det": {"data": {"det_series_id": 7}}}})
+    proc.on_document(
+        "start", {"uid": "run1", "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"}
+    )
+    proc.on_document(
+        "descriptor",
+        {
+            "uid": "d1",
+            "run_start": "run1",
+            "name": "primary",
+            "configuration": {"det": {"data": {"det_series_id": 7}}},
+        },
+    )
     rng = np.random.default_rng(1)
     for k, (i, j) in enumerate(scan_points(n_a, n_t, True)):
         flux = 1 + 0.1 * (k % 2)  # the beam alternates by 10 %; the monitor sees it
         if k not in drop:
             frame = render.frame(angles[i], xs[j], 0.01, flux, rng)
             proc.on_frame(sv2.encode(sv2.image_message(7, "s", k, frame, 0.0, 0.01, {})))
-        proc.on_document("event", {"descriptor": "d1", "seq_num": k + 1, "time": 1.0 + k,
-                                   "data": {"det_frame_index": k, "diode": 1e6 * flux}})
+        proc.on_document(
+            "event",
+            {
+                "descriptor": "d1",
+                "seq_num": k + 1,
+                "time": 1.0 + k,
+                "data": {"det_frame_index": k, "diode": 1e6 * flux},
+            },
+        )
     proc.on_frame(sv2.encode(sv2.EndMessage(7, "s")))
     proc.on_document("stop", {"run_start": "run1", "time": 100.0})
     proc.finish(proc.runs.pop("run1"))
@@ -62,7 +86,11 @@ def test_complete_run_file_reads_back(tmp_path: Path) -> None:
     _, path = _run(tmp_path, drop=set())
     with h5py.File(path) as f:
         s = f["entry/sinogram"]
-        assert s.attrs["signal"] == "data" and list(s.attrs["axes"]) == ["angle", "translation", "q"]
+        assert s.attrs["signal"] == "data" and list(s.attrs["axes"]) == [
+            "angle",
+            "translation",
+            "q",
+        ]
         data = s["data"][()]
         assert data.shape == (4, 6, 100) and np.isfinite(data).all()
         assert not s["missing"][()].any()
@@ -76,7 +104,7 @@ def test_complete_run_file_reads_back(tmp_path: Path) -> None:
 
 
 def test_missing_frames_are_reported_and_never_zero(tmp_path: Path) -> None:
-    proc, path = _run(tmp_path, drop={3, 10})
+    _proc, path = _run(tmp_path, drop={3, 10})
     with h5py.File(path) as f:
         missing = f["entry/sinogram/missing"][()]
         data = f["entry/sinogram/data"][()]

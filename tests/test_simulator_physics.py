@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from operando.simulators.crystal import closure, orbit
 from operando.simulators.phantom import Phantom, default_phantom
 from operando.simulators.phases import FD3M, FM3M, LIBRARY
@@ -43,10 +42,20 @@ def test_rendered_frame_integrates_to_the_phase_lines() -> None:
     ph = Phantom(0.05, frac, {"Al": np.full((n, n), 4.0495)})
     ai = default_integrator()
     frame = FrameRenderer(ph, ai).frame(0.0, 0.0, 0.01, 1.0, np.random.default_rng(0))
-    res = ai.integrate1d(frame, 800, unit="q_A^-1", radial_range=(1.0, 4.6), polarization_factor=0.99,
-                         method=("no", "csr", "cython"))
+    res = ai.integrate1d(
+        frame,
+        800,
+        unit="q_A^-1",
+        radial_range=(1.0, 4.6),
+        polarization_factor=0.99,
+        method=("no", "csr", "cython"),
+    )
     q, i = res.radial, res.intensity
-    peaks = [q[k] for k in range(1, len(q) - 1) if i[k] > i[k - 1] and i[k] >= i[k + 1] and i[k] > 0.2 * i.max()]
+    peaks = [
+        q[k]
+        for k in range(1, len(q) - 1)
+        if i[k] > i[k - 1] and i[k] >= i[k + 1] and i[k] > 0.2 * i.max()
+    ]
     expected = 2 * np.pi * np.sqrt([3, 4, 8]) / 4.0495  # 111, 200, 220 (311 is beyond 4.6)
     for e in expected:
         assert min(abs(p - e) for p in peaks) < 0.01

@@ -1,7 +1,6 @@
 import cbor2
 import numpy as np
 import pytest
-
 from operando.protocols import stream_v2 as sv2
 
 
@@ -19,8 +18,22 @@ def test_image_round_trip(dtype: str) -> None:
 
 
 def test_start_and_end_round_trip() -> None:
-    start = sv2.StartMessage(3, "u", 10, 368, 419, 6.88e-4, 6.88e-4, 0.01, 0.01, 0.248, 1.0, 184.0, 209.5,
-                             {"run": {"uid": "x"}})
+    start = sv2.StartMessage(
+        3,
+        "u",
+        10,
+        368,
+        419,
+        6.88e-4,
+        6.88e-4,
+        0.01,
+        0.01,
+        0.248,
+        1.0,
+        184.0,
+        209.5,
+        {"run": {"uid": "x"}},
+    )
     back = sv2.decode(sv2.encode(start))
     assert back == start
     assert sv2.decode(sv2.encode(sv2.EndMessage(3, "u"))) == sv2.EndMessage(3, "u")
@@ -34,8 +47,16 @@ def test_wire_format_is_self_described_cbor_with_rfc8746_array() -> None:
     assert arr.tag == 40 and arr.value[1].tag == 70 and list(arr.value[0]) == [2, 2]
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\x00", cbor2.dumps({"no": "type"}), cbor2.dumps({"type": "image"}),
-                                 cbor2.dumps({"type": "weird"})])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xff\x00",
+        cbor2.dumps({"no": "type"}),
+        cbor2.dumps({"type": "image"}),
+        cbor2.dumps({"type": "weird"}),
+    ],
+)
 def test_malformed_messages_raise_protocol_error(raw: bytes) -> None:
     with pytest.raises(sv2.StreamProtocolError):
         sv2.decode(raw)
@@ -43,7 +64,15 @@ def test_malformed_messages_raise_protocol_error(raw: bytes) -> None:
 
 def test_compressed_data_is_refused_clearly() -> None:
     comp = cbor2.CBORTag(56500, ["bslz4", 4, b"xx"])
-    body = {"type": "image", "series_id": 1, "series_unique_id": "s", "image_id": 0, "real_time": [1, 1],
-            "start_time": [0, 1], "stop_time": [1, 1], "data": {"threshold_1": cbor2.CBORTag(40, [[1, 1], comp])}}
+    body = {
+        "type": "image",
+        "series_id": 1,
+        "series_unique_id": "s",
+        "image_id": 0,
+        "real_time": [1, 1],
+        "start_time": [0, 1],
+        "stop_time": [1, 1],
+        "data": {"threshold_1": cbor2.CBORTag(40, [[1, 1], comp])},
+    }
     with pytest.raises(sv2.StreamProtocolError, match="compression"):
         sv2.decode(cbor2.dumps(body))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import epics
 import h5py
@@ -12,11 +11,10 @@ import pytest
 import zmq
 from bluesky import RunEngine
 from event_model import DocumentNames, schema_validators
-from ophyd.utils import LimitError
-
 from operando.control.session import connect_publisher
 from operando.plans.xrdct import ScanLimitError, xrdct_scan
 from operando.simulators import launcher
+from ophyd.utils import LimitError
 
 
 @pytest.fixture()
@@ -24,8 +22,20 @@ def processor(ioc, tmp_path):
     ctx = zmq.Context()
     results = ctx.socket(zmq.PULL)
     addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
-    proc = launcher.start("processor", "operando.live_processing.processor",
-                          ["--frames", ioc.info["stream"], "--results", addr, "--out", str(tmp_path), "--bins", "200"])
+    proc = launcher.start(
+        "processor",
+        "operando.live_processing.processor",
+        [
+            "--frames",
+            ioc.info["stream"],
+            "--results",
+            addr,
+            "--out",
+            str(tmp_path),
+            "--bins",
+            "200",
+        ],
+    )
     yield proc, results
     proc.stop()
     ctx.destroy(linger=0)
@@ -49,9 +59,12 @@ def test_plan_runs_through_real_protocols(beamline, ioc, processor, poni_file) -
         def cb(pvname=None, value=None, **kw):
             with lock:
                 seen[name].append(float(value))
+
         return cb
 
-    pvs = [epics.PV(f"{prefix}{m}.RBV", callback=watcher(m), auto_monitor=True) for m in ("x", "rot")]
+    pvs = [
+        epics.PV(f"{prefix}{m}.RBV", callback=watcher(m), auto_monitor=True) for m in ("x", "rot")
+    ]
     for pv in pvs:
         assert pv.wait_for_connection(5)
     docs: list[tuple[str, dict]] = []
@@ -60,8 +73,17 @@ def test_plan_runs_through_real_protocols(beamline, ioc, processor, poni_file) -
     RE.subscribe(connect_publisher(proc.info["docs"], results))
     angles = np.linspace(0, 180, 6, endpoint=False)
     translations = np.linspace(-0.3, 0.3, 8)
-    RE(xrdct_scan(beamline.det, beamline.stage, beamline.diode, angles, translations,
-                  poni_file=str(poni_file), sample={"name": "test"}))
+    RE(
+        xrdct_scan(
+            beamline.det,
+            beamline.stage,
+            beamline.diode,
+            angles,
+            translations,
+            poni_file=str(poni_file),
+            sample={"name": "test"},
+        )
+    )
     for pv in pvs:
         pv.clear_callbacks()
     # a plain pyepics client saw the stage move through every scan position
@@ -96,6 +118,17 @@ def test_motor_limits_visible_and_enforced(beamline) -> None:
 def test_scan_beyond_limits_refused_before_motion(beamline, poni_file) -> None:
     x0 = beamline.stage.x.position
     RE = RunEngine({})
-    with pytest.raises(ScanLimitError, match=r"stage_x: scan point 6 mm is outside the soft limits \[-5, 5\] mm"):
-        RE(xrdct_scan(beamline.det, beamline.stage, beamline.diode, [0, 90], [0.0, 6.0], poni_file=str(poni_file)))
+    with pytest.raises(
+        ScanLimitError, match=r"stage_x: scan point 6 mm is outside the soft limits \[-5, 5\] mm"
+    ):
+        RE(
+            xrdct_scan(
+                beamline.det,
+                beamline.stage,
+                beamline.diode,
+                [0, 90],
+                [0.0, 6.0],
+                poni_file=str(poni_file),
+            )
+        )
     assert beamline.stage.x.position == pytest.approx(x0)
