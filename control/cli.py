@@ -11,11 +11,22 @@ from .errors import ConfigError
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .demo import run_demo
+    import os
 
-    cfg = load_config(args.config) if args.config else None
-    run_demo(args.out, args.size, args.phantom, cfg)
+    from ..simulators import launcher
+
+    # Channel Access is set up before anything imports ophyd (which starts libca)
+    port = launcher.free_port()
+    os.environ.update(launcher.ca_client_env(port))
+    repeater = launcher.start_repeater(port)
+    try:
+        from .config import load_config
+        from .demo import run_demo
+
+        cfg = load_config(args.config) if args.config else None
+        run_demo(args.out, args.size, args.phantom, cfg, ca_port=port)
+    finally:
+        repeater.stop()
     return 0
 
 
@@ -25,6 +36,7 @@ def _sim(args: argparse.Namespace) -> int:
     from ..simulators import launcher
 
     port = args.port or launcher.free_port()
+    repeater = launcher.start_repeater(port)
     ioc = launcher.start_ioc(args.prefix, port, args.phantom, args.poni)
     pot = launcher.start_potentiostat(args.time_factor, 0.05, 0.98)
     info = {"ioc": {**ioc.info, **launcher.ca_client_env(port)}, "potentiostat": pot.info}
@@ -37,6 +49,7 @@ def _sim(args: argparse.Namespace) -> int:
     finally:
         pot.stop()
         ioc.stop()
+        repeater.stop()
     return 0
 
 

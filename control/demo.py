@@ -8,6 +8,7 @@ resume; waits for the processor's NeXus file and prints its path.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -59,8 +60,13 @@ def run_demo(
     size_name: str = "small",
     phantom_file: Path | None = None,
     cfg: BeamlineConfig | None = None,
+    ca_port: int | None = None,
 ) -> Path:
-    """Run the demo experiment; return the path of the scan's NeXus file."""
+    """Run the demo experiment; return the path of the scan's NeXus file.
+
+    ``ca_port``: the Channel Access port already set up in this process's environment
+    (with its repeater running); by default a free one is chosen here.
+    """
     t_start = time.monotonic()
     cfg = cfg or BeamlineConfig()
     size = SIZES[size_name]
@@ -68,10 +74,8 @@ def run_demo(
     phantom_path, ph = prepare_phantom(out, size, phantom_file)
     n = ph.shape[0]
     poni = out / "detector.poni"
-    port = launcher.free_port()
+    port = ca_port or launcher.free_port()
     prefix = f"OPD{uuid.uuid4().hex[:6].upper()}:"
-    import os
-
     os.environ.update(launcher.ca_client_env(port))
     cfg.epics.prefix = prefix
     cfg.detector.exposure = size.exposure
@@ -151,6 +155,7 @@ def run_demo(
     finally:
         if beamline is not None:
             beamline.destroy()
+            close_channel_access()
         for p in reversed(procs):
             p.stop()
         ctx.destroy(linger=0)
@@ -179,3 +184,10 @@ def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None 
         if msg.get("event") == "error":
             raise ConfigError(f"live processor: {msg['error']}")
     raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
+
+
+def close_channel_access() -> None:
+    """Close this process's CA channels before the IOC goes (no disconnect warnings)."""
+    import epics
+
+    epics.ca.finalize_libca(maxtime=2.0)

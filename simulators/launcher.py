@@ -28,21 +28,26 @@ def free_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        try:  # the CA server needs TCP+UDP on port, its repeater UDP on port + 1
+            for p in (port, port + 1):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", p))
+        except OSError:
+            continue
         return port
     raise SimulatorError("no free port on 127.0.0.1")
 
 
 def ca_client_env(port: int) -> dict[str, str]:
-    """Environment for a Channel Access client that talks only to the IOC on ``port``."""
+    """Environment for a Channel Access client that talks only to the IOC on ``port``.
+
+    The CA repeater of that IOC listens on ``port + 1`` (see :func:`start_ioc`).
+    """
     return {
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
         "EPICS_CA_ADDR_LIST": f"127.0.0.1:{port}",
         "EPICS_CA_SERVER_PORT": str(port),
+        "EPICS_CA_REPEATER_PORT": str(port + 1),
         "EPICS_CA_MAX_ARRAY_BYTES": "1000000",
     }
 
@@ -105,7 +110,10 @@ def start(
 
 
 def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -> SimProcess:
-    """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``."""
+    """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``.
+
+    Its beacons go to the CA repeater on ``port + 1`` (:func:`start_repeater`).
+    """
     args = ["--prefix", prefix]
     if phantom:
         args += ["--phantom", str(phantom)]
@@ -116,6 +124,7 @@ def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -
         "EPICS_CA_SERVER_PORT": str(port),
         "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CA_REPEATER_PORT": str(port + 1),
         # favour latency over batching: monitors go out as soon as they are posted
         "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.0005",
         "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.002",
@@ -127,3 +136,13 @@ def start_potentiostat(time_factor: float, capacity_mah: float, soc: float) -> S
     """The serial potentiostat on a new pseudo-terminal."""
     args = ["--time-factor", str(time_factor), "--capacity", str(capacity_mah), "--soc", str(soc)]
     return start("potentiostat", "operando.simulators.potentiostat", args)
+
+
+def start_repeater(port: int) -> SimProcess:
+    """The CA repeater for the IOC on ``port`` (UDP ``port + 1``, loopback).
+
+    Start it before the first Channel Access use in a process (ophyd starts libca at
+    import), or libca tries to spawn a ``caRepeater`` of its own.
+    """
+    env = {"EPICS_CA_REPEATER_PORT": str(port + 1)}
+    return start("repeater", "operando.simulators.repeater", [], env)

@@ -8,11 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from operando.simulators import launcher
 
 # One Channel Access port for the whole session: libca reads its address list once.
 CA_PORT = launcher.free_port()
 os.environ.update(launcher.ca_client_env(CA_PORT))
+# The repeater must run before libca starts (ophyd starts it when test modules import it).
+_REPEATER = launcher.start_repeater(CA_PORT)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _REPEATER.stop()
 
 
 @pytest.fixture(scope="session")

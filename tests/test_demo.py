@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from operando.live_processing.maps import window_map
 from operando.simulators.phantom import Phantom
 from operando.simulators.phases import feature_window

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+
 from operando.devices.potentiostat import OCV, ConstantCurrent, Potentiostat, SafetyLimitError
 
 

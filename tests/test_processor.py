@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from operando.live_processing.processor import Processor
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry, point_of_event, scan_points

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from operando.simulators.crystal import closure, orbit
 from operando.simulators.phantom import Phantom, default_phantom
 from operando.simulators.phases import FD3M, FM3M, LIBRARY

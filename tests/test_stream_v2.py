@@ -1,6 +1,7 @@
 import cbor2
 import numpy as np
 import pytest
+
 from operando.protocols import stream_v2 as sv2
 
 

@@ -11,10 +11,11 @@ import pytest
 import zmq
 from bluesky import RunEngine
 from event_model import DocumentNames, schema_validators
+from ophyd.utils import LimitError
+
 from operando.control.session import connect_publisher
 from operando.plans.xrdct import ScanLimitError, xrdct_scan
 from operando.simulators import launcher
-from ophyd.utils import LimitError
 
 
 @pytest.fixture()
