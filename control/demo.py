@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from bluesky.utils import RunEngineInterrupted
 
 from ..plans.operando import minimal_operando
 from ..simulators import launcher
@@ -141,7 +142,18 @@ def run_demo(
             resume_time=600.0,
             sample={"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)},
         )
-        result = RE(plan)
+        try:
+            result = RE(plan)
+        except RunEngineInterrupted:
+            # Ctrl-C paused the plan: abort it, so its cleanup puts the cell at open
+            # circuit and the open runs close (the processor writes what it has)
+            print("  interrupted: aborting the plan, cell to open circuit ...", file=sys.stderr)
+            RE.abort("interrupted by the user")
+            try:
+                flush(publisher, results)
+            except ConfigError:
+                print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
+            raise KeyboardInterrupt from None
         print(f"  protocol done: {getattr(result, 'plan_result', result)}", flush=True)
         early = flush(publisher, results)  # every document of the protocol is handled
         try:

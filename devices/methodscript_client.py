@@ -49,8 +49,12 @@ class MethodScriptClient:
         self.url = url
         self.timeout = timeout
         self.on_package = on_package
+        # a local port is locked: a second client would steal the instrument's replies
+        local = "://" not in url
         try:
-            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.1)
+            self.port = serial.serial_for_url(
+                url, baudrate=baudrate, timeout=0.1, **({"exclusive": True} if local else {})
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PotentiostatError(f"cannot open potentiostat serial port {url!r}: {exc}") from exc
         self._replies: queue.Queue[str] = queue.Queue()

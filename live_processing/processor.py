@@ -35,6 +35,15 @@ EC_STREAM = "electrochemistry"
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
 
 
+def _plain(obj: Any) -> Any:
+    """numpy scalars and arrays in reports -> JSON."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
 @dataclass
 class RunState:
     """Everything the processor holds for one XRD-CT run."""
@@ -107,7 +116,7 @@ class Processor:
 
     def report(self, **msg: Any) -> None:
         if self.results is not None:
-            self.results.send_json(msg)
+            self.results.send_json(msg, default=_plain)
 
     # -- documents -------------------------------------------------------------------------
     def on_message(self, name: str, payload: bytes) -> None:

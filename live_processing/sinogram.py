@@ -24,7 +24,7 @@ class Sinogram:
     @property
     def missing(self) -> list[tuple[int, int]]:
         """Cells with no frame, as (angle index, translation index)."""
-        return [tuple(ij) for ij in np.argwhere(~self.filled)]
+        return [(int(i), int(j)) for i, j in np.argwhere(~self.filled)]
 
     def rows_complete(self) -> int:
         return int(self.filled.all(axis=1).sum())

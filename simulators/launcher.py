@@ -87,6 +87,9 @@ def start(
         stdin=subprocess.DEVNULL,
         env=full_env,
         text=True,
+        # own session: a terminal Ctrl-C reaches only the controlling program, which
+        # then stops the plan safely and shuts these down in order
+        start_new_session=True,
     )
     sim = SimProcess(name, proc, {})
     ready = threading.Event()

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import os
 
-from caproto.sync.repeater import run
+from caproto.sync.repeater import _run_repeater, check_for_running_repeater
 
 
 def main() -> None:
     port = int(os.environ.get("EPICS_CA_REPEATER_PORT", "5065"))
+    addr = ("127.0.0.1", port)
+    sock = check_for_running_repeater(addr)  # bound before READY: clients never race it
     print("READY " + json.dumps({"repeater_port": port}), flush=True)
-    run(host="127.0.0.1")
+    try:
+        _run_repeater(sock, addr)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -141,3 +141,52 @@ def test_demo_rejects_a_bad_phantom(tmp_path: Path) -> None:
     res, _ = run_demo(tmp_path / "out", "--phantom", str(bad))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "Unobtainium" in res.stderr and "not a library phase" in res.stderr
+
+
+def sim_processes() -> set[str]:
+    """Simulator and processor processes now running (pid + command)."""
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return {
+        ln.strip()
+        for ln in ps.splitlines()
+        if "-m operando.simulators" in ln or "-m operando.live_" in ln
+    }
+
+
+def test_ctrl_c_mid_scan_aborts_safely_and_keeps_the_data(tmp_path: Path) -> None:
+    """A terminal Ctrl-C (SIGINT to the process group) while the scan runs."""
+    import os
+    import signal
+
+    out = tmp_path / "out"
+    before = sim_processes()
+    cmd = [
+        sys.executable,
+        "-m",
+        "operando.control.cli",
+        "demo",
+        "--out",
+        str(out),
+        "--size",
+        "tiny",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "row 3/" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "cell to open circuit" in err and "operando: interrupted" in err
+    files = [p for p in out.glob("*.h5") if p.name != "phantom.h5"]
+    assert len(files) == 1
+    with h5py.File(files[0]) as f:
+        missing = f["entry/sinogram/missing"][()]
+        data = f["entry/sinogram/data"][()]
+    complete_rows = (~missing).all(axis=1).sum()
+    assert 3 <= complete_rows < missing.shape[0]  # what was acquired is kept, the rest flagged
+    assert np.isfinite(data[~missing]).all() and np.isnan(data[missing]).all()
+    assert sim_processes() <= before  # the demo stopped everything it started

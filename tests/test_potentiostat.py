@@ -4,14 +4,29 @@ import threading
 
 import pytest
 
+from operando.devices.methodscript_client import PotentiostatError
 from operando.devices.potentiostat import OCV, ConstantCurrent, Potentiostat, SafetyLimitError
+from operando.simulators import launcher
+
+
+@pytest.fixture(scope="module")
+def own_sim():
+    """A potentiostat of this module's own (the session's is held by the beamline)."""
+    sim = launcher.start_potentiostat(600.0, 0.05, 0.98)
+    yield sim
+    sim.stop()
 
 
 @pytest.fixture()
-def pstat(pstat_sim):
-    p = Potentiostat(pstat_sim.info["port"], name="pstat", sample_interval=10.0)
+def pstat(own_sim):
+    p = Potentiostat(own_sim.info["port"], name="pstat", sample_interval=10.0)
     yield p
     p.destroy()
+
+
+def test_port_is_locked_against_a_second_client(pstat, own_sim) -> None:
+    with pytest.raises(PotentiostatError, match=own_sim.info["port"]):
+        Potentiostat(own_sim.info["port"], name="intruder")
 
 
 def test_identify(pstat) -> None:

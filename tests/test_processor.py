@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import zmq
 
 from operando.live_processing.processor import Processor
 from operando.protocols import stream_v2 as sv2
@@ -23,7 +24,7 @@ def test_point_order_is_snake_and_invertible() -> None:
         point_of_event(13, 3, 4, True)
 
 
-def _run(tmp_path: Path, drop: set[int]) -> tuple[Processor, Path]:
+def _run(tmp_path: Path, drop: set[int], results: str | None = None) -> tuple[Processor, Path]:
     poni = tmp_path / "det.poni"
     ai = default_integrator(binning=8)
     ai.write(str(poni))
@@ -47,7 +48,7 @@ def _run(tmp_path: Path, drop: set[int]) -> tuple[Processor, Path]:
         {"name": "det"},
         {"phantom": str(phantom_file)},
     )
-    proc = Processor("tcp://127.0.0.1:*", [], None, tmp_path, n_bins=100)
+    proc = Processor("tcp://127.0.0.1:*", [], results, tmp_path, n_bins=100)
     proc.on_document(
         "start", {"uid": "run1", "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"}
     )
@@ -105,7 +106,23 @@ def test_complete_run_file_reads_back(tmp_path: Path) -> None:
 
 
 def test_missing_frames_are_reported_and_never_zero(tmp_path: Path) -> None:
-    _proc, path = _run(tmp_path, drop={3, 10})
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        _proc, path = _run(tmp_path, drop={3, 10}, results=f"tcp://127.0.0.1:{port}")
+        reports = []
+        while pull.poll(2000):
+            reports.append(pull.recv_json())
+            if reports[-1]["event"] == "written":
+                break
+    finally:
+        ctx.destroy(linger=0)
+    written = reports[-1]
+    assert written["event"] == "written" and written["path"] == str(path)
+    assert sorted(map(tuple, written["missing"])) == sorted(
+        point_of_event(k + 1, 4, 6, True) for k in (3, 10)
+    )
     with h5py.File(path) as f:
         missing = f["entry/sinogram/missing"][()]
         data = f["entry/sinogram/data"][()]
