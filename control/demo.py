@@ -86,6 +86,7 @@ def run_demo(
     results = ctx.socket(zmq.PULL)
     results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
     beamline = None
+    publisher = None
     try:
         print(
             f"operando demo: {n} x {n} phantom of {ph.pixel_size:g} mm pixels, {phantom_path}",
@@ -165,6 +166,8 @@ def run_demo(
         print(path, flush=True)
         return path
     finally:
+        if publisher is not None:
+            publisher.close()
         if beamline is not None:
             beamline.destroy()
             close_channel_access()

@@ -35,6 +35,8 @@ def connect_publisher(docs_address: str, results: zmq.Socket, timeout: float = 1
     processor acknowledges one on the results socket.
     """
     pub = Publisher(docs_address, serializer=serialize)
+    # bounded linger: documents for a processor that is gone must never block exit
+    pub._socket.setsockopt(zmq.LINGER, 2000)
     try:
         flush(pub, results, timeout)
     except ConfigError:

@@ -71,7 +71,8 @@ def test_plan_runs_through_real_protocols(beamline, ioc, processor, poni_file) -
     docs: list[tuple[str, dict]] = []
     RE = RunEngine({})
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
-    RE.subscribe(connect_publisher(proc.info["docs"], results))
+    publisher = connect_publisher(proc.info["docs"], results)
+    RE.subscribe(publisher)
     angles = np.linspace(0, 180, 6, endpoint=False)
     translations = np.linspace(-0.3, 0.3, 8)
     RE(
@@ -99,6 +100,7 @@ def test_plan_runs_through_real_protocols(beamline, ioc, processor, poni_file) -
     start = docs[0][1]
     assert start["xrdct"]["angles"] == list(angles) and len(start["xrdct"]["translations"]) == 8
     msg = wait_written(results)
+    publisher.close()
     assert msg["event"] == "written" and msg["missing"] == [] and msg["duplicates"] == 0
     with h5py.File(msg["path"]) as f:
         e = f["entry"]
