@@ -97,21 +97,8 @@ def run_demo(
         procs.append(ioc)
         pot = launcher.start_potentiostat(TIME_FACTOR, 0.05, 0.98)
         procs.append(pot)
-        proc = launcher.start(
-            "processor",
-            "operando.live_processing.processor",
-            [
-                "--frames",
-                ioc.info["stream"],
-                "--results",
-                results_addr,
-                "--out",
-                str(out),
-                "--bins",
-                str(cfg.processing.bins),
-                "--docs",
-                cfg.processing.docs,
-            ],
+        proc = launcher.start_processor(
+            ioc.info["stream"], results_addr, out, cfg.processing.bins, cfg.processing.docs
         )
         procs.append(proc)
         beamline = build(cfg, potentiostat_url=pot.info["port"])

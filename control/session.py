@@ -7,25 +7,17 @@ import time
 import uuid
 from typing import Any
 
-import numpy as np
 import zmq
 from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
 
+from ..protocols.jsonable import jsonable
 from .errors import ConfigError
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def serialize(doc: dict[str, Any]) -> bytes:
     """Documents travel as JSON (never pickle)."""
-    return json.dumps(doc, default=_jsonable).encode()
+    return json.dumps(doc, default=jsonable).encode()
 
 
 def connect_publisher(docs_address: str, results: zmq.Socket, timeout: float = 10.0) -> Publisher:

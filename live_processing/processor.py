@@ -25,6 +25,7 @@ import numpy as np
 import zmq
 
 from ..protocols import stream_v2 as sv2
+from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, point_of_event
 from .integrate import Integrator, load_poni
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
@@ -33,15 +34,6 @@ from .sinogram import Sinogram, fill_missing
 
 EC_STREAM = "electrochemistry"
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
-
-
-def _plain(obj: Any) -> Any:
-    """numpy scalars and arrays in reports -> JSON."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 @dataclass
@@ -116,7 +108,7 @@ class Processor:
 
     def report(self, **msg: Any) -> None:
         if self.results is not None:
-            self.results.send_json(msg, default=_plain)
+            self.results.send_json(msg, default=jsonable)
 
     # -- documents -------------------------------------------------------------------------
     def on_message(self, name: str, payload: bytes) -> None:

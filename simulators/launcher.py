@@ -149,3 +149,22 @@ def start_repeater(port: int) -> SimProcess:
     """
     env = {"EPICS_CA_REPEATER_PORT": str(port + 1)}
     return start("repeater", "operando.simulators.repeater", [], env)
+
+
+def start_processor(
+    frames: str, results: str, out: Path, bins: int = 400, docs: str = "tcp://127.0.0.1:*"
+) -> SimProcess:
+    """The live processor (``operando.live_processing.processor``) as its own process."""
+    args = [
+        "--frames",
+        frames,
+        "--results",
+        results,
+        "--out",
+        str(out),
+        "--bins",
+        str(bins),
+        "--docs",
+        docs,
+    ]
+    return start("processor", "operando.live_processing.processor", args)

@@ -23,20 +23,7 @@ def processor(ioc, tmp_path):
     ctx = zmq.Context()
     results = ctx.socket(zmq.PULL)
     addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
-    proc = launcher.start(
-        "processor",
-        "operando.live_processing.processor",
-        [
-            "--frames",
-            ioc.info["stream"],
-            "--results",
-            addr,
-            "--out",
-            str(tmp_path),
-            "--bins",
-            "200",
-        ],
-    )
+    proc = launcher.start_processor(ioc.info["stream"], addr, tmp_path, bins=200)
     yield proc, results
     proc.stop()
     ctx.destroy(linger=0)
