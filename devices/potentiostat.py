@@ -13,7 +13,6 @@ emit the log since the last kickoff as the ``electrochemistry`` stream.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -189,10 +188,6 @@ class Potentiostat(Device):
         self.client.abort()
         self.mode.put("ocp")
 
-    def open_circuit(self) -> None:
-        """Put the cell at open circuit now (same as :meth:`stop`)."""
-        self.stop()
-
     # -- data ----------------------------------------------------------------------------
     def _on_package(self, pkg: ms.DataPackage, stamp: float) -> None:
         v = pkg.potential if pkg.potential is not None else float("nan")
@@ -249,10 +244,3 @@ class Potentiostat(Device):
         finally:
             self.client.close()
         super().destroy()
-
-
-def wait_idle(pstat: Potentiostat, timeout: float = 5.0) -> None:
-    """Block until no script runs (used at shutdown)."""
-    deadline = time.monotonic() + timeout
-    while pstat.client.busy and time.monotonic() < deadline:
-        time.sleep(0.01)

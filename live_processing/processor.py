@@ -46,7 +46,6 @@ class RunState:
     sinogram: Sinogram
     experiment: str
     start_time: float
-    primary_descriptor: str | None = None
     series_id: int | None = None
     cell_of_frame: dict[int, tuple[int, int, float]] = field(default_factory=dict)
     patterns: dict[int, np.ndarray] = field(default_factory=dict)
@@ -148,7 +147,6 @@ class Processor:
         run = self.runs.get(run_uid)
         if run is None or doc.get("name") != PRIMARY:
             return
-        run.primary_descriptor = doc["uid"]
         det = run.geometry.detector.get("name", "")
         conf = doc.get("configuration", {}).get(det, {}).get("data", {})
         if run.geometry.series_key in conf:
@@ -283,13 +281,13 @@ class Processor:
         return path
 
     # -- loop --------------------------------------------------------------------------------
-    def run_forever(self, stop_after: int | None = None, idle_timeout: float | None = None) -> None:
+    def run_forever(self) -> None:
+        """Serve until interrupted (SIGTERM or Ctrl-C)."""
         poller = zmq.Poller()
         poller.register(self.docs, zmq.POLLIN)
         poller.register(self.frames, zmq.POLLIN)
-        last = time.monotonic()
         self.report(event="ready", docs=self.docs_address)
-        while stop_after is None or len(self.written) < stop_after:
+        while True:
             events = dict(poller.poll(100))
             if self.frames in events:
                 for _ in range(64):
@@ -297,7 +295,6 @@ class Processor:
                         self.on_frame(self.frames.recv(zmq.NOBLOCK))
                     except zmq.Again:
                         break
-                last = time.monotonic()
             if self.docs in events:
                 for _ in range(256):
                     try:
@@ -306,10 +303,7 @@ class Processor:
                         break
                     _prefix, name, payload = raw.split(b" ", 2)
                     self.on_message(name.decode(), payload)
-                last = time.monotonic()
             self.finish_ready()
-            if idle_timeout is not None and time.monotonic() - last > idle_timeout:
-                break
 
     def close(self) -> None:
         for run in list(self.runs.values()):

@@ -26,9 +26,6 @@ class Sinogram:
         """Cells with no frame, as (angle index, translation index)."""
         return [(int(i), int(j)) for i, j in np.argwhere(~self.filled)]
 
-    def rows_complete(self) -> int:
-        return int(self.filled.all(axis=1).sum())
-
     def normalised(self) -> np.ndarray:
         """Patterns scaled to the mean monitor; missing cells stay NaN."""
         mon = self.monitor

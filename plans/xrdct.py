@@ -47,7 +47,7 @@ def xrdct_scan(
     snake: bool = True,
     sample: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
-) -> MsgGenerator[str]:
+) -> MsgGenerator[None]:
     """Acquire one diffraction frame at every (angle, translation).
 
     Parameters
@@ -64,10 +64,6 @@ def xrdct_scan(
         Alternate the translation direction on odd rows.
     sample, md
         Sample description and extra start-document metadata.
-
-    Returns
-    -------
-    The run's uid.
     """
     angles = [float(a) for a in angles]
     translations = [float(x) for x in translations]
@@ -109,12 +105,10 @@ def xrdct_scan(
 
     @bpp.stage_decorator([det])
     @bpp.run_decorator(md=_md)
-    def inner() -> MsgGenerator[str]:
+    def inner() -> MsgGenerator[None]:
         if pstat is not None:
             yield from recorded(pstat, points)
         else:
             yield from points()
-        return "done"
 
-    uid = yield from inner()
-    return uid
+    yield from inner()
