@@ -13,6 +13,7 @@ from ..devices.monitor import beam_monitor
 from ..devices.potentiostat import Potentiostat
 from ..devices.shutter import Shutter
 from ..devices.stage import TomoStage
+from ..devices.trigger import TriggerLines
 from .config import BeamlineConfig
 from .errors import ConfigError
 
@@ -26,6 +27,7 @@ class Beamline:
     diode: EpicsSignalRO
     shutter: Shutter
     pstat: Potentiostat
+    trigger: TriggerLines
 
     def destroy(self) -> None:
         self.pstat.destroy()
@@ -41,8 +43,9 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
     det = StreamingDetector(f"{prefix}det:", name="det", exposure=cfg.detector.exposure)
     diode = beam_monitor(f"{prefix}diode")
     shutter = Shutter(f"{prefix}shutter:", name="shutter")
+    trigger = TriggerLines(prefix, name="trigger")
     timeout = cfg.epics.connection_timeout
-    for dev in (stage, det, diode, shutter):
+    for dev in (stage, det, diode, shutter, trigger):
         try:
             dev.wait_for_connection(timeout=timeout)
         except TimeoutError as exc:
@@ -62,4 +65,4 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
         )
     except PotentiostatError as exc:
         raise ConfigError(f"potentiostat: {exc}") from exc
-    return Beamline(stage, det, diode, shutter, pstat)
+    return Beamline(stage, det, diode, shutter, pstat, trigger)

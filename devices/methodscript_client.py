@@ -33,6 +33,7 @@ class ScriptRun:
     last: ms.DataPackage | None = None
     error: str | None = None
     aborted: bool = False
+    lost: bool = False  # the serial link went away while it ran
 
 
 class MethodScriptClient:
@@ -45,18 +46,21 @@ class MethodScriptClient:
         baudrate: int = 230400,
         timeout: float = 3.0,
         on_package: Callable[[ms.DataPackage, float], None] | None = None,
+        on_link: Callable[[bool, float], None] | None = None,
+        reconnect_interval: float = 0.25,
     ) -> None:
         self.url = url
+        self.baudrate = baudrate
         self.timeout = timeout
         self.on_package = on_package
-        # a local port is locked: a second client would steal the instrument's replies
-        local = "://" not in url
+        self.on_link = on_link
+        self.reconnect_interval = reconnect_interval
+        self.connected = threading.Event()
         try:
-            self.port = serial.serial_for_url(
-                url, baudrate=baudrate, timeout=0.1, **({"exclusive": True} if local else {})
-            )
+            self.port = self._open()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PotentiostatError(f"cannot open potentiostat serial port {url!r}: {exc}") from exc
+        self.connected.set()
         self._replies: queue.Queue[str] = queue.Queue()
         self._run: ScriptRun | None = None
         self._write_lock = threading.Lock()
@@ -65,9 +69,23 @@ class MethodScriptClient:
         self._reader = threading.Thread(target=self._read_loop, daemon=True, name="methodscript-rx")
         self._reader.start()
 
+    def _open(self) -> serial.SerialBase:
+        # a local port is locked: a second client would steal the instrument's replies
+        local = "://" not in self.url
+        return serial.serial_for_url(
+            self.url,
+            baudrate=self.baudrate,
+            timeout=0.1,
+            **({"exclusive": True} if local else {}),
+        )
+
     # -- lines ---------------------------------------------------------------------------
     def _write(self, text: str) -> None:
         with self._write_lock:
+            if not self.connected.is_set():
+                raise PotentiostatError(
+                    f"potentiostat port {self.url!r} is disconnected (cable unplugged?)"
+                )
             try:
                 self.port.write(text.encode("ascii"))
                 self.port.flush()
@@ -82,16 +100,51 @@ class MethodScriptClient:
             try:
                 chunk = self.port.read(4096)
             except (serial.SerialException, OSError, TypeError):
-                if self._run is not None:
-                    self._run.error = f"serial port {self.url!r} lost"
-                    self._run.finished.set()
-                return
+                if self._closed.is_set():
+                    return
+                self._link_lost()
+                buf = b""
+                if not self._reconnect():
+                    return
+                continue
             if not chunk:
                 continue
             buf += chunk
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
                 self.handle_line(raw.decode("ascii", errors="replace").rstrip("\r"), time.time())
+
+    def _link_lost(self) -> None:
+        """The port went away: fail the running script, tell the owner, close our end."""
+        self.connected.clear()
+        if self.on_link is not None:  # first, so whoever sees the script end sees the loss
+            self.on_link(False, time.time())
+        run = self._run
+        if run is not None and not run.finished.is_set():
+            run.error = f"serial link to {self.url!r} lost"
+            run.lost = True
+            run.accepted.set()
+            run.finished.set()
+        with self._write_lock:
+            try:
+                self.port.close()
+            except (serial.SerialException, OSError):
+                pass
+
+    def _reconnect(self) -> bool:
+        """Reopen the port until it comes back (or the client closes); True if it did."""
+        while not self._closed.wait(self.reconnect_interval):
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError, ValueError):
+                continue
+            with self._write_lock:
+                self.port = port
+            self.connected.set()
+            if self.on_link is not None:
+                self.on_link(True, time.time())
+            return True
+        return False
 
     def handle_line(self, line: str, stamp: float) -> None:
         """Dispatch one received line (public so the parser can be tested on its own)."""
@@ -179,7 +232,7 @@ class MethodScriptClient:
     def abort(self, wait: float | None = None) -> None:
         """Abort the running script (``Z``); the instrument switches the cell off."""
         run = self._run
-        if run is None or run.finished.is_set():
+        if run is None or run.finished.is_set() or not self.connected.is_set():
             return
         self._write("Z\n")
         if not run.finished.wait(self.timeout if wait is None else wait):

@@ -56,13 +56,41 @@ class ConstantVoltage:
     timeout: float
 
 
-Step = OCV | ConstantCurrent | ConstantVoltage
+@dataclass(frozen=True)
+class TriggeredDischarge:
+    """Seed 001, run by the instrument itself: discharge segments with paused scans.
+
+    Each segment runs at ``current`` (A, negative) for ``segment`` s or until the
+    potential falls to ``v_min``; then the cell rests at open circuit with the pause line
+    (GPIO pin 0) high until the scan-done line (pin 1) rises or ``pause_timeout`` s
+    pass. Ends after the pause that follows ``v_min``, or after ``max_pauses`` pauses.
+    """
+
+    current: float
+    v_min: float
+    segment: float
+    max_pauses: int
+    pause_timeout: float
+
+    @property
+    def timeout(self) -> float:
+        return self.max_pauses * (self.segment + self.pause_timeout)
+
+
+Step = OCV | ConstantCurrent | ConstantVoltage | TriggeredDischarge
+MODES = {OCV: "ocp", ConstantCurrent: "cc", ConstantVoltage: "cv", TriggeredDischarge: "triggered"}
 
 
 class StepStatus(DeviceStatus):
-    """Status of one electrochemical step; ``reason`` is set when it ends."""
+    """Status of one electrochemical step.
+
+    ``reason`` is set when it ends (``voltage_limit``, ``current_limit``, ``timeout``,
+    ``done``, ``aborted``, or ``disconnected`` when the serial link went away);
+    ``elapsed`` is the step's instrument time at its last data package (s).
+    """
 
     reason: str = ""
+    elapsed: float = 0.0
 
 
 class Potentiostat(Device):
@@ -73,6 +101,8 @@ class Potentiostat(Device):
     cell_time = Cpt(Signal, value=0.0, kind="normal")
     charge = Cpt(Signal, value=0.0, kind="normal")
     mode = Cpt(Signal, value="ocp", kind="normal")
+    step = Cpt(Signal, value="", kind="normal")
+    connected = Cpt(Signal, value=1, kind="normal")
     v_min = Cpt(Signal, value=2.5, kind="config")
     v_max = Cpt(Signal, value=4.4, kind="config")
     i_max = Cpt(Signal, value=1e-3, kind="config")
@@ -101,21 +131,24 @@ class Potentiostat(Device):
         self._collect_from = 0
         self._step_t0 = 0.0
         self._last_t: float | None = None
-        self.client = MethodScriptClient(url, timeout=timeout, on_package=self._on_package)
+        self.client = MethodScriptClient(
+            url, timeout=timeout, on_package=self._on_package, on_link=self._on_link
+        )
         self.firmware.put(self.client.identify())
 
     # -- safety --------------------------------------------------------------------------
     def check_step(self, step: Step) -> None:
         """Raise :class:`SafetyLimitError` if ``step`` leaves the safe window."""
         lo, hi, imax = self.v_min.get(), self.v_max.get(), self.i_max.get()
-        if isinstance(step, ConstantCurrent):
+        if isinstance(step, ConstantCurrent | TriggeredDischarge):
             if abs(step.current) > imax:
                 raise SafetyLimitError(
                     f"{self.name}: current {step.current:.4g} A exceeds the limit ±{imax:.4g} A"
                 )
-            if not lo <= step.until_voltage <= hi:
+            limit = step.until_voltage if isinstance(step, ConstantCurrent) else step.v_min
+            if not lo <= limit <= hi:
                 raise SafetyLimitError(
-                    f"{self.name}: voltage limit {step.until_voltage:.4g} V is outside the window "
+                    f"{self.name}: voltage limit {limit:.4g} V is outside the window "
                     f"[{lo:.4g}, {hi:.4g}] V"
                 )
         elif isinstance(step, ConstantVoltage):
@@ -139,6 +172,10 @@ class Potentiostat(Device):
             return ms.ocp_script(dt, step.duration)
         if isinstance(step, ConstantCurrent):
             return ms.cp_script(step.current, dt, step.timeout, step.until_voltage)
+        if isinstance(step, TriggeredDischarge):
+            return ms.triggered_discharge_script(
+                step.current, step.v_min, step.segment, dt, step.max_pauses, step.pause_timeout
+            )
         return ms.ca_script(step.voltage, dt, step.timeout, step.until_current)
 
     # -- bluesky Movable -----------------------------------------------------------------
@@ -146,15 +183,20 @@ class Potentiostat(Device):
         self.check_step(step)
         script = self.script_for(step)
         status = StepStatus(self)
-        mode = {OCV: "ocp", ConstantCurrent: "cc", ConstantVoltage: "cv"}[type(step)]
         if self.client.busy:
             self.client.abort()
         run = self.client.run_script(script)
-        self.mode.put(mode)
+        self.mode.put(MODES[type(step)])
+        self.step.put(repr(step))
 
         def watch() -> None:
             run.finished.wait()
             self.mode.put("ocp")
+            status.elapsed = run.last.time if run.last and run.last.time is not None else 0.0
+            if run.lost:
+                status.reason = "disconnected"
+                status.set_finished()
+                return
             if run.error and not run.aborted:
                 status.set_exception(
                     PotentiostatError(f"{self.name}: step {step} failed: {run.error}")
@@ -170,7 +212,7 @@ class Potentiostat(Device):
     def _reason(step: Step, last: ms.DataPackage | None, aborted: bool) -> str:
         if aborted:
             return "aborted"
-        if isinstance(step, OCV) or last is None:
+        if isinstance(step, OCV | TriggeredDischarge) or last is None:
             return "done"
         if isinstance(step, ConstantCurrent) and last.potential is not None:
             crossed = (
@@ -189,6 +231,13 @@ class Potentiostat(Device):
         self.mode.put("ocp")
 
     # -- data ----------------------------------------------------------------------------
+    def _on_link(self, up: bool, stamp: float) -> None:
+        """Serial link lost or back: a NaN row marks the gap in the V/I log."""
+        self.connected.put(int(up), timestamp=stamp)
+        with self._log_lock:
+            nan = float("nan")
+            self._log.append((stamp, nan, nan, nan, "link_restored" if up else "link_lost"))
+
     def _on_package(self, pkg: ms.DataPackage, stamp: float) -> None:
         v = pkg.potential if pkg.potential is not None else float("nan")
         i = pkg.current if pkg.current is not None else 0.0

@@ -3,7 +3,9 @@
 ``/entry`` (NXentry, ``@start_uid``): ``sinogram`` and ``reconstruction`` (NXdata),
 ``electrochemistry`` (NXlog: time relative to ``time@start``, voltage, current, scan
 start/end times), ``ground_truth`` (simulated runs: the phantom on the slice grid),
-``instrument`` (PONI geometry and detector name).
+``instrument`` (PONI geometry and detector name), ``protocol`` (NXcollection: every
+transition of the operando protocol: time, state, reason, n, voltage, current),
+``sample`` (simulated runs: the cell's lithium content during the scan).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ElectrochemistryLog:
     cell_time: list[float] = field(default_factory=list)
     scan_start: list[float] = field(default_factory=list)
     scan_end: list[float] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, t: float, v: float, i: float, ct: float) -> None:
         self.time.append(t)
@@ -78,6 +81,30 @@ def write_electrochemistry(entry: h5py.Group, log: ElectrochemistryLog) -> None:
     for key in ("scan_start", "scan_end"):
         ds = g.create_dataset(key, data=rel(getattr(log, key)))
         ds.attrs.update(units="s", start=start)
+    write_transitions(entry, log.transitions, t0, start)
+
+
+TRANSITION_FIELDS = ("state", "reason", "n", "voltage", "current")
+
+
+def write_transitions(entry: h5py.Group, rows: list[dict[str, Any]], t0: float, start: str) -> None:
+    """(Re)write ``entry/protocol``: one row per protocol transition, in time order."""
+    if "protocol" in entry:
+        del entry["protocol"]
+    g = entry.create_group("protocol")
+    g.attrs["NX_class"] = "NXcollection"
+    rows = sorted(rows, key=lambda r: r["time"])
+    t = g.create_dataset("time", data=np.array([r["time"] - t0 for r in rows], dtype=float))
+    t.attrs.update(units="s", start=start)
+    text = h5py.string_dtype()
+    for key in ("state", "reason"):
+        g.create_dataset(
+            key, data=np.array([str(r.get(key, "")) for r in rows], dtype=object), dtype=text
+        )
+    g.create_dataset("n", data=np.array([int(r.get("n", 0)) for r in rows], dtype=np.int64))
+    for key, unit in (("voltage", "V"), ("current", "A")):
+        values = np.array([float(r.get(key, np.nan)) for r in rows], dtype=float)
+        g.create_dataset(key, data=values).attrs["units"] = unit
 
 
 def write_run(
@@ -96,6 +123,7 @@ def write_run(
     detector_name: str,
     ground_truth: Path | None,
     metadata: dict[str, Any],
+    sample_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed)."""
     tmp = path.with_suffix(".h5.part")
@@ -132,6 +160,11 @@ def write_run(
         det.create_dataset("poni", data=poni_text)
         if ground_truth is not None:
             copy_ground_truth(entry, ground_truth)
+        if sample_state:
+            smp = entry.create_group("sample")
+            smp.attrs["NX_class"] = "NXsample"
+            for key, value in sample_state.items():
+                smp.create_dataset(key, data=value)
     tmp.replace(path)
     return path
 

@@ -33,6 +33,7 @@ from .reconstruct import fbp_stack
 from .sinogram import Sinogram, fill_missing
 
 EC_STREAM = "electrochemistry"
+TRANSITIONS_STREAM = "transitions"
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
 
 
@@ -96,6 +97,7 @@ class Processor:
         self.logs: dict[str, ElectrochemistryLog] = {}
         self.files: dict[str, list[Path]] = {}
         self.orphans: dict[int, list[sv2.ImageMessage]] = {}
+        self.series_info: dict[int, dict[str, Any]] = {}  # user data of each series' start
         self.integrators: dict[str, Integrator] = {}
         self.written: list[Path] = []
         self.bad_frames = 0
@@ -159,7 +161,18 @@ class Processor:
         run_uid, stream = self.descriptor_run.get(doc["descriptor"], ("", ""))
         data = doc["data"]
         if stream == EC_STREAM:
-            self._ec_rows(run_uid, [(doc["time"], data)])
+            # the readings' timestamps are the packages' arrival times (host clock);
+            # the event's own time is when bluesky collected it
+            stamps = doc.get("timestamps", {})
+            t = next((v for k, v in stamps.items() if k.endswith("_voltage")), doc["time"])
+            self._ec_rows(run_uid, [(t, data)])
+            return
+        if stream == TRANSITIONS_STREAM:
+            exp = self.run_experiment.get(run_uid, run_uid)
+            row = {key.split("_", 1)[-1]: value for key, value in data.items()}
+            self.logs.setdefault(exp, ElectrochemistryLog()).transitions.append(
+                {**row, "time": doc["time"]}
+            )
             return
         run = self.runs.get(run_uid)
         if run is None or stream != PRIMARY:
@@ -187,6 +200,7 @@ class Processor:
                     "seq_num": doc["seq_num"][k],
                     "time": doc["time"][k],
                     "data": {key: v[k] for key, v in doc["data"].items()},
+                    "timestamps": {key: v[k] for key, v in doc.get("timestamps", {}).items()},
                 }
             )
 
@@ -218,6 +232,7 @@ class Processor:
             self.report(event="error", source="frames", error=str(exc))
             return
         if isinstance(msg, sv2.StartMessage):
+            self.series_info[msg.series_id] = dict(msg.user_data)
             return
         run = next((r for r in self.runs.values() if r.series_id == msg.series_id), None)
         if isinstance(msg, sv2.EndMessage):
@@ -251,7 +266,8 @@ class Processor:
         step = abs(g.translations[1] - g.translations[0]) if len(g.translations) > 1 else 1.0
         recon = fbp_stack(fill_missing(sino), np.asarray(g.angles), step)
         poni_text = Path(g.poni_file).read_text() if Path(g.poni_file).is_file() else ""
-        phantom = g.sample.get("phantom")
+        series = self.series_info.pop(run.series_id, {}) if run.series_id is not None else {}
+        phantom = series.get("ground_truth") or g.sample.get("phantom")
         exp = run.experiment
         path = write_run(
             self.out_dir / f"{run.uid}.h5",
@@ -268,6 +284,7 @@ class Processor:
             detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
             ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
             metadata={"experiment_id": exp},
+            sample_state={"lithium_x": series["lithium_x"]} if "lithium_x" in series else None,
         )
         self.files.setdefault(exp, []).append(path)
         self.written.append(path)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import sys
+import time
 import uuid
 from collections.abc import Callable
 
@@ -9,15 +13,100 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import Msg, MsgGenerator
 
-from ..devices.potentiostat import OCV, ConstantCurrent, ConstantVoltage, Potentiostat, Step
+from ..devices.methodscript_client import PotentiostatError
+from ..devices.potentiostat import (
+    OCV,
+    ConstantCurrent,
+    ConstantVoltage,
+    Potentiostat,
+    Step,
+    TriggeredDischarge,
+)
+
+LINK_TIMEOUT = 600.0  # s to wait for a lost serial link before the plan fails
 
 
-def run_step(pstat: Potentiostat, step: Step) -> MsgGenerator[str]:
-    """Run one step to its end and return its reason (``voltage_limit``, ``timeout``...)."""
-    group = f"{pstat.name}-{uuid.uuid4().hex[:8]}"
-    status = yield from bps.abs_set(pstat, step, group=group)
-    yield from bps.wait(group=group)
-    return str(status.reason)
+def wait_until(
+    predicate: Callable[[], object], *, timeout: float, what: str, poll: float = 0.05
+) -> MsgGenerator[object]:
+    """Wait (without blocking the RunEngine) until ``predicate()`` is truthy; return it.
+
+    Raises ``TimeoutError`` naming ``what`` after ``timeout`` s.
+    """
+
+    async def poller() -> object:
+        deadline = time.monotonic() + timeout
+        while not (value := predicate()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout:g} s")
+            await asyncio.sleep(poll)
+        return value
+
+    tasks = yield from bps.wait_for([poller])
+    return tasks[0].result()
+
+
+def remaining(step: Step, elapsed: float) -> Step | None:
+    """``step`` with ``elapsed`` s of its time used up; None if nothing is left."""
+    if isinstance(step, OCV):
+        left = step.duration - elapsed
+        return dataclasses.replace(step, duration=left) if left > 0 else None
+    if isinstance(step, TriggeredDischarge):
+        return None  # the instrument's own program cannot be resumed midway
+    left = step.timeout - elapsed
+    return dataclasses.replace(step, timeout=left) if left > 0 else None
+
+
+def run_step(
+    pstat: Potentiostat, step: Step, *, link_timeout: float = LINK_TIMEOUT
+) -> MsgGenerator[str]:
+    """Run one step to its end and return its reason (``voltage_limit``, ``timeout``...).
+
+    If the serial link is lost mid-step (the instrument then puts the cell at open
+    circuit), the plan suspends with a message until the link is back, then resumes
+    the step for the time it had left. It fails after ``link_timeout`` s without link.
+    """
+    todo: Step | None = step
+    used = 0.0
+    reason = "timeout"
+    while todo is not None:
+        group = f"{pstat.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            status = yield from bps.abs_set(pstat, todo, group=group)
+        except PotentiostatError:
+            if pstat.client.connected.is_set():
+                raise
+            reason = "disconnected"  # lost between the check and the command
+        else:
+            yield from bps.wait(group=group)
+            reason = str(status.reason)
+            if reason != "disconnected":
+                return reason
+            used += status.elapsed
+        print(
+            f"SUSPENDED: {pstat.name} serial link {pstat.url} lost {used:.0f} s into {step}; "
+            f"the instrument left the cell at open circuit. Waiting up to {link_timeout:g} s "
+            "for the link to come back ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            yield from wait_until(
+                pstat.client.connected.is_set,
+                timeout=link_timeout,
+                what=f"{pstat.name} serial link {pstat.url}",
+            )
+        except TimeoutError as exc:
+            raise PotentiostatError(str(exc)) from exc
+        todo = remaining(step, used)
+        print(
+            f"RESUMED: {pstat.name} link is back; continuing with {todo}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if isinstance(step, TriggeredDischarge):
+        return "disconnected"
+    return "done" if isinstance(step, OCV) else "timeout"  # its time ran out while unplugged
 
 
 def ocv(pstat: Potentiostat, duration: float) -> MsgGenerator[str]:

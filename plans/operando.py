@@ -32,13 +32,18 @@ from .xrdct import check_limits, xrdct_scan
 def electrochemistry_run(
     pstat: Potentiostat, steps: MsgGenerator[Any], *, md: dict[str, Any]
 ) -> MsgGenerator[Any]:
-    """Record electrochemical ``steps`` as a run of their own (``electrochemistry`` stream)."""
+    """Record electrochemical ``steps`` as a run of their own (``electrochemistry`` stream).
+
+    Returns what ``steps`` returns (bluesky's run wrapper itself returns the run uid).
+    """
+    result: list[Any] = []
 
     @bpp.run_decorator(md={"plan_name": "electrochemistry", **md})
-    def inner() -> MsgGenerator[Any]:
-        return (yield from recorded(pstat, lambda: steps))
+    def inner() -> MsgGenerator[None]:
+        result.append((yield from recorded(pstat, lambda: steps)))
 
-    return (yield from inner())
+    yield from inner()
+    return result[0] if result else None
 
 
 def minimal_operando(

@@ -12,7 +12,11 @@ Wire facts used here (EmStat family, MethodSCRIPT v1.x):
   potential, ``ba`` WE current, ``eb`` time, ``da`` set potential), eight characters of
   value (seven hex digits offset by 2**27, then an SI prefix) and optional ``,``-separated
   metadata (``1h`` status flags, ``2hh`` current range).
-- Script literals are integers with an SI prefix, e.g. ``4200m`` or ``8u``.
+- Script literals are integers with an SI prefix, e.g. ``4200m`` or ``8u``, or plain
+  integers with an ``i`` suffix (``5i``, ``0x2i``). Scripts may nest ``loop`` and ``if``
+  blocks, use ``var``/``store_var``/``add_var``/``bit_and_var``, GPIO
+  (``set_gpio_cfg``, ``set_gpio``, ``get_gpio``) and an ``on_finished:`` section that
+  runs however the script ends. The device answers ``L``/``+`` at a loop's start/end.
 """
 
 from __future__ import annotations
@@ -142,10 +146,20 @@ def literal(value: float) -> str:
 
 
 def parse_literal(text: str) -> float:
-    """Parse a script literal (``4200m``, ``-8u``, ``10``) to an SI float."""
+    """Parse a script literal to a number: ``4200m``, ``-8u``, ``10``, ``5i``, ``0x2i``.
+
+    An ``i`` suffix marks an integer (``0x`` hex allowed); otherwise an integer with an
+    optional SI prefix.
+    """
     text = text.strip()
     if not text:
         raise MethodScriptError("empty literal")
+    if text.endswith("i"):
+        body = text[:-1]
+        try:
+            return float(int(body, 16) if body.lower().startswith(("0x", "-0x")) else int(body))
+        except ValueError as exc:
+            raise MethodScriptError(f"literal {text!r} is not an integer") from exc
     prefix = text[-1] if text[-1] in SI_PREFIX and not text[-1].isdigit() else ""
     body = text[: -1 if prefix else None]
     try:
@@ -155,29 +169,28 @@ def parse_literal(text: str) -> float:
     return number * (SI_PREFIX[prefix] if prefix else 1.0)
 
 
-def _loop_body(limit_var: str, condition: str) -> list[str]:
-    body = [
-        "  timer_get t",
-        "  pck_start",
-        "  pck_add p",
-        "  pck_add c",
-        "  pck_add t",
-        "  pck_end",
-    ]
-    if condition:
-        body += [f"  if {limit_var} {condition}", "    breakloop", "  endif"]
-    return body
+def _packages(*names: str) -> list[str]:
+    return ["  timer_get t", "  pck_start", *[f"  pck_add {n}" for n in names], "  pck_end"]
 
 
-def _preamble() -> list[str]:
-    return ["e", "var p", "var c", "var t", "set_pgstat_mode 2", "timer_start"]
+def _until(var: str, condition: str) -> list[str]:
+    return [f"  if {var} {condition}", "    breakloop", "  endif"]
+
+
+def _preamble(*extra_vars: str) -> list[str]:
+    lines = ["e", "var p", "var c", "var t", *[f"var {v}" for v in extra_vars]]
+    return [*lines, "set_pgstat_mode 2", "timer_start"]
+
+
+def _finish(lines: list[str]) -> str:
+    """Close a script: ``on_finished:`` switches the cell off even after an abort."""
+    return "\n".join([*lines, "on_finished:", "cell_off", ""]) + "\n"
 
 
 def ocp_script(interval: float, duration: float) -> str:
     """Open circuit: cell off, record the open-circuit potential."""
     lines = [*_preamble(), "cell_off", f"meas_loop_ocp p {literal(interval)} {literal(duration)}"]
-    lines += [*_loop_body("p", ""), "endloop", ""]
-    return "\n".join(lines) + "\n"
+    return _finish([*lines, *_packages("p", "t"), "endloop"])
 
 
 def cp_script(current: float, interval: float, duration: float, v_limit: float) -> str:
@@ -185,13 +198,49 @@ def cp_script(current: float, interval: float, duration: float, v_limit: float) 
     op = ">=" if current >= 0 else "<="
     lines = [*_preamble(), "cell_on"]
     lines.append(f"meas_loop_cp p c {literal(current)} {literal(interval)} {literal(duration)}")
-    lines += [*_loop_body("p", f"{op} {literal(v_limit)}"), "endloop", "cell_off", ""]
-    return "\n".join(lines) + "\n"
+    lines += [*_packages("p", "c", "t"), *_until("p", f"{op} {literal(v_limit)}"), "endloop"]
+    return _finish(lines)
 
 
 def ca_script(potential: float, interval: float, duration: float, i_limit: float) -> str:
     """Constant voltage (chronoamperometry) until ``|I|`` falls to ``i_limit`` or time runs out."""
+    lim = literal(abs(i_limit))
     lines = [*_preamble(), "cell_on"]
-    lines.append(f"meas_loop_ca c {literal(potential)} {literal(interval)} {literal(duration)}")
-    lines += [*_loop_body("c", f"<= {literal(abs(i_limit))}"), "endloop", "cell_off", ""]
-    return "\n".join(lines) + "\n"
+    lines.append(f"meas_loop_ca p c {literal(potential)} {literal(interval)} {literal(duration)}")
+    lines += [*_packages("p", "c", "t"), f"  if c <= {lim}", f"    if c >= -{lim}"]
+    lines += ["      breakloop", "    endif", "  endif", "endloop"]
+    return _finish(lines)
+
+
+PAUSE_PIN = 0x1  # GPIO out: high while the cell is paused for a scan
+DONE_PIN = 0x2  # GPIO in: the beamline raises it when the scan is done
+
+
+def triggered_discharge_script(
+    current: float,
+    v_min: float,
+    segment: float,
+    interval: float,
+    max_pauses: int,
+    pause_timeout: float,
+) -> str:
+    """Seed 001: discharge in segments; after each, pause at OCV and signal the beamline.
+
+    Each segment runs at ``current`` (A, negative = discharge) for ``segment`` s or until
+    the potential falls to ``v_min``. Then the cell goes to open circuit, GPIO pin 0
+    (``PAUSE_PIN``) goes high, and the OCV is recorded until the beamline raises GPIO pin 1
+    (``DONE_PIN``, scan done) or ``pause_timeout`` s pass; pin 0 goes low and the next
+    segment starts. The script ends after the pause that follows reaching ``v_min``,
+    or after ``max_pauses`` pauses.
+    """
+    lines = [*_preamble("g", "n", "d"), "set_gpio_cfg 0x1i 1", "set_gpio_cfg 0x2i 0"]
+    lines += ["set_gpio 0x0i", "store_var n 0i ja", "store_var d 0i ja"]
+    lines += [f"loop n < {max_pauses}i", "cell_on"]
+    lines.append(f"meas_loop_cp p c {literal(current)} {literal(interval)} {literal(segment)}")
+    lines += [*_packages("p", "c", "t"), "  if p <= " + literal(v_min), "    store_var d 1i ja"]
+    lines += ["    breakloop", "  endif", "endloop", "cell_off", "set_gpio 0x1i"]
+    lines.append(f"meas_loop_ocp p {literal(interval)} {literal(pause_timeout)}")
+    lines += [*_packages("p", "t"), "  get_gpio g", "  bit_and_var g 0x2i"]
+    lines += ["  if g != 0i", "    breakloop", "  endif", "endloop", "set_gpio 0x0i"]
+    lines += ["add_var n 1i", "if d != 0i", "  breakloop", "endif", "endloop"]
+    return _finish(lines)

@@ -49,9 +49,16 @@ DETECTOR_STATES = [
 class FrameStreamer(threading.Thread):
     """Renders queued exposures and pushes them; one thread, in order."""
 
-    def __init__(self, renderer: FrameRenderer, address: str, seed: int = 0) -> None:
+    def __init__(
+        self,
+        renderer: FrameRenderer,
+        address: str,
+        seed: int = 0,
+        prepare: Callable[[sv2.StartMessage], None] | None = None,
+    ) -> None:
         super().__init__(daemon=True, name="frame-streamer")
         self.renderer = renderer
+        self.prepare = prepare  # runs before a series starts (e.g. set the sample's state)
         self.ctx: zmq.Context = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 200)
@@ -81,6 +88,8 @@ class FrameStreamer(threading.Thread):
                 )
             else:
                 msg = job
+                if isinstance(msg, sv2.StartMessage) and self.prepare is not None:
+                    self.prepare(msg)
             self.sock.send(sv2.encode(msg))
 
     def close(self) -> None:

@@ -10,6 +10,9 @@ prefix ``P``::
     P beam:On                1 while there is beam
     P diode                  beam-monitor diode (counts/s), ∝ flux on the sample
     P shutter:Open           shutter command (0/1); P shutter:Status its readback
+    P trig:In                digital input: the potentiostat's pause line (GPIO pin 0)
+    P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
+    P cell:x                 simulation only: the cell's true lithium content x
     P det:cam:...            the streaming detector (see ``detector.py``)
 
 Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
@@ -30,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 
+from ..protocols import stream_v2 as sv2
 from .detector import CamGroup, FrameStreamer
+from .lithiation import lithiate
 from .motor import SimMotor
 from .phantom import Phantom, default_phantom
 from .render import FrameRenderer, default_integrator
@@ -68,6 +73,53 @@ class ShutterGroup(PVGroup):
         return value
 
 
+class SampleState:
+    """Before each detector series: lithiate the phantom to the cell's present x.
+
+    Writes the ground truth of that series next to the phantom file
+    (``truth_<series uid>.h5``) and names it, with x, in the series' start message.
+    """
+
+    def __init__(
+        self, base: Phantom, x_ref: float, renderer: FrameRenderer, truth_dir: Path | None
+    ) -> None:
+        self.base, self.x_ref, self.renderer, self.truth_dir = base, x_ref, renderer, truth_dir
+        self.cell_x: float = float("nan")
+        self.applied: float | None = None
+        self.phantom = base
+
+    def __call__(self, start: sv2.StartMessage) -> None:
+        x = self.cell_x
+        if math.isfinite(x) and (self.applied is None or abs(x - self.applied) > 1e-5):
+            self.phantom = lithiate(self.base, x, self.x_ref)
+            self.renderer.set_phantom(self.phantom)
+            self.applied = x
+        if self.applied is not None:
+            start.user_data["lithium_x"] = self.applied
+        if self.truth_dir is not None:
+            path = self.truth_dir / f"truth_{start.series_unique_id}.h5"
+            self.phantom.save(path)
+            start.user_data["ground_truth"] = str(path)
+
+
+class TriggerGroup(PVGroup):
+    """TTL lines between the beamline controls and the potentiostat (seed 001)."""
+
+    In = pvproperty(value=0, doc="input: high while the potentiostat pauses the cell")
+    Out = pvproperty(value=0, doc="output: the beamline raises it when a scan is done")
+
+
+class CellGroup(PVGroup):
+    """The simulated sample's state, written by the potentiostat simulator."""
+
+    x = pvproperty(value=float("nan"), precision=5, doc="lithium content x of LixMn2O4")
+
+    @x.putter
+    async def x(self, instance, value):
+        self.parent.sample_state.cell_x = float(value)
+        return value
+
+
 class BeamlineIOC(PVGroup):
     """All simulated EPICS hardware of the beamline in one IOC."""
 
@@ -78,11 +130,14 @@ class BeamlineIOC(PVGroup):
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
+    trig = SubGroup(TriggerGroup, prefix="trig:")
+    cell = SubGroup(CellGroup, prefix="cell:")
     diode = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
 
-    def __init__(self, *args, streamer: FrameStreamer, **kwargs) -> None:
+    def __init__(self, *args, streamer: FrameStreamer, sample_state: SampleState, **kwargs) -> None:
         self.t0 = time.monotonic()
         self._streamer = streamer
+        self.sample_state = sample_state
         self._rng = np.random.default_rng(1)
         super().__init__(*args, **kwargs)
         self.cam = CamGroup(
@@ -137,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--poni", type=Path, help="write the detector geometry here (PONI)")
     p.add_argument("--binning", type=int, default=4)
     p.add_argument("--stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the detector")
+    p.add_argument("--x-ref", type=float, default=0.98, help="lithium content of the phantom")
     args = p.parse_args(argv)
     phantom = Phantom.load(args.phantom) if args.phantom else default_phantom()
     ai = default_integrator(args.binning)
@@ -144,10 +200,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.poni.exists():
             args.poni.unlink()
         ai.write(str(args.poni))
-    streamer = FrameStreamer(FrameRenderer(phantom, ai), args.stream)
+    renderer = FrameRenderer(phantom, ai)
+    truth_dir = args.phantom.parent if args.phantom else None
+    sample = SampleState(phantom, args.x_ref, renderer, truth_dir)
+    streamer = FrameStreamer(renderer, args.stream, prepare=sample)
     streamer.start()
     enable_tcp_nodelay()
-    ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer)
+    ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer, sample_state=sample)
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
     ready = {
         "prefix": args.prefix,

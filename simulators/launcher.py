@@ -135,10 +135,26 @@ def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -
     return start("ioc", "operando.simulators.ioc", args, env)
 
 
-def start_potentiostat(time_factor: float, capacity_mah: float, soc: float) -> SimProcess:
-    """The serial potentiostat on a new pseudo-terminal."""
+def start_potentiostat(
+    time_factor: float,
+    capacity_mah: float,
+    soc: float,
+    *,
+    ioc: tuple[str, int] | None = None,
+    replug_after: float = 2.0,
+) -> SimProcess:
+    """The serial potentiostat on a new pseudo-terminal.
+
+    ``ioc``: (prefix, CA port) of the beamline IOC to wire its GPIO lines and the cell's
+    lithium content to.
+    """
     args = ["--time-factor", str(time_factor), "--capacity", str(capacity_mah), "--soc", str(soc)]
-    return start("potentiostat", "operando.simulators.potentiostat", args)
+    args += ["--replug-after", str(replug_after)]
+    env: dict[str, str] = {}
+    if ioc is not None:
+        args += ["--ioc-prefix", ioc[0]]
+        env = ca_client_env(ioc[1])
+    return start("potentiostat", "operando.simulators.potentiostat", args, env)
 
 
 def start_repeater(port: int) -> SimProcess:

@@ -115,6 +115,13 @@ LIBRARY: dict[str, Phase] = {
     for p in (
         _spinel("LiMn2O4", 8.245, 1.0, 0.5, "spinel Fd-3m, fully lithiated"),
         _spinel("Li0.5Mn2O4", 8.145, 0.5, 0.75, "spinel Fd-3m, half delithiated"),
+        _spinel(
+            "Li0.2Mn2O4",
+            8.076,
+            0.2,
+            0.9,
+            "spinel Fd-3m, Li-poor member of a two-phase window (a set per voxel)",
+        ),
         Phase(
             "LiMnO2",
             4.16,

@@ -1,15 +1,21 @@
 """A MethodSCRIPT potentiostat on a pseudo-terminal, backed by the battery model.
 
-Speaks the subset of PalmSens MethodSCRIPT that ``devices.potentiostat`` uses: ``t``,
-``i``, ``Z`` and scripts (``e`` … empty line) with ``var``, ``set_*``, ``timer_start``,
-``timer_get``, ``cell_on``/``cell_off``, ``meas_loop_ocp|cp|ca`` … ``endloop`` with
-``pck_*`` and ``if … breakloop … endif``. Unknown or malformed lines are refused with a
-``!hhhh`` error and the script is not run.
+Speaks the MethodSCRIPT subset of :mod:`.methodscript_vm` (``t``, ``i``, ``Z`` and
+scripts ``e`` … empty line). Unknown or malformed scripts are refused whole with a
+``!hhhh`` error; nothing of them runs.
 
-Time runs ``--time-factor`` times faster than the wall clock, for the battery and for
-every interval and run time in scripts, so hour-long protocols finish in seconds.
-Run ``python -m operando.simulators.potentiostat``; it prints ``READY {json}`` with the
-pty path.
+- **Clock**: time runs ``--time-factor`` times faster than the wall clock, for the
+  battery and every interval and run time in scripts.
+- **Port**: ``READY {json}`` gives ``port``, a stable symlink (like
+  ``/dev/serial/by-id/…``) to the current pty. ``SIGUSR1`` unplugs the cable for
+  ``--replug-after`` s: the pty closes, and like a USB-powered EmStat the instrument
+  loses its script and the cell goes to open circuit; then a new pty appears behind
+  the same symlink.
+- **Cables to the beamline** (``--ioc-prefix``, CA address from the environment):
+  GPIO pin 0 drives the IOC's ``trig:In`` (the beamline's trigger input); the IOC's
+  ``trig:Out`` drives GPIO pin 1; and the cell's true lithium content goes to
+  ``cell:x``, which the detector simulator uses to lithiate the phantom.
+- **State lines** ``STATE {json}`` on stdout whenever the cell switches (for tests).
 """
 
 from __future__ import annotations
@@ -17,104 +23,70 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 import tty
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from ..protocols import methodscript as ms
 from .battery import Battery
+from .methodscript_vm import Interpreter, parse_script
 
 ERR_UNKNOWN_COMMAND = 0x0001
-ERR_SCRIPT_SYNTAX = 0x4004
 ERR_BUSY = 0x0002
+ERR_SCRIPT_SYNTAX = 0x4004
 MAX_SUBSTEP = 1.0  # s of simulated time per battery step
+PUBLISH_PERIOD = 0.1  # s wall between updates of the cell's lithium content
 
 
-@dataclass
-class Loop:
-    """One parsed measurement loop."""
+class Cables:
+    """The potentiostat's GPIO and truth lines, wired to the beamline IOC over CA."""
 
-    kind: str  # ocp | cp | ca
-    setpoint: float
-    interval: float
-    run_time: float
-    body: list[list[str]] = field(default_factory=list)
+    def __init__(self, prefix: str) -> None:
+        from caproto.threading.client import Context
 
+        self.ctx = Context()
+        self.trig_in, self.trig_out, self.cell_x = self.ctx.get_pvs(
+            f"{prefix}trig:In", f"{prefix}trig:Out", f"{prefix}cell:x", timeout=10.0
+        )
+        for pv in (self.trig_in, self.trig_out, self.cell_x):
+            pv.wait_for_connection(timeout=10.0)
+        self.done_level = 0
+        self._sub = self.trig_out.subscribe(data_type="native")
+        self._sub.add_callback(self._on_trig_out)
 
-def parse_script(lines: list[str]) -> list[tuple[str, object]]:
-    """Parse a script into steps; raises ``MethodScriptError`` naming the bad line."""
-    steps: list[tuple[str, object]] = []
-    loop: Loop | None = None
-    for num, raw in enumerate(lines, start=2):
-        words = raw.split()
-        if not words:
-            continue
-        cmd = words[0]
-        try:
-            if loop is not None:
-                if cmd == "endloop":
-                    steps.append(("loop", loop))
-                    loop = None
-                elif cmd in (
-                    "pck_start",
-                    "pck_add",
-                    "pck_end",
-                    "timer_get",
-                    "if",
-                    "breakloop",
-                    "endif",
-                ):
-                    if cmd == "if":
-                        if len(words) != 4 or words[2] not in ("<", "<=", ">", ">="):
-                            raise ms.MethodScriptError("if needs: if VAR OP LITERAL")
-                        ms.parse_literal(words[3])
-                    loop.body.append(words)
-                else:
-                    raise ms.MethodScriptError(f"{cmd!r} not allowed in a measurement loop")
-            elif cmd == "var" or cmd.startswith("set_") or cmd in ("timer_start",):
-                steps.append((cmd, words[1:]))
-            elif cmd in ("cell_on", "cell_off"):
-                steps.append((cmd, None))
-            elif cmd == "meas_loop_ocp":
-                loop = Loop("ocp", 0.0, ms.parse_literal(words[2]), ms.parse_literal(words[3]))
-            elif cmd == "meas_loop_cp":
-                loop = Loop(
-                    "cp",
-                    ms.parse_literal(words[3]),
-                    ms.parse_literal(words[4]),
-                    ms.parse_literal(words[5]),
-                )
-            elif cmd == "meas_loop_ca":
-                loop = Loop(
-                    "ca",
-                    ms.parse_literal(words[2]),
-                    ms.parse_literal(words[3]),
-                    ms.parse_literal(words[4]),
-                )
-            else:
-                raise ms.MethodScriptError(f"unknown command {cmd!r}")
-            if loop is not None and loop.interval <= 0:
-                raise ms.MethodScriptError("loop interval must be > 0")
-        except (IndexError, ms.MethodScriptError) as exc:
-            raise ms.MethodScriptError(f"Line {num}: {exc}") from exc
-    if loop is not None:
-        raise ms.MethodScriptError("measurement loop without endloop")
-    return steps
+    def _on_trig_out(self, sub: Any, response: Any) -> None:
+        self.done_level = int(response.data[0])
+
+    def pause_line(self, high: bool) -> None:
+        self.trig_in.write([int(high)], wait=True, timeout=5.0)
+
+    def publish_x(self, x: float) -> None:
+        self.cell_x.write([x], wait=False)
+
+    def close(self) -> None:
+        self.ctx.disconnect()
 
 
 class PotentiostatSim:
     """The instrument: serial framing on one side, the battery on the other."""
 
-    def __init__(self, fd: int, battery: Battery, time_factor: float) -> None:
-        self.fd = fd
+    def __init__(self, battery: Battery, time_factor: float, cables: Cables | None) -> None:
         self.battery = battery
         self.factor = time_factor
+        self.cables = cables
+        self.fd: int | None = None
         self.cell_on = False
         self.mode = "ocp"
         self.setpoint = 0.0
         self.current = 0.0
+        self.gpio = 0
         self._sim_t = 0.0
         self._wall = time.monotonic()
         self._lock = threading.RLock()
@@ -122,9 +94,15 @@ class PotentiostatSim:
         self._abort = threading.Event()
         self._runner: threading.Thread | None = None
 
-    # -- the simulated clock and the cell ------------------------------------------------
-    def sim_time(self) -> float:
+    # -- the simulated clock and the cell (Instrument protocol of the interpreter) ----------
+    def now(self) -> float:
         return self._sim_t + (time.monotonic() - self._wall) * self.factor
+
+    def aborted(self) -> bool:
+        return self._abort.is_set()
+
+    def sleep(self, sim_seconds: float) -> bool:
+        return sim_seconds > 0 and self._abort.wait(sim_seconds / self.factor)
 
     def advance(self) -> None:
         """Integrate the battery up to now at the present mode."""
@@ -147,27 +125,103 @@ class PotentiostatSim:
             return self.setpoint
         return self.battery.current_for_voltage(self.setpoint)
 
-    def set_mode(self, mode: str, setpoint: float = 0.0) -> None:
+    def set_mode(self, kind: str, setpoint: float) -> None:
         with self._lock:
             self.advance()
-            self.mode, self.setpoint = mode, setpoint
+            self.mode, self.setpoint = kind, setpoint
+        self.state()
 
-    def voltage(self) -> float:
-        return self.battery.voltage(self.current)
+    def cell(self, on: bool) -> None:
+        with self._lock:
+            self.advance()
+            self.cell_on = on
+        self.state()
+
+    def measure(self, kind: str, setpoint: float) -> tuple[float, float]:
+        with self._lock:
+            self.advance()
+            return self.battery.voltage(self.current), self.current
+
+    def gpio_out(self, value: int) -> None:
+        self.gpio = value
+        if self.cables is not None:
+            self.cables.pause_line(bool(value & ms.PAUSE_PIN))
+        self.state()
+
+    def gpio_in(self) -> int:
+        level = self.cables.done_level if self.cables is not None else 0
+        return ms.DONE_PIN if level else 0
+
+    def state(self) -> None:
+        with self._lock:
+            info = {"cell": self.cell_on, "mode": self.mode, "gpio": self.gpio}
+            info.update(x=round(self.battery.x, 6), t=round(self.now(), 3))
+        print("STATE " + json.dumps(info), flush=True)
 
     # -- serial side -------------------------------------------------------------------
     def send(self, line: str) -> None:
         with self._write_lock:
-            os.write(self.fd, (line + "\n").encode("ascii"))
+            if self.fd is None:
+                return  # cable unplugged: the line is lost
+            try:
+                os.write(self.fd, (line + "\n").encode("ascii"))
+            except OSError:
+                pass
 
-    def serve(self) -> None:
-        """Read lines forever and answer them."""
+    def plug(self, link: Path) -> None:
+        """A new pty behind ``link`` (what udev does when the cable comes back)."""
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        tmp = link.with_suffix(".new")
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(link)
+        os.close(slave)  # the client opens the slave by name
+        with self._write_lock:
+            self.fd = master
+
+    def unplug(self) -> None:
+        """Pull the cable: the pty goes, the script is lost, the cell goes to open circuit."""
+        with self._write_lock:
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+        self.abort_script()
+
+    def abort_script(self) -> None:
+        runner = self._runner
+        if runner is not None and runner.is_alive():
+            self._abort.set()
+            runner.join(timeout=5)
+
+    def serve(self, link: Path, replug_after: float, unplug_request: threading.Event) -> None:
+        """Read lines and answer them, forever; handle unplug requests in between."""
         buf = b""
         script: list[str] | None = None
         while True:
-            chunk = os.read(self.fd, 4096)
-            if not chunk:
+            if unplug_request.is_set():
+                unplug_request.clear()
+                print(f"UNPLUGGED for {replug_after} s", flush=True)
+                self.unplug()
+                buf, script = b"", None
+                time.sleep(replug_after)
+                self.plug(link)
+                print("REPLUGGED", flush=True)
+            fd = self.fd
+            if fd is None:
                 return
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # no client on the other side yet (EIO on a pty)
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                continue
             buf += chunk
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
@@ -202,72 +256,42 @@ class PotentiostatSim:
 
     def _start_script(self, lines: list[str]) -> None:
         try:
-            steps = parse_script(lines)
+            script = parse_script(lines)
         except ms.MethodScriptError as exc:
             self.send(f"!{ERR_SCRIPT_SYNTAX:04X}: {exc}")
             self.send("")
             return
         self.send("e")
         self._abort.clear()
-        self._runner = threading.Thread(target=self._run, args=(steps,), daemon=True, name="script")
+        interp = Interpreter(script, self)
+        self._runner = threading.Thread(target=self._run, args=(interp,), daemon=True)
         self._runner.start()
 
-    def _run(self, steps: list[tuple[str, object]]) -> None:
-        t0 = self.sim_time()
+    def _run(self, interp: Interpreter) -> None:
         try:
-            for cmd, arg in steps:
-                if self._abort.is_set():
-                    break
-                if cmd == "cell_on":
-                    self.advance()
-                    self.cell_on = True
-                elif cmd == "cell_off":
-                    self.advance()
-                    self.cell_on = False
-                elif cmd == "timer_start":
-                    t0 = self.sim_time()
-                elif cmd == "loop":
-                    assert isinstance(arg, Loop)
-                    self._loop(arg, t0)
+            interp.run()
         finally:
-            self.set_mode("ocp")
-            self.cell_on = False
+            # whatever the script did, the firmware leaves the cell off and the lines low
+            with self._lock:
+                self.advance()
+                self.mode, self.cell_on = "ocp", False
+            if self.gpio:
+                self.gpio_out(0)
+            self.state()
             if self._abort.is_set():
                 self.send("Z")
             self.send("")
 
-    def _loop(self, loop: Loop, t0: float) -> None:
-        self.set_mode(loop.kind, loop.setpoint)
-        self.send("M0000")
-        start = self.sim_time()
-        n = 0
-        while not self._abort.is_set():
-            n += 1
-            due = start + n * loop.interval
-            wait = (due - self.sim_time()) / self.factor
-            if wait > 0 and self._abort.wait(wait):
-                break
+    def publish(self) -> None:
+        """Keep the beamline's view of the cell's lithium content current."""
+        last = None
+        while self.cables is not None:
             self.advance()
-            values = {"p": self.voltage(), "c": self.current, "t": self.sim_time() - t0}
-            pck: list[str] = []
-            stop = False
-            for words in loop.body:
-                if words[0] == "pck_add":
-                    pck.append(words[1])
-                elif words[0] == "pck_end":
-                    kinds = {"p": "ab", "c": "ba", "t": "eb"}
-                    self.send(
-                        ms.format_package({kinds.get(v, "ab"): values.get(v, 0.0) for v in pck})
-                    )
-                    pck = []
-                elif words[0] == "if":
-                    lhs, op, rhs = values.get(words[1], 0.0), words[2], ms.parse_literal(words[3])
-                    stop = {"<": lhs < rhs, "<=": lhs <= rhs, ">": lhs > rhs, ">=": lhs >= rhs}[op]
-                elif words[0] == "breakloop" and stop:
-                    break
-            if stop or n * loop.interval >= loop.run_time - 1e-9:
-                break
-        self.send("*")
+            x = round(self.battery.x, 6)
+            if x != last:
+                self.cables.publish_x(x)
+                last = x
+            time.sleep(PUBLISH_PERIOD)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -277,16 +301,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--time-factor", type=float, default=1.0)
     p.add_argument("--capacity", type=float, default=0.05, help="cell capacity, mAh")
     p.add_argument("--soc", type=float, default=0.98, help="initial x in LixMn2O4")
+    p.add_argument("--ioc-prefix", help="wire GPIO and cell:x to this IOC (CA env)")
+    p.add_argument("--replug-after", type=float, default=2.0, help="s unplugged on SIGUSR1")
     args = p.parse_args(argv)
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    tty.setraw(master)
-    sim = PotentiostatSim(master, Battery(capacity_mah=args.capacity, x=args.soc), args.time_factor)
-    print(
-        "READY " + json.dumps({"port": os.ttyname(slave), "time_factor": args.time_factor}),
-        flush=True,
-    )
-    sim.serve()
+    cables = Cables(args.ioc_prefix) if args.ioc_prefix else None
+    sim = PotentiostatSim(Battery(capacity_mah=args.capacity, x=args.soc), args.time_factor, cables)
+    folder = Path(tempfile.mkdtemp(prefix="operando-pstat-"))
+    link = folder / "ttyPSTAT0"
+    unplug = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: unplug.set())
+
+    def terminate(*_: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        sim.plug(link)
+        if cables is not None:
+            cables.publish_x(sim.battery.x)
+            threading.Thread(target=sim.publish, daemon=True, name="publish-x").start()
+        info = {"port": str(link), "time_factor": args.time_factor}
+        print("READY " + json.dumps(info), flush=True)
+        sim.state()
+        sim.serve(link, args.replug_after, unplug)
+    finally:
+        sim.abort_script()
+        shutil.rmtree(folder, ignore_errors=True)
+        if cables is not None:
+            cables.close()
 
 
 if __name__ == "__main__":

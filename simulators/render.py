@@ -100,24 +100,13 @@ class FrameRenderer:
         lam = ai.wavelength * 1e10
         # q extent of one pixel, to average the profile over each pixel
         box = max(1, round(2 * np.pi / lam * ai.detector.pixel1 / ai.dist / dq))
-        kernel = np.ones(box) / box
+        self._kernel = np.ones(box) / box
         n = self.phantom.shape[0]
         active = np.zeros(n * n, dtype=bool)
         for frac in self.phantom.fraction.values():
             active |= frac.ravel() > 0
         self.active = np.flatnonzero(active)
-        patterns = np.zeros((self.active.size, self.q.size))
-        for name, frac in self.phantom.fraction.items():
-            f = frac.ravel()[self.active]
-            sel = f > 0
-            if not sel.any():
-                continue
-            phase = get_phase(name)
-            a = self.phantom.lattice_a[name].ravel()[self.active][sel]
-            prof = phase.profile(self.q, a if phase.crystalline else np.ones(sel.sum()))
-            patterns[sel] += f[sel, None] * prof
-        rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, patterns)
-        self.patterns = rows.astype(np.float32)
+        self.patterns = self._patterns(self.phantom)
         self._lookup = np.full(n * n, -1)
         self._lookup[self.active] = np.arange(self.active.size)
         pos = q_pix.ravel() / dq
@@ -130,6 +119,33 @@ class FrameRenderer:
         self._scale = 1.0
         central = self.expected(0.0, 0.0, exposure=0.01)
         self._scale = self.peak_counts / max(float(central.max()), 1e-30)
+
+    def _patterns(self, phantom: Phantom) -> np.ndarray:
+        """Scattering per unit path of every active voxel (rows) on the q grid."""
+        patterns = np.zeros((self.active.size, self.q.size))
+        for name, frac in phantom.fraction.items():
+            f = frac.ravel()[self.active]
+            sel = f > 0
+            if not sel.any():
+                continue
+            phase = get_phase(name)
+            a = phantom.lattice_a[name].ravel()[self.active][sel]
+            prof = phase.profile(self.q, a if phase.crystalline else np.ones(sel.sum()))
+            patterns[sel] += f[sel, None] * prof
+        kernel = self._kernel
+        rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, patterns)
+        return rows.astype(np.float32)
+
+    def set_phantom(self, phantom: Phantom) -> None:
+        """Render from now on from ``phantom`` (same grid; e.g. the sample at a new charge).
+
+        Voxels must be among those scattering in the original phantom; the intensity
+        scale is kept, so frames stay comparable.
+        """
+        if phantom.shape != self.phantom.shape:
+            raise ValueError(f"phantom grid {phantom.shape} differs from {self.phantom.shape}")
+        self.patterns = self._patterns(phantom)
+        self.phantom = phantom
 
     def profile(self, theta_deg: float, x_mm: float) -> np.ndarray:
         """The 1D scattering profile (per solid angle) along the beam at this position."""
