@@ -24,7 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         cfg = load_config(args.config) if args.config else None
-        run_demo(args.out, args.size, args.phantom, cfg, ca_port=port)
+        run_demo(args.out, args.size, args.phantom, cfg, ca_port=port, protocol=args.protocol)
     finally:
         repeater.stop()
     return 0
@@ -98,9 +98,17 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--size",
-        choices=["tiny", "small", "medium"],
+        choices=["micro", "tiny", "small", "medium"],
         default="small",
-        help="tiny is for tests (16 x 12); small is the default demo; medium is larger",
+        help="micro (8 x 6) and tiny (16 x 12) are for tests; small (40 x 40) is the "
+        "default demo; medium (64 x 64) is larger",
+    )
+    d.add_argument(
+        "--protocol",
+        choices=["minimal", "holotomo"],
+        default="minimal",
+        help="minimal: XRD-CT before and after a C/3 charge; holotomo: the seed-002 "
+        "CC/CV/discharge flowchart with a scan at every timeout and threshold",
     )
     d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
     d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")

@@ -1,9 +1,15 @@
 """``operando demo``: a whole operando XRD-CT experiment on the simulated beamline.
 
 Starts the IOC (stage, diode, shutter, detector streaming from a phantom), the serial
-potentiostat on a pty and the live processor, each as its own process; builds the
-devices through their real protocols; runs OCV → constant current → XRD-CT at OCV →
-resume; waits for the processor's NeXus file and prints its path.
+potentiostat on a pty (its GPIO lines and the cell's lithium content wired to the IOC,
+so the phantom's lattice follows the charge) and the live processor, each as its own
+process; builds the devices through their real protocols and runs a protocol:
+
+- ``minimal`` (default): OCV → XRD-CT → charge at C/3 → OCV → XRD-CT → resume;
+- ``holotomo``: the seed-002 flowchart (CC/CV charge, discharge, scans on timeouts and
+  thresholds, two scans at the end) from a half-charged cell, with small scans.
+
+One NeXus file per scan; the paths are printed last.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
 from bluesky.utils import RunEngineInterrupted
 
+from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
 from ..plans.operando import minimal_operando
+from ..plans.xrdct import xrdct_scan
 from ..simulators import launcher
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
 from .beamline import build
@@ -28,6 +37,9 @@ from .errors import ConfigError
 from .session import connect_publisher, flush, make_run_engine
 
 TIME_FACTOR = 600.0  # simulated cell time per wall second
+CAPACITY_MAH = 0.05
+ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
+PROTOCOLS = ("minimal", "holotomo")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class Size:
 
 
 SIZES = {
+    "micro": Size(8, 6, 0.15, 0.002),
     "tiny": Size(16, 12, 0.075, 0.002),
     "small": Size(40, 40, 0.03, 0.005),
     "medium": Size(64, 64, 0.02, 0.005),
@@ -62,13 +75,16 @@ def run_demo(
     phantom_file: Path | None = None,
     cfg: BeamlineConfig | None = None,
     ca_port: int | None = None,
-) -> Path:
-    """Run the demo experiment; return the path of the scan's NeXus file.
+    protocol: str = "minimal",
+) -> list[Path]:
+    """Run the demo experiment; return the paths of the scans' NeXus files.
 
     ``ca_port``: the Channel Access port already set up in this process's environment
     (with its repeater running); by default a free one is chosen here.
     """
     t_start = time.monotonic()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     cfg = cfg or BeamlineConfig()
     size = SIZES[size_name]
     out.mkdir(parents=True, exist_ok=True)
@@ -93,9 +109,10 @@ def run_demo(
             flush=True,
         )
         print("  starting simulators (IOC, potentiostat) and the live processor ...", flush=True)
-        ioc = launcher.start_ioc(prefix, port, phantom_path, poni)
+        soc, factor = (0.98, TIME_FACTOR) if protocol == "minimal" else (0.6, 2 * TIME_FACTOR)
+        ioc = launcher.start_ioc(prefix, port, phantom_path, poni, x_ref=0.98)
         procs.append(ioc)
-        pot = launcher.start_potentiostat(TIME_FACTOR, 0.05, 0.98)
+        pot = launcher.start_potentiostat(factor, CAPACITY_MAH, soc, ioc=(prefix, port))
         procs.append(pot)
         proc = launcher.start_processor(
             ioc.info["stream"], results_addr, out, cfg.processing.bins, cfg.processing.docs
@@ -113,23 +130,43 @@ def run_demo(
         translations = (np.arange(n) - (n - 1) / 2) * step
         n_angles = size.n_angles if phantom_file is None else n
         angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
-        c_rate = 0.05 * 3.6 / 3600  # 1C for 0.05 mAh, in A
-        plan = minimal_operando(
-            beamline.pstat,
-            beamline.det,
-            beamline.stage,
-            beamline.diode,
-            angles.tolist(),
-            translations.tolist(),
-            poni_file=str(poni),
-            current=c_rate / 3,
-            until_voltage=4.3,
-            cc_time=1800.0,
-            rest_time=120.0,
-            ocv_before_scan=60.0,
-            resume_time=600.0,
-            sample={"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)},
-        )
+        sample = {"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)}
+        bl = beamline
+        plan: Any
+        if protocol == "minimal":
+            plan = minimal_operando(
+                bl.pstat,
+                bl.det,
+                bl.stage,
+                bl.diode,
+                angles.tolist(),
+                translations.tolist(),
+                poni_file=str(poni),
+                current=ONE_C / 3,
+                until_voltage=4.3,
+                cc_time=1800.0,
+                rest_time=120.0,
+                ocv_before_scan=60.0,
+                resume_time=600.0,
+                sample=sample,
+            )
+        else:
+
+            def scan(md: dict) -> Any:
+                return xrdct_scan(
+                    bl.det,
+                    bl.stage,
+                    bl.diode,
+                    angles.tolist(),
+                    translations.tolist(),
+                    poni_file=str(poni),
+                    pstat=bl.pstat,
+                    sample=sample,
+                    md=md,
+                )
+
+            params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
+            plan = seed_holotomo_protocol(bl.pstat, scan, params)
         try:
             result = RE(plan)
         except RunEngineInterrupted:
@@ -143,15 +180,17 @@ def run_demo(
                 print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
             raise KeyboardInterrupt from None
         print(f"  protocol done: {getattr(result, 'plan_result', result)}", flush=True)
+        n_scans = len(getattr(getattr(result, "plan_result", None), "scans", [])) or 2
         early = flush(publisher, results)  # every document of the protocol is handled
         try:
-            path = wait_for_file(results, timeout=120.0, early=early)
+            paths = wait_for_files(results, n_scans, timeout=120.0, early=early)
         except ConfigError:
             print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
             raise
-        print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
-        print(path, flush=True)
-        return path
+        print(f"done in {time.monotonic() - t_start:.0f} s: {len(paths)} scan files", flush=True)
+        for path in paths:
+            print(path, flush=True)
+        return paths
     finally:
         if publisher is not None:
             publisher.close()
@@ -163,10 +202,23 @@ def run_demo(
         ctx.destroy(linger=0)
 
 
-def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None = None) -> Path:
-    """Wait for the processor's 'written' report (or take it from ``early``)."""
+def wait_for_files(
+    results: zmq.Socket, n: int, timeout: float, early: list[dict] | None = None
+) -> list[Path]:
+    """Wait for ``n`` 'written' reports of the processor (some may be in ``early``)."""
     deadline = time.monotonic() + timeout
     pending = list(early or [])
+    paths: list[Path] = []
+    while len(paths) < n:
+        paths.append(wait_for_file(results, deadline - time.monotonic(), pending))
+    # a later run's documents update earlier files (the whole V/I log): let them land
+    return paths
+
+
+def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None = None) -> Path:
+    """Wait for the processor's next 'written' report (taking it from ``early`` first)."""
+    deadline = time.monotonic() + timeout
+    pending = early if early is not None else []
     while time.monotonic() < deadline:
         if pending:
             msg = pending.pop(0)

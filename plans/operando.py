@@ -26,6 +26,7 @@ from .electrochemistry import (
     recorded,
     start_ocv_hold,
 )
+from .protocol_log import ProtocolLog, transition
 from .xrdct import check_limits, xrdct_scan
 
 
@@ -64,7 +65,10 @@ def minimal_operando(
     sample: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[dict[str, str]]:
-    """OCV rest → constant current → XRD-CT at OCV → resume constant current.
+    """OCV rest → XRD-CT → constant current → OCV → XRD-CT → resume constant current.
+
+    Two scans of the same cell at two states of charge, each at open circuit; every
+    change of state is recorded in the ``transitions`` stream.
 
     Parameters
     ----------
@@ -77,7 +81,7 @@ def minimal_operando(
     current, until_voltage, cc_time
         The constant-current step: A (+ = charge), its voltage limit (V), its timeout (s).
     rest_time, ocv_before_scan, resume_time
-        Initial OCV rest, OCV before the scan starts, and the resumed CC step (s).
+        Initial OCV rest, OCV before the second scan, and the resumed CC step (s).
     sample, md
         Sample description; extra metadata for every run.
 
@@ -90,21 +94,30 @@ def minimal_operando(
     pstat.check_step(ConstantCurrent(current, until_voltage, resume_time))
     experiment = {"experiment_id": uuid.uuid4().hex, "protocol": "minimal_operando", **(md or {})}
     reasons: dict[str, str] = {}
+    log = ProtocolLog()
 
-    def before() -> MsgGenerator[None]:
+    def rest() -> MsgGenerator[None]:
+        yield from transition(log, pstat, "ocv", "start", 0)
         reasons["rest"] = yield from ocv(pstat, rest_time)
+        yield from transition(log, pstat, "scan", "initial state", 1)
+
+    def charge() -> MsgGenerator[None]:
+        yield from transition(log, pstat, "cc_charge", "after scan 1", 1)
         reasons["charge"] = yield from constant_current(
             pstat, current, until_voltage=until_voltage, timeout=cc_time
         )
+        yield from transition(log, pstat, "pre_scan_ocv", reasons["charge"], 1)
         reasons["ocv_before_scan"] = yield from ocv(pstat, ocv_before_scan)
+        yield from transition(log, pstat, "scan", reasons["charge"], 2)
 
-    def after() -> MsgGenerator[None]:
+    def resume() -> MsgGenerator[None]:
+        yield from transition(log, pstat, "cc_charge", "resume", 2)
         reasons["resume"] = yield from constant_current(
             pstat, current, until_voltage=until_voltage, timeout=resume_time
         )
+        yield from transition(log, pstat, "done", reasons["resume"], 2)
 
-    def protocol() -> MsgGenerator[dict[str, str]]:
-        yield from electrochemistry_run(pstat, before(), md={**experiment, "step": "before scan"})
+    def scan(n: int) -> MsgGenerator[None]:
         yield from start_ocv_hold(pstat)
         yield from xrdct_scan(
             det,
@@ -115,11 +128,17 @@ def minimal_operando(
             poni_file=poni_file,
             pstat=pstat,
             sample=sample,
-            md={**experiment, "step": "scan"},
+            md={**experiment, "step": f"scan {n}", "protocol_n": n},
         )
         yield from end_hold(pstat)
-        reasons["scan"] = "done"
-        yield from electrochemistry_run(pstat, after(), md={**experiment, "step": "after scan"})
+        reasons[f"scan {n}"] = "done"
+
+    def protocol() -> MsgGenerator[dict[str, str]]:
+        yield from electrochemistry_run(pstat, rest(), md={**experiment, "step": "rest"})
+        yield from scan(1)
+        yield from electrochemistry_run(pstat, charge(), md={**experiment, "step": "charge"})
+        yield from scan(2)
+        yield from electrochemistry_run(pstat, resume(), md={**experiment, "step": "resume"})
         yield from bps.null()
         return reasons
 

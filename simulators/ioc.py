@@ -76,8 +76,8 @@ class ShutterGroup(PVGroup):
 class SampleState:
     """Before each detector series: lithiate the phantom to the cell's present x.
 
-    Writes the ground truth of that series next to the phantom file
-    (``truth_<series uid>.h5``) and names it, with x, in the series' start message.
+    Writes the ground truth of that series beside the phantom file
+    (``ground_truth/truth_<series uid>.h5``) and names it, with x, in the series' start message.
     """
 
     def __init__(
@@ -90,6 +90,9 @@ class SampleState:
 
     def __call__(self, start: sv2.StartMessage) -> None:
         x = self.cell_x
+        if not math.isfinite(x) and self.applied is not None:  # no cell any more: as built
+            self.phantom, self.applied = self.base, None
+            self.renderer.set_phantom(self.base)
         if math.isfinite(x) and (self.applied is None or abs(x - self.applied) > 1e-5):
             self.phantom = lithiate(self.base, x, self.x_ref)
             self.renderer.set_phantom(self.phantom)
@@ -201,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             args.poni.unlink()
         ai.write(str(args.poni))
     renderer = FrameRenderer(phantom, ai)
-    truth_dir = args.phantom.parent if args.phantom else None
+    truth_dir = args.phantom.parent / "ground_truth" if args.phantom else None
+    if truth_dir is not None:
+        truth_dir.mkdir(exist_ok=True)
     sample = SampleState(phantom, args.x_ref, renderer, truth_dir)
     streamer = FrameStreamer(renderer, args.stream, prepare=sample)
     streamer.start()

@@ -112,12 +112,15 @@ def start(
     return sim
 
 
-def start_ioc(prefix: str, port: int, phantom: Path | None, poni: Path | None) -> SimProcess:
+def start_ioc(
+    prefix: str, port: int, phantom: Path | None, poni: Path | None, x_ref: float = 0.98
+) -> SimProcess:
     """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``.
 
     Its beacons go to the CA repeater on ``port + 1`` (:func:`start_repeater`).
+    ``x_ref``: the lithium content the phantom was built at.
     """
-    args = ["--prefix", prefix]
+    args = ["--prefix", prefix, "--x-ref", str(x_ref)]
     if phantom:
         args += ["--phantom", str(phantom)]
     if poni:

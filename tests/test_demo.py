@@ -91,13 +91,51 @@ def test_demo_file_has_the_contract_layout(default_demo) -> None:
             3.0 < v.min() and v.max() < 4.4 and i.max() > 0
         )  # charged at C/3 before and after the scan
         start, end = ec["scan_start"][()], ec["scan_end"][()]
-        assert (
-            len(start) == len(end) == 1 and start[0] < end[0] < t[-1]
-        )  # log goes on after the scan
-        during = (t > start[0]) & (t < end[0])
-        assert during.any() and np.allclose(i[during], 0.0)  # the scan was at open circuit
+        assert len(start) == len(end) == 2 and start[1] < end[1] < t[-1]  # the log goes on
+        for k in range(2):
+            during = (t > start[k]) & (t < end[k])
+            assert during.any() and np.allclose(i[during], 0.0)  # each scan at open circuit
+        states = [x.decode() for x in e["protocol/state"][()]]
+        assert states == ["ocv", "scan", "cc_charge", "pre_scan_ocv", "scan", "cc_charge", "done"]
+        assert np.all(np.diff(e["protocol/time"][()]) >= 0)
         assert "Al" in e["ground_truth"] and e["ground_truth/LiMn2O4/fraction"].shape == (40, 40)
         assert "Detector" in e["instrument/detector/poni"][()].decode()
+
+
+def scan_files(res: subprocess.CompletedProcess) -> list[Path]:
+    return [
+        Path(ln) for ln in res.stdout.strip().splitlines() if ln.endswith(".h5") and " " not in ln
+    ]
+
+
+def spinel_lattice(path: Path) -> tuple[float, float]:
+    """(lithium content, mean ground-truth lattice parameter of the Li-rich spinel)."""
+    with h5py.File(path) as f:
+        gt = f["entry/ground_truth/LiMn2O4"]
+        frac, a = gt["fraction"][()], gt["lattice_a"][()]
+        return float(f["entry/sample/lithium_x"][()]), float(a[frac > 0].mean())
+
+
+def test_demo_scans_two_states_of_charge(default_demo) -> None:
+    res, _out = default_demo
+    first, second = scan_files(res)
+    (x1, a1), (x2, a2) = spinel_lattice(first), spinel_lattice(second)
+    assert x1 > x2 + 0.1  # charged between the scans: lithium out
+    assert a1 - a2 >= 0.005  # the lattice shrinks with it (ground truth of each scan)
+    # and the diffraction shows it: the spinel's 111 line moves to higher q, by about
+    # q·Δa/a (centroid over the line, background from its sides)
+    centroids = []
+    for path in (first, second):
+        with h5py.File(path) as f:
+            q = f["entry/sinogram/q"][()]
+            pattern = np.nanmean(f["entry/sinogram/data"][()], axis=(0, 1))
+        window = (q > 1.30) & (q < 1.36)
+        sides = ((q > 1.27) & (q < 1.29)) | ((q > 1.37) & (q < 1.39))
+        w = np.clip(pattern[window] - np.median(pattern[sides]), 0, None)
+        centroids.append(float((q[window] * w).sum() / w.sum()))
+    shift = centroids[1] - centroids[0]
+    expected = centroids[0] * (a1 - a2) / a1
+    assert shift == pytest.approx(expected, rel=0.5), (shift, expected)
 
 
 def test_demo_maps_match_ground_truth(default_demo) -> None:
@@ -131,6 +169,32 @@ def test_demo_with_a_phantom_of_other_shapes(tmp_path: Path) -> None:
     r = correlations(path)
     assert set(r) == {"LiMn2O4", "Al", "PEEK"}
     assert all(v >= 0.9 for v in r.values()), r
+
+
+def test_seed_002_protocol_with_small_scans_within_a_minute(tmp_path: Path) -> None:
+    """The whole flowchart with real scans, processor and files in ≤ 60 s wall."""
+    res, wall = run_demo(tmp_path / "out", "--size", "micro", "--protocol", "holotomo")
+    assert res.returncode == 0, res.stderr[-3000:]
+    files = scan_files(res)
+    protocol_line = next(ln for ln in res.stdout.splitlines() if "protocol done" in ln)
+    assert wall <= 60.0, f"{wall:.0f} s"
+    assert len(files) >= 4 and "'relaxation'" in protocol_line
+    with h5py.File(files[-1]) as f:
+        e = f["entry"]
+        ec = e["electrochemistry"]
+        t, i = ec["time"][()], ec["current"][()]
+        start, end = ec["scan_start"][()], ec["scan_end"][()]
+        assert len(start) == len(end) == len(files)
+        assert i.max() > 0 and i.min() < 0  # charged and discharged
+        for s, en in zip(start, end, strict=True):
+            assert np.allclose(i[(t > s) & (t < en)], 0.0)  # every scan at open circuit
+        states = [x.decode() for x in e["protocol/state"][()]]
+        reasons = [x.decode() for x in e["protocol/reason"][()]]
+        assert states[:2] == ["ocv", "cc_charge"] and states[-1] == "done"
+        assert {"cv_hold", "discharge", "pre_scan_ocv"} <= set(states)
+        assert states.count("scan") == len(files) and reasons[-2] == "relaxation"
+    xs = [spinel_lattice(p)[0] for p in files]
+    assert max(xs) - min(xs) > 0.2
 
 
 def test_demo_rejects_a_bad_phantom(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_operando_documents_follow_the_event_model_schema(beamline, poni_file) -
     for name, doc in docs:
         schema_validators[DocumentNames(name)].validate(doc)
     starts = [d for n, d in docs if n == "start"]
-    assert [s.get("step") for s in starts] == ["before scan", "scan", "after scan"]
+    assert [s.get("step") for s in starts] == ["rest", "scan 1", "charge", "scan 2", "resume"]
     assert len({s["experiment_id"] for s in starts}) == 1
     ec_descriptors = {
         d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "electrochemistry"
@@ -48,6 +48,10 @@ def test_operando_documents_follow_the_event_model_schema(beamline, poni_file) -
     ]
     assert ec_events, "the V/I log was recorded"
     assert all(d["exit_status"] == "success" for n, d in docs if n == "stop")
+    tr = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "transitions"}
+    events = [d for n, d in docs if n == "event" and d["descriptor"] in tr]
+    states = [d["data"]["protocol_state"] for d in events]
+    assert states == ["ocv", "scan", "cc_charge", "pre_scan_ocv", "scan", "cc_charge", "done"]
     assert beamline.pstat.mode.get() == "ocp" and not beamline.pstat.client.busy
 
 
