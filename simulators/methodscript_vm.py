@@ -29,7 +29,7 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 MEAS_ARGS = {"meas_loop_ocp": 1, "meas_loop_cp": 2, "meas_loop_ca": 2}  # output variables
 SIMPLE = {
     "var": 1,
-    "store_var": 2,
+    "store_var": 3,
     "add_var": 2,
     "copy_var": 2,
     "bit_and_var": 2,
