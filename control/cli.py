@@ -38,7 +38,7 @@ def _sim(args: argparse.Namespace) -> int:
     port = args.port or launcher.free_port()
     repeater = launcher.start_repeater(port)
     ioc = launcher.start_ioc(args.prefix, port, args.phantom, args.poni)
-    pot = launcher.start_potentiostat(args.time_factor, 0.05, 0.98)
+    pot = launcher.start_potentiostat(args.time_factor, 0.05, 0.98, ioc=(args.prefix, port))
     info = {"ioc": {**ioc.info, **launcher.ca_client_env(port)}, "potentiostat": pot.info}
     print(json.dumps(info, indent=2), flush=True)
     print("simulators running; Ctrl-C stops them", flush=True)
