@@ -185,9 +185,14 @@ class Potentiostat(Device):
         status = StepStatus(self)
         if self.client.busy:
             self.client.abort()
-        run = self.client.run_script(script)
+        # label the log before the first package can arrive
         self.mode.put(MODES[type(step)])
         self.step.put(repr(step))
+        try:
+            run = self.client.run_script(script)
+        except PotentiostatError:
+            self.mode.put("ocp")
+            raise
 
         def watch() -> None:
             run.finished.wait()

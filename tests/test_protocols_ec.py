@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import bluesky.plan_stubs as bps
+import numpy as np
 import bluesky.preprocessors as bpp
 import event_model
 import pytest
@@ -267,3 +268,7 @@ def test_unplug_suspends_then_resumes_with_a_marked_gap(cell, capsys) -> None:
     first = cell_t[: lost - sum(1 for m in modes[:lost] if m != "cc")]
     second = cell_t[len(first) :]
     assert first[-1] + second[-1] == pytest.approx(timeout, abs=30)
+    # no other loss: within each part every 10 s package of the cell's clock is there
+    for part in (first, second):
+        slots = round((part[-1] - part[0]) / 10.0) + 1  # one package per 10 s slot
+        assert len(part) == slots and np.diff(part).max() < 20.0
