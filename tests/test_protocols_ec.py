@@ -261,12 +261,18 @@ def test_unplug_suspends_then_resumes_with_a_marked_gap(cell, capsys) -> None:
     stamp = [r["timestamps"]["pstat_voltage"] for r in rows]
     gap = stamp[lost + 1] - stamp[lost]
     assert gap >= 1.5  # the replug delay, marked by NaN rows on both sides
-    cell_t = [r["data"]["pstat_cell_time"] for r in rows if r["data"]["pstat_mode"] == "cc"]
+
+    def cc_times(part: list[dict]) -> list[float]:
+        return [r["data"]["pstat_cell_time"] for r in part if r["data"]["pstat_mode"] == "cc"]
+
+    first, second = cc_times(rows[:lost]), cc_times(rows[lost + 2 :])
     # the resumed step restarts its clock: total cell time of both parts ≈ the timeout
-    first = cell_t[: lost - sum(1 for m in modes[:lost] if m != "cc")]
-    second = cell_t[len(first) :]
     assert first[-1] + second[-1] == pytest.approx(timeout, abs=30)
     # no other loss: within each part every 10 s package of the cell's clock is there
     for part in (first, second):
-        slots = round((part[-1] - part[0]) / 10.0) + 1  # one package per 10 s slot
+        # (one package per 10 s slot; at 2000x a late wake-up of the simulator shifts
+        # a reading by a slot or so, then it catches up, so allow one slot either way)
+        slots = round((part[-1] - part[0]) / 10.0) + 1
+        assert part[0] < 30.0, part[:5]  # the first package of each part is there
+        assert abs(len(part) - slots) <= 1 and np.all(np.diff(part) > 0)
         assert len(part) == slots and np.diff(part).max() < 20.0
