@@ -1,10 +1,11 @@
 """A streaming area detector: areaDetector-style cam PVs; frames leave over ZMQ.
 
 The device never sees pixels. It arms a series when staged (software trigger mode),
-exposes one frame per ``trigger()`` (the ``Trigger`` put completes when the exposure
-ends), and reports ``frame_index``: the Stream V2 ``image_id`` of the frame that the
-event describes, so the live processor can pair frames and events. The series id and
-the stream address are configuration, so they are in every descriptor.
+exposes ``burst`` frames per ``trigger()`` (1 for step scans, a whole row for fly
+scans; the ``Trigger`` put completes when the exposures end), and reports
+``frame_index``: the Stream V2 ``image_id`` of the frame that the event describes, so
+the live processor can pair frames and events. The series id and the stream address
+are configuration, so they are in every descriptor.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class StreamingDetector(Device):
     acquire = Cpt(EpicsSignal, "cam:Acquire", kind="omitted", put_complete=True)
     soft_trigger = Cpt(EpicsSignal, "cam:Trigger", kind="omitted", put_complete=True)
     array_counter = Cpt(EpicsSignal, "cam:ArrayCounter", kind="omitted")
+    num_images_counter = Cpt(EpicsSignalRO, "cam:NumImagesCounter", kind="omitted")
+    drop_frames = Cpt(EpicsSignal, "cam:DropFrames", kind="omitted")
     state = Cpt(EpicsSignalRO, "cam:DetectorState", string=True, kind="omitted")
     series_id = Cpt(EpicsSignalRO, "cam:SeriesId", kind="config")
     stream_address = Cpt(EpicsSignalRO, "cam:StreamAddress", string=True, kind="config")
@@ -38,10 +41,12 @@ class StreamingDetector(Device):
         self._exposure = exposure
         self._next_index = 0
 
+    burst = 1  # frames per trigger: 1 for step scans, a row's worth for fly scans
+
     def stage(self) -> list[Any]:
         self.acquire_time.set(self._exposure).wait(5)
         self.acquire_period.set(self._exposure).wait(5)
-        self.num_images.set(1).wait(5)
+        self.num_images.set(self.burst).wait(5)
         self.trigger_mode.set("Software").wait(5)
         self.array_counter.set(0).wait(5)
         self.acquire.set(1).wait(10)  # arms a series: the stream 'start' message
@@ -58,8 +63,10 @@ class StreamingDetector(Device):
     def trigger(self) -> Status:
         index = self._next_index
         self._next_index += 1
-        inner = self.soft_trigger.set(1, timeout=max(10.0, 20 * self._exposure))
-        status = Status(obj=self, timeout=max(10.0, 20 * self._exposure))
+        self._next_index += self.burst - 1
+        timeout = max(10.0, 20 * self._exposure * self.burst)
+        inner = self.soft_trigger.set(1, timeout=timeout)
+        status = Status(obj=self, timeout=timeout)
 
         def done(st: Status) -> None:
             if st.success:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsMotor
+from ophyd import Device, EpicsMotor, EpicsSignalRO
+
+
+class Motor(EpicsMotor):
+    """A motor record with its maximum speed (``.VMAX``), which fly scans check."""
+
+    max_velocity = Cpt(EpicsSignalRO, ".VMAX", kind="omitted")
 
 
 class TomoStage(Device):
     """Three motor records under one prefix: ``{prefix}x``, ``{prefix}rot``, ``{prefix}z``."""
 
-    x = Cpt(EpicsMotor, "x", kind="hinted")
-    rot = Cpt(EpicsMotor, "rot", kind="hinted")
-    z = Cpt(EpicsMotor, "z", kind="normal")
+    x = Cpt(Motor, "x", kind="hinted")
+    rot = Cpt(Motor, "rot", kind="hinted")
+    z = Cpt(Motor, "z", kind="normal")

@@ -26,7 +26,7 @@ import zmq
 
 from ..protocols import stream_v2 as sv2
 from ..protocols.jsonable import jsonable
-from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, point_of_event
+from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
 from .integrate import Integrator, load_poni
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
 from .reconstruct import fbp_stack
@@ -178,9 +178,19 @@ class Processor:
         if run is None or stream != PRIMARY:
             return
         g = run.geometry
-        i, j = point_of_event(doc["seq_num"], len(g.angles), len(g.translations), g.snake)
-        run.cell_of_frame[int(data[g.frame_key])] = (i, j, float(data[g.monitor_key]))
-        run.n_events += 1
+        mon = float(data[g.monitor_key])
+        if g.mode == "fly":  # one event per row: every frame of the row
+            i = int(data[g.row_key])
+            cells = cells_of_row(
+                len(g.translations), int(data[g.frame_key]), bool(data[g.reversed_key])
+            )
+            for frame, j in cells.items():
+                run.cell_of_frame[frame] = (i, j, mon)
+            run.n_events += len(g.translations)
+        else:
+            i, j = point_of_event(doc["seq_num"], len(g.angles), len(g.translations), g.snake)
+            run.cell_of_frame[int(data[g.frame_key])] = (i, j, mon)
+            run.n_events += 1
         run.place_ready()
         if run.n_events % len(g.translations) == 0:
             self.report(
@@ -254,7 +264,9 @@ class Processor:
         for uid, run in list(self.runs.items()):
             if run.stop_seen_at is None:
                 continue
-            complete = run.sinogram.filled.all() or (run.series_ended and not run.patterns)
+            # after the stop document every event is in: frames no event refers to (a
+            # fly row acquired again) are dropped, not waited for
+            complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
             if complete or now - run.stop_seen_at > END_TIMEOUT:
                 self.finish(run)
                 del self.runs[uid]

@@ -1,8 +1,16 @@
 """The XRD-CT run contract shared by the plans (writers) and the live processor (reader).
 
-A run's start document carries ``xrdct`` (:class:`XrdctGeometry` as a dict). Events
-of the ``primary`` stream come in the order of :func:`scan_points` and carry the
-detector's ``frame_index`` (Stream V2 ``image_id``) and the monitor reading.
+A run's start document carries ``xrdct`` (:class:`XrdctGeometry` as a dict).
+
+- ``mode == "step"``: events of the ``primary`` stream come in the order of
+  :func:`scan_points`, one per point, and carry the detector's ``frame_index`` (Stream
+  V2 ``image_id``) and the monitor reading.
+- ``mode == "fly"``: one ``primary`` event per acquired row: its angle index
+  (``row_key``), the ``image_id`` of its first frame (``frame_key``), whether the
+  translation ran backwards (``reversed_key``) and the monitor. Frame ``first + k`` is
+  the k-th translation point in the direction of travel (:func:`cells_of_row`). A row
+  that had to be re-acquired has one event only, for the good acquisition; frames of
+  discarded attempts are referenced by no event.
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ class XrdctGeometry:
     detector: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, Any] = field(default_factory=dict)
     order: str = "rotation outer, translation inner"
+    mode: str = "step"
+    row_key: str = ""
+    reversed_key: str = ""
+    estimated_time: float = 0.0  # s, before the scan started
 
     def to_md(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,3 +69,10 @@ def point_of_event(
         )
     i, j = divmod(k, n_translations)
     return i, (n_translations - 1 - j if snake and i % 2 else j)
+
+
+def cells_of_row(n_translations: int, first_frame: int, reversed_: bool) -> dict[int, int]:
+    """Fly mode: image id -> translation index for one row."""
+    return {
+        first_frame + k: (n_translations - 1 - k if reversed_ else k) for k in range(n_translations)
+    }

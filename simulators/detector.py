@@ -7,8 +7,13 @@ Trigger modes:
 - ``Internal``: ``Acquire=1`` takes ``NumImages`` frames every ``AcquirePeriod`` as one
   series (start, images, end); ``Acquire`` returns to 0 when done.
 - ``Software``: ``Acquire=1`` arms a series (start message); each put to ``Trigger``
-  exposes ``NumImages`` frames and completes when they are exposed; ``Acquire=0``
-  ends the series (end message).
+  exposes ``NumImages`` frames (a burst, every ``AcquirePeriod`` on a drift-free clock:
+  a fly-scan row) and completes when they are exposed; ``Acquire=0`` ends the series
+  (end message).
+
+``ArrayCounter`` counts frames exposed (image ids consumed); ``NumImagesCounter`` the
+frames of the current burst that were actually sent. ``DropFrames`` (fault injection
+for tests) makes the next N frames be exposed but lost before the stream.
 
 Frames are rendered from the phantom at the stage position read mid-exposure, in a
 worker thread, and pushed (ZMQ PUSH, blocking when the high-water mark is reached, so
@@ -74,9 +79,15 @@ class FrameStreamer(threading.Thread):
             if job is None:
                 break
             if isinstance(job, dict):  # an exposure
-                frame = self.renderer.frame(
-                    job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
-                )
+                try:
+                    frame = self.renderer.frame(
+                        job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
+                    )
+                except Exception:  # a frame that cannot be rendered is lost, loudly
+                    import traceback
+
+                    traceback.print_exc()
+                    continue
                 msg: sv2.Message = sv2.image_message(
                     job["series_id"],
                     job["series_uid"],
@@ -114,6 +125,8 @@ class CamGroup(PVGroup):
     Acquire = pvproperty(value=0)
     Trigger = pvproperty(value=0)
     ArrayCounter = pvproperty(value=0)
+    NumImagesCounter = pvproperty(value=0, read_only=True)
+    DropFrames = pvproperty(value=0, doc="simulation fault: lose the next N frames")
     DetectorState = pvproperty(
         value="Idle", enum_strings=DETECTOR_STATES, dtype=ChannelType.ENUM, read_only=True
     )
@@ -195,29 +208,38 @@ class CamGroup(PVGroup):
         exposure = float(self.AcquireTime.value)
         period = max(float(self.AcquirePeriod.value), exposure)
         await self.DetectorState.write("Acquire")
-        for _ in range(n):
-            t0 = time.monotonic()
-            await asyncio.sleep(exposure / 2)
+        await self.NumImagesCounter.write(0)
+        sent = 0
+        t_first = time.monotonic()
+        for k in range(n):
+            t0 = t_first + k * period  # frame k's start on a drift-free clock
+            await asyncio.sleep(max(t0 + exposure / 2 - time.monotonic(), 0.0))
             angle, x, flux = self.stage()
-            await asyncio.sleep(exposure / 2)
-            self.streamer.jobs.put(
-                {
-                    "series_id": int(self.SeriesId.value),
-                    "series_uid": self._series_uid,
-                    "image_id": self._image_id,
-                    "angle": angle,
-                    "translation": x,
-                    "flux": flux,
-                    "exposure": exposure,
-                    "t_start": t0 - self._t_arm,
-                    "user_data": {"angle": angle, "translation": x, "monitor": flux},
-                }
-            )
+            await asyncio.sleep(max(t0 + exposure - time.monotonic(), 0.0))
+            drop = int(self.DropFrames.value)
+            if drop > 0:
+                await self.DropFrames.write(drop - 1)
+            else:
+                self.streamer.jobs.put(
+                    {
+                        "series_id": int(self.SeriesId.value),
+                        "series_uid": self._series_uid,
+                        "image_id": self._image_id,
+                        "angle": angle,
+                        "translation": x,
+                        "flux": flux,
+                        "exposure": exposure,
+                        "t_start": t0 - self._t_arm,
+                        "user_data": {"angle": angle, "translation": x, "monitor": flux},
+                    }
+                )
+                sent += 1
             self._image_id += 1
             await self.ArrayCounter.write(int(self.ArrayCounter.value) + 1)
-            rest = period - (time.monotonic() - t0)
-            if rest > 0:
-                await asyncio.sleep(rest)
+        await self.NumImagesCounter.write(sent)
+        rest = t_first + n * period - time.monotonic()
+        if rest > 0:
+            await asyncio.sleep(rest)
 
     @Acquire.putter
     async def Acquire(self, instance, value):

@@ -13,6 +13,7 @@ prefix ``P``::
     P trig:In                digital input: the potentiostat's pause line (GPIO pin 0)
     P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
     P cell:x                 simulation only: the cell's true lithium content x
+    P sim:Phantom            simulation only: put a phantom file's path to change sample
     P det:cam:...            the streaming detector (see ``detector.py``)
 
 Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 
 from ..protocols import stream_v2 as sv2
@@ -105,6 +107,21 @@ class SampleState:
             start.user_data["ground_truth"] = str(path)
 
 
+class SimGroup(PVGroup):
+    """Simulation controls: a sample changer (load another phantom file)."""
+
+    Phantom = pvproperty(value="", dtype=ChannelType.CHAR, max_length=1000, string_encoding="utf-8")
+
+    @Phantom.putter
+    async def Phantom(self, instance, value):
+        if not str(value).strip():
+            return value
+        path = Path(str(value))
+        phantom = Phantom.load(path)  # raises (put fails) with a clear message if bad
+        self.parent.change_sample(phantom, path.parent / "ground_truth")
+        return value
+
+
 class TriggerGroup(PVGroup):
     """TTL lines between the beamline controls and the potentiostat (seed 001)."""
 
@@ -128,13 +145,14 @@ class BeamlineIOC(PVGroup):
 
     x = SubGroup(SimMotor, prefix="x", velocity=5.0, accel_time=0.01, limits=(-5.0, 5.0))
     rot = SubGroup(
-        SimMotor, prefix="rot", velocity=360.0, accel_time=0.05, limits=(-370.0, 370.0), units="deg"
+        SimMotor, prefix="rot", velocity=360.0, accel_time=0.02, limits=(-370.0, 370.0), units="deg"
     )
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
     trig = SubGroup(TriggerGroup, prefix="trig:")
     cell = SubGroup(CellGroup, prefix="cell:")
+    sim = SubGroup(SimGroup, prefix="sim:")
     diode = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
 
     def __init__(self, *args, streamer: FrameStreamer, sample_state: SampleState, **kwargs) -> None:
@@ -147,6 +165,15 @@ class BeamlineIOC(PVGroup):
             prefix=f"{self.prefix}det:cam:", parent=self, streamer=streamer, stage=self.stage_state
         )
         self.pvdb.update(self.cam.pvdb)
+
+    def change_sample(self, phantom: Phantom, truth_dir: Path) -> None:
+        """Render from ``phantom`` from the next frame on (blocks the IOC while it loads)."""
+        truth_dir.mkdir(exist_ok=True)
+        renderer = FrameRenderer(phantom, self._streamer.renderer.integrator)
+        state = self.sample_state
+        state.base, state.phantom, state.applied = phantom, phantom, None
+        state.renderer, state.truth_dir = renderer, truth_dir
+        self._streamer.renderer = renderer
 
     def flux(self) -> float:
         """Relative flux on the sample (1 = reference current, shutter open)."""

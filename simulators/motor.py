@@ -70,10 +70,16 @@ class SimMotor(PVGroup):
         self._velocity, self._accel, self._limits, self._units = velocity, accel_time, limits, units
         self._new_target = asyncio.Event()
         self._target = 0.0
+        self._trajectory: tuple[float, float, float, float, float] | None = None
 
     @property
     def position(self) -> float:
-        """The current readback (used by the detector simulator for what the beam sees)."""
+        """Where the stage is now (the encoder, for the detector simulator: exact on the
+        motion profile, not the readback, which is posted every ``TICK``)."""
+        traj = self._trajectory
+        if traj is not None:
+            start, target, t0, velocity, accel = traj
+            return position_at(time.monotonic() - t0, start, target, velocity, accel)
         return float(self.motor.field_inst.user_readback_value.value)
 
     async def _apply_limits(self, lo: float, hi: float) -> None:
@@ -118,11 +124,15 @@ class SimMotor(PVGroup):
         await fields.motor_is_moving.write(1)
         await fields.direction_of_travel.write(1 if target >= start else 0)
         total = move_duration(target - start, velocity, accel)
+        if total == 0:
+            await asyncio.sleep(TICK)  # one servo cycle, even for a move to where it is
         t0 = time.monotonic()
+        self._trajectory = (start, target, t0, velocity, accel)
         await fields.stop.write(0)
         while True:
             t = time.monotonic() - t0
             if fields.stop.value:
+                self._trajectory = None
                 await fields.stop.write(0)
                 await instance.write(float(fields.user_readback_value.value), verify_value=False)
                 break
@@ -134,6 +144,7 @@ class SimMotor(PVGroup):
                     time.monotonic(),
                 )
                 total = move_duration(target - start, velocity, accel)
+                self._trajectory = (start, target, t0, velocity, accel)
                 continue
             pos = position_at(t, start, target, velocity, accel)
             await fields.user_readback_value.write(pos)
@@ -141,5 +152,6 @@ class SimMotor(PVGroup):
             if t >= total:
                 break
             await asyncio.sleep(min(TICK, max(total - t, 0.0)))
+        self._trajectory = None
         await fields.motor_is_moving.write(0)
         await fields.done_moving_to_value.write(1)

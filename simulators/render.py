@@ -117,8 +117,12 @@ class FrameRenderer:
         self._pixel_factor = (sa * pol).ravel().astype(np.float32)
         self.shape = shape
         self._scale = 1.0
-        central = self.expected(0.0, 0.0, exposure=0.01)
-        self._scale = self.peak_counts / max(float(central.max()), 1e-30)
+        # brightest pixel of frames across the sample at 0° (a small sample may miss the
+        # centre) sets the count scale
+        n = self.phantom.shape[0]
+        xs = (np.arange(n) - (n - 1) / 2) * self.phantom.pixel_size
+        brightest = max(float(self.expected(0.0, float(x), exposure=0.01).max()) for x in xs)
+        self._scale = self.peak_counts / brightest if brightest > 0 else 1.0
 
     def _patterns(self, phantom: Phantom) -> np.ndarray:
         """Scattering per unit path of every active voxel (rows) on the q grid."""

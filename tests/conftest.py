@@ -6,8 +6,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import zmq
 
 from operando.simulators import launcher
 
@@ -65,3 +67,29 @@ def poni_file(ioc: launcher.SimProcess) -> Path:
 def ca_port() -> int:
     """The Channel Access port of the session's IOC."""
     return CA_PORT
+
+
+@pytest.fixture()
+def processor(ioc: launcher.SimProcess, tmp_path: Path) -> Iterator[tuple[Any, zmq.Socket]]:
+    """A live processor on the session IOC's stream, writing into ``tmp_path``."""
+    ctx = zmq.Context()
+    results = ctx.socket(zmq.PULL)
+    addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
+    proc = launcher.start_processor(ioc.info["stream"], addr, tmp_path, bins=200)
+    yield proc, results
+    proc.stop()
+    ctx.destroy(linger=0)
+
+
+def _wait_written(results: zmq.Socket, timeout_ms: int = 60000) -> dict:
+    while results.poll(timeout_ms):
+        msg = results.recv_json()
+        if msg["event"] in ("written", "error"):
+            return msg
+    raise AssertionError("processor wrote no file")
+
+
+@pytest.fixture()
+def wait_written() -> Any:
+    """A function: the processor's next 'written' (or 'error') report from a results socket."""
+    return _wait_written

@@ -8,36 +8,17 @@ import epics
 import h5py
 import numpy as np
 import pytest
-import zmq
 from bluesky import RunEngine
 from event_model import DocumentNames, schema_validators
 from ophyd.utils import LimitError
 
 from operando.control.session import connect_publisher
 from operando.plans.xrdct import ScanLimitError, xrdct_scan
-from operando.simulators import launcher
 
 
-@pytest.fixture()
-def processor(ioc, tmp_path):
-    ctx = zmq.Context()
-    results = ctx.socket(zmq.PULL)
-    addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
-    proc = launcher.start_processor(ioc.info["stream"], addr, tmp_path, bins=200)
-    yield proc, results
-    proc.stop()
-    ctx.destroy(linger=0)
-
-
-def wait_written(results: zmq.Socket, timeout_ms: int = 60000) -> dict:
-    while results.poll(timeout_ms):
-        msg = results.recv_json()
-        if msg["event"] in ("written", "error"):
-            return msg
-    raise AssertionError("processor wrote no file")
-
-
-def test_plan_runs_through_real_protocols(beamline, ioc, processor, poni_file) -> None:
+def test_plan_runs_through_real_protocols(
+    beamline, ioc, processor, poni_file, wait_written
+) -> None:
     proc, results = processor
     prefix = ioc.info["prefix"]
     seen: dict[str, list[float]] = {"x": [], "rot": []}
