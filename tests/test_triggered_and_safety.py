@@ -132,7 +132,8 @@ class _FakeInstrument:
         os.close(slave)
         self.received = b""
         self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def _serve(self) -> None:
         import select
@@ -150,6 +151,7 @@ class _FakeInstrument:
 
     def close(self) -> None:
         self._stop.set()
+        self._thread.join(timeout=2)
         os.close(self.master)
 
 
