@@ -74,3 +74,16 @@ def preset_grid(
     angles = np.linspace(0.0, 180.0, n_a, endpoint=False)
     z = z0 + np.arange(n_z) * p.z_step
     return Grid(name, angles.tolist(), translations.tolist(), z.tolist(), p.exposure)
+
+
+def interlaced_angles(n_angles: int, k: int, span: float = 180.0) -> list[float]:
+    """Seed 003's interlaced acquisition: ``k`` sub-scans, each covering ``span``.
+
+    Sub-scan s takes angles ``(s + k·m) · span / n_angles`` (m = 0, 1, ...), so each one
+    alone is a coarse but complete tomogram, and together they are the full fine set.
+    The list is in acquisition order.
+    """
+    if k < 1 or n_angles % k:
+        raise ScanLimitError(f"{n_angles} angles cannot be split into {k} interlaced sub-scans")
+    step = span / n_angles
+    return [(s + k * m) * step for s in range(k) for m in range(n_angles // k)]

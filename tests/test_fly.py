@@ -202,3 +202,51 @@ def test_preset_beyond_a_motor_limit_is_refused_before_motion(beamline, poni_fil
             )
         )
     assert beamline.stage.x.position == x0
+
+
+def test_interlaced_angles_cover_the_half_turn_in_each_subscan() -> None:
+    from operando.plans.presets import interlaced_angles
+
+    angles = interlaced_angles(12, 3)
+    assert sorted(angles) == pytest.approx(np.linspace(0, 180, 12, endpoint=False).tolist())
+    subs = [angles[s * 4 : (s + 1) * 4] for s in range(3)]
+    assert subs[0] == pytest.approx([0, 45, 90, 135]) and subs[1][0] == pytest.approx(15)
+    assert all(max(sub) - min(sub) == pytest.approx(135) for sub in subs)
+    with pytest.raises(ScanLimitError, match="cannot be split"):
+        interlaced_angles(10, 3)
+
+
+def test_interlaced_fly_scan_reconstructs_the_grain(
+    beamline, processor, poni_file, point_sample, wait_written
+):
+    """Angles in interlaced order land in the right sinogram rows (by angle, not time)."""
+    from operando.plans.presets import interlaced_angles
+
+    proc, results = processor
+    pub = connect_publisher(proc.info["docs"], results)
+    RE = RunEngine({})
+    RE.subscribe(pub)
+    translations = ((np.arange(N) - (N - 1) / 2) * PX).tolist()
+    try:
+        RE(
+            fly_xrdct(
+                beamline.det,
+                beamline.stage,
+                beamline.diode,
+                interlaced_angles(24, 2),
+                translations,
+                poni_file=str(poni_file),
+                sample={"phantom": str(point_sample)},
+            )
+        )
+        msg = wait_written(results)
+    finally:
+        pub.close()
+    assert msg["event"] == "written" and msg["missing"] == []
+    with h5py.File(msg["path"]) as f:
+        rec = f["entry/reconstruction/data"][()]
+        q = f["entry/reconstruction/q"][()]
+    centre, half, background = feature_window("Al", {"Al": 4.0495})
+    m = window_map(rec, q, centre, half, background)
+    peak = np.unravel_index(np.argmax(m), m.shape)
+    assert abs(peak[0] - GRAIN[0]) <= 1 and abs(peak[1] - GRAIN[1]) <= 1, (peak, GRAIN)
