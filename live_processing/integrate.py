@@ -1,4 +1,9 @@
-"""Azimuthal integration of frames with pyFAI (geometry from the run's PONI file)."""
+"""Azimuthal integration of frames with pyFAI's geometry (from the run's PONI file).
+
+Frames go through :class:`.fast_integrate.SparseIntegrator` (pyFAI's CSR matrix, one
+sparse product per frame); a frame with negative (dead or gap) pixels of its own is
+integrated by pyFAI with those pixels masked.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyFAI
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+from .fast_integrate import SparseIntegrator
 
 POLARIZATION = 0.99
 METHOD = ("no", "csr", "cython")
@@ -40,11 +47,19 @@ class Integrator:
     q_range: tuple[float, float] = (0.8, 4.6)
 
     def __post_init__(self) -> None:
-        self.q = self.integrate(np.zeros(self.ai.detector.max_shape, dtype=np.float32))[0]
+        self.fast = SparseIntegrator(
+            self.ai,
+            self.n_bins,
+            radial_range=self.q_range,
+            polarization_factor=POLARIZATION,
+        )
+        self.q = self.fast.radial
 
     def integrate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(q, I) of one frame: solid-angle and polarisation corrected, no pixel splitting."""
         mask = frame < 0
+        if not mask.any():
+            return self.q, self.fast.integrate(frame).intensity.astype(np.float32)
         res = self.ai.integrate1d(
             frame,
             self.n_bins,
@@ -53,6 +68,6 @@ class Integrator:
             method=METHOD,
             correctSolidAngle=True,
             polarization_factor=POLARIZATION,
-            mask=mask if mask.any() else None,
+            mask=mask,
         )
         return np.asarray(res.radial), np.asarray(res.intensity, dtype=np.float32)
