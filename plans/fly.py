@@ -36,7 +36,6 @@ from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry
 from .electrochemistry import recorded
-from .presets import preset_grid
 from .xrdct import ScanLimitError
 
 START_MARGIN = 0.005  # s at full speed between the end of the ramp and the first frame
@@ -347,59 +346,3 @@ def fly_xrdct(
 
     suspenders = beam_suspenders(monitor, shutter_status, suspend_fraction)
     yield from bpp.suspend_wrapper(body(), suspenders)
-
-
-def preset_xrdct(
-    det: StreamingDetector,
-    stage: TomoStage,
-    monitor: Signal,
-    name: str,
-    *,
-    poni_file: str,
-    scale: int = 1,
-    centre: float = 0.0,
-    shutter_status: Signal | None = None,
-    pstat: Potentiostat | None = None,
-    sample: dict[str, Any] | None = None,
-    md: dict[str, Any] | None = None,
-    **overrides: float,
-) -> MsgGenerator[None]:
-    """Fly-scan preset ``name`` (``plans.presets``); one run per z plane.
-
-    Every plane is checked against the motor limits and speeds before anything moves;
-    a refusal names the preset and the value that does not fit.
-    """
-    grid = preset_grid(name, centre=centre, z0=float(stage.z.position), scale=scale, **overrides)
-    old_exposure = det.exposure
-    det.exposure = grid.exposure
-    try:
-        check_fly(stage, grid.translations, grid.exposure)
-        lo, hi = stage.z.limits
-        if lo != hi and not all(lo <= z <= hi for z in grid.z):
-            raise ScanLimitError(f"{stage.z.name}: planes {grid.z[0]:g}…{grid.z[-1]:g} outside")
-    except ScanLimitError as exc:
-        det.exposure = old_exposure
-        n, step = len(grid.translations), grid.translations[1] - grid.translations[0]
-        raise ScanLimitError(
-            f"preset {name!r} ({n} translations x {step:g} mm = {n * step:g} mm, "
-            f"{len(grid.angles)} angles, {grid.exposure:g} s): {exc}"
-        ) from exc
-    preset_md = {"preset": name, "preset_scale": scale, "preset_overrides": overrides}
-    try:
-        for k, z in enumerate(grid.z):
-            if len(grid.z) > 1:
-                yield from bps.mv(stage.z, z)
-            yield from fly_xrdct(
-                det,
-                stage,
-                monitor,
-                grid.angles,
-                grid.translations,
-                poni_file=poni_file,
-                shutter_status=shutter_status,
-                pstat=pstat,
-                sample=sample,
-                md={**preset_md, "z": z, "z_index": k, **(md or {})},
-            )
-    finally:
-        det.exposure = old_exposure
