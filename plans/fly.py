@@ -36,7 +36,7 @@ from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry
 from .electrochemistry import recorded
-from .xrdct import ScanLimitError
+from .xrdct import ScanLimitError, check_limits
 
 START_MARGIN = 0.005  # s at full speed between the end of the ramp and the first frame
 ROW_OVERHEAD = 0.03  # s per row for Channel Access round trips (measured on the simulator)
@@ -185,13 +185,7 @@ def fly_xrdct(
     translations = [float(t) for t in translations]
     exposure = det.exposure
     velocity = check_fly(stage, translations, exposure)
-    lo, hi = stage.rot.limits
-    bad = [a for a in angles if lo != hi and not lo <= a <= hi]
-    if bad:
-        raise ScanLimitError(
-            f"{stage.rot.name}: scan point {bad[0]:g} {stage.rot.egu} is outside the soft "
-            f"limits [{lo:g}, {hi:g}] {stage.rot.egu}"
-        )
+    check_limits(stage, angles, translations)
     x_default = float(stage.x.velocity.get())
     x_prof = MotorProfile(velocity, float(stage.x.acceleration.get()))
     rot_prof = MotorProfile(float(stage.rot.velocity.get()), float(stage.rot.acceleration.get()))
@@ -323,12 +317,6 @@ def fly_xrdct(
             monitor.unsubscribe(token)
             yield from bps.mv(stage.x.velocity, x_default)
 
-    old_burst = det.burst
-
-    def set_burst(value: int) -> MsgGenerator[None]:
-        det.burst = value
-        yield from bps.null()
-
     @bpp.stage_decorator([det])
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
@@ -338,7 +326,7 @@ def fly_xrdct(
             yield from rows()
 
     def body() -> MsgGenerator[None]:
-        yield from set_burst(n)
+        old_burst, det.burst = det.burst, n  # staging arms bursts of a row's frames
         try:
             yield from inner()
         finally:
