@@ -119,10 +119,11 @@ def test_beam_drop_mid_row_suspends_and_acquires_the_row_again(
     counter.put(0, wait=True)  # (staging resets it too; a stale count must not trigger)
 
     def drop_mid_row_4() -> None:
+        # early in the row: the diode lags the beam by up to ~0.15 s (its update period)
         deadline = time.monotonic() + 60
         while counter.get() >= 3 * N and time.monotonic() < deadline:  # see the reset first
             time.sleep(0.002)
-        while counter.get() < 3 * N + N // 2 and time.monotonic() < deadline:
+        while counter.get() < 3 * N + 2 and time.monotonic() < deadline:
             time.sleep(0.002)
         try:
             beam.put(0, wait=True)
