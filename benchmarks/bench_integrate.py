@@ -36,6 +36,19 @@ def powder_frame(ai: AzimuthalIntegrator, rng: np.random.Generator) -> np.ndarra
     return frame
 
 
+def pilatus_geometry() -> AzimuthalIntegrator:
+    """A Pilatus 2M at 0.3 m, 50 keV, slightly tilted."""
+    return AzimuthalIntegrator(
+        dist=0.3,
+        poni1=0.125,
+        poni2=0.13,
+        rot1=0.01,
+        rot2=-0.005,
+        detector=detector_factory("Pilatus2M"),
+        wavelength=0.248e-10,
+    )
+
+
 def rate(fn, frames: list[np.ndarray], seconds: float) -> float:
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -49,16 +62,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="1 s per measurement instead of 5 s")
     args = p.parse_args()
     seconds = 1.0 if args.quick else 5.0
-    det = detector_factory("Pilatus2M")
-    ai = AzimuthalIntegrator(
-        dist=0.3,
-        poni1=0.125,
-        poni2=0.13,
-        rot1=0.01,
-        rot2=-0.005,
-        detector=det,
-        wavelength=0.248e-10,
-    )
+    ai = pilatus_geometry()
+    det = ai.detector
     rng = np.random.default_rng(1)
     frames = [powder_frame(ai, rng) for _ in range(4)]
 
