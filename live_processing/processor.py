@@ -8,9 +8,13 @@ Sockets (all loopback by default):
 - ``results``: a PUSH socket (connects) that reports progress and written files as JSON.
 
 Frames are integrated as they arrive; events say which sinogram cell each frame index
-belongs to and give its monitor reading. When a run stops, the processor waits for
-the series' end (or a timeout), reports every cell without a frame (left NaN, never
-zero), normalises by the monitor, reconstructs every q bin and writes the file.
+belongs to and give its monitor reading. As soon as one angle's row is complete it is
+filtered and back-projected into a running reconstruction of every q bin
+(:mod:`.incremental_fbp`), which is written to ``DIR/<uid>.live.h5`` (HDF5 SWMR,
+:mod:`.live_file`) at most about once a second, so viewers can follow the slice while
+the scan runs. When a run stops, the processor waits for the series' end (or a
+timeout), reports every cell without a frame (left NaN, never zero), back-projects
+the rows still missing (gaps interpolated along the translation) and writes the file.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import zmq
 from ..protocols import stream_v2 as sv2
 from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
+from .incremental_fbp import IncrementalFBP
 from .integrate import Integrator, load_poni
+from .live_file import LiveReconstructionFile
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
-from .reconstruct import fbp_stack
 from .sinogram import Sinogram, fill_missing
 
 EC_STREAM = "electrochemistry"
@@ -47,6 +52,8 @@ class RunState:
     sinogram: Sinogram
     experiment: str
     start_time: float
+    fbp: IncrementalFBP
+    live: LiveReconstructionFile | None = None
     series_id: int | None = None
     cell_of_frame: dict[int, tuple[int, int, float]] = field(default_factory=dict)
     patterns: dict[int, np.ndarray] = field(default_factory=dict)
@@ -59,6 +66,32 @@ class RunState:
         for idx in [k for k in self.patterns if k in self.cell_of_frame]:
             i, j, mon = self.cell_of_frame.pop(idx)
             self.sinogram.put(i, j, self.patterns.pop(idx), mon)
+            self.project_if_complete(i)
+
+    def project_if_complete(self, i: int) -> None:
+        """Back-project angle row ``i`` once all its cells hold a frame and a good monitor.
+
+        Rows go in divided by their monitor; the volume times the run's mean monitor is
+        then exactly the FBP of the normalised sinogram (FBP is linear).
+        """
+        s = self.sinogram
+        if self.fbp.added[i] or not s.filled[i].all():
+            return
+        mon = s.monitor[i]
+        if not (np.isfinite(mon).all() and (mon > 0).all()):
+            return  # left for the end, with the gaps
+        self.fbp.add(i, s.data[i] / mon[:, None].astype(np.float32))
+
+    def monitor_reference(self) -> float:
+        mon = self.sinogram.monitor
+        return float(np.nanmean(mon)) if np.isfinite(mon).any() else 1.0
+
+    def write_live(self, force: bool = False) -> bool:
+        """Write the running reconstruction to the live file when due; True if written."""
+        if self.live is None or not self.fbp.n_added or not (force or self.live.due()):
+            return False
+        self.live.update(self.fbp.result(), self.fbp.added, self.monitor_reference())
+        return True
 
 
 class Processor:
@@ -139,8 +172,15 @@ class Processor:
                 load_poni(geom.poni_file), self.n_bins, self.q_range
             )
         integ = self.integrators[geom.poni_file]
-        sino = Sinogram(len(geom.angles), len(geom.translations), integ.q.size)
-        self.runs[doc["uid"]] = RunState(doc["uid"], geom, integ, sino, exp, doc["time"])
+        n_a, n_t = len(geom.angles), len(geom.translations)
+        sino = Sinogram(n_a, n_t, integ.q.size)
+        step = _step(geom.translations)
+        fbp = IncrementalFBP(np.asarray(geom.angles), n_t, integ.q.size, step)
+        grid = (np.arange(n_t) - (n_t - 1) / 2) * step
+        live = LiveReconstructionFile(
+            self.out_dir / f"{doc['uid']}.live.h5", grid, grid, integ.q, n_a
+        )
+        self.runs[doc["uid"]] = RunState(doc["uid"], geom, integ, sino, exp, doc["time"], fbp, live)
         self.logs[exp].scan_start.append(doc["time"])
 
     def _on_descriptor(self, doc: dict[str, Any]) -> None:
@@ -199,6 +239,8 @@ class Processor:
                 rows=run.n_events // len(g.translations),
                 n_rows=len(g.angles),
                 placed=int(run.sinogram.filled.sum()),
+                projections=run.fbp.n_added,
+                live=str(run.live.path) if run.live is not None else None,
             )
 
     def _on_event_page(self, doc: dict[str, Any]) -> None:
@@ -259,6 +301,11 @@ class Processor:
         run.place_ready()
 
     # -- finishing ---------------------------------------------------------------------------
+    def write_live(self) -> None:
+        """Bring every run's live file up to date (each at most about once a second)."""
+        for run in self.runs.values():
+            run.write_live()
+
     def finish_ready(self) -> None:
         now = time.monotonic()
         for uid, run in list(self.runs.items()):
@@ -275,8 +322,16 @@ class Processor:
         g = run.geometry
         missing = run.sinogram.missing
         sino = run.sinogram.normalised()
-        step = abs(g.translations[1] - g.translations[0]) if len(g.translations) > 1 else 1.0
-        recon = fbp_stack(fill_missing(sino), np.asarray(g.angles), step)
+        ref = run.monitor_reference()
+        rest = np.flatnonzero(~run.fbp.added)
+        if rest.size:  # rows with gaps or a bad monitor: interpolated, then back-projected
+            filled = fill_missing(sino)
+            for i in rest:
+                run.fbp.add(int(i), filled[i], scale=1.0 / ref)
+        recon = run.fbp.result() * np.float32(ref)
+        if run.live is not None:
+            run.live.close(remove=True)
+            run.live = None
         poni_text = Path(g.poni_file).read_text() if Path(g.poni_file).is_file() else ""
         series = self.series_info.pop(run.series_id, {}) if run.series_id is not None else {}
         phantom = series.get("ground_truth") or g.sample.get("phantom")
@@ -332,6 +387,7 @@ class Processor:
                         break
                     _prefix, name, payload = raw.split(b" ", 2)
                     self.on_message(name.decode(), payload)
+            self.write_live()
             self.finish_ready()
 
     def close(self) -> None:
@@ -340,6 +396,10 @@ class Processor:
                 self.finish(run)
         self.runs.clear()
         self.ctx.destroy(linger=2000)
+
+
+def _step(translations: list[float]) -> float:
+    return abs(translations[1] - translations[0]) if len(translations) > 1 else 1.0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -10,6 +13,8 @@ import pytest
 import zmq
 
 from operando.live_processing.processor import Processor
+from operando.live_processing.reconstruct import fbp_stack
+from operando.live_processing.sinogram import fill_missing
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry, point_of_event, scan_points
 from operando.simulators.phantom import Phantom
@@ -24,7 +29,13 @@ def test_point_order_is_snake_and_invertible() -> None:
         point_of_event(13, 3, 4, True)
 
 
-def _run(tmp_path: Path, drop: set[int], results: str | None = None) -> tuple[Processor, Path]:
+def _run(
+    tmp_path: Path,
+    drop: set[int],
+    results: str | None = None,
+    midway: tuple[int, Callable[[Processor], None]] | None = None,
+) -> tuple[Processor, Path]:
+    """A 4 x 6 step scan of a disc through the processor; ``midway`` = (after frame k, call)."""
     poni = tmp_path / "det.poni"
     ai = default_integrator(binning=8)
     ai.write(str(poni))
@@ -76,6 +87,8 @@ def _run(tmp_path: Path, drop: set[int], results: str | None = None) -> tuple[Pr
                 "data": {"det_frame_index": k, "diode": 1e6 * flux},
             },
         )
+        if midway is not None and k == midway[0]:
+            midway[1](proc)
     proc.on_frame(sv2.encode(sv2.EndMessage(7, "s")))
     proc.on_document("stop", {"run_start": "run1", "time": 100.0})
     proc.finish(proc.runs.pop("run1"))
@@ -131,3 +144,60 @@ def test_missing_frames_are_reported_and_never_zero(tmp_path: Path) -> None:
     for i, j in cells:
         assert np.isnan(data[i, j]).all()
     assert np.isfinite(data[~missing]).all()
+
+
+READ_LIVE = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
+    g = f["entry/reconstruction"]
+    g["n_projections"].refresh(); g["data"].refresh(); g["projections"].refresh()
+    np.save(sys.argv[2], g["data"][:, :, int(sys.argv[3])])
+    print(int(g["n_projections"][()]), g["projections"][()].tolist())
+"""
+
+
+def test_live_reconstruction_is_readable_mid_scan(tmp_path: Path) -> None:
+    """After 2 of 4 rows, another process reads the partial slice (SWMR) from the live file."""
+    seen: dict[str, object] = {}
+
+    def look(proc: Processor) -> None:
+        run = proc.runs["run1"]
+        assert run.write_live(force=True)
+        live = run.live.path
+        q_index = int(np.nanargmax(np.nansum(run.sinogram.data, axis=(0, 1))))  # a ring
+        out = tmp_path / "slice.npy"
+        reply = subprocess.run(
+            [sys.executable, "-c", READ_LIVE, str(live), str(out), str(q_index)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        seen["reply"] = reply.stdout.split(maxsplit=1)
+        seen["slice"] = np.load(out)
+        # what the slice must be: FBP of the normalised sinogram with rows 2, 3 not yet in
+        sino = run.sinogram.normalised()
+        sino[2:] = 0.0
+        angles = np.asarray(run.geometry.angles)
+        seen["expected"] = fbp_stack(sino[:, :, q_index : q_index + 1], angles, 0.1)[:, :, 0]
+        seen["live"] = live
+
+    # frames 0..11 are rows 0 and 1 of the snake
+    _proc, path = _run(tmp_path, drop=set(), midway=(11, look))
+    n, mask = seen["reply"]
+    assert int(n) == 2 and mask.strip() == "[1, 1, 0, 0]"
+    expected = seen["expected"]
+    span = float(np.ptp(expected))
+    assert span > 0
+    np.testing.assert_allclose(seen["slice"], expected, atol=1e-4 * span)
+    assert not Path(seen["live"]).exists()  # replaced by the run's file
+    with h5py.File(path) as f:
+        final = f["entry/reconstruction/data"][()]
+        sino = f["entry/sinogram/data"][()]
+    full = fbp_stack(fill_missing(sino), np.asarray(_angles(path)), 0.1)
+    np.testing.assert_allclose(final, full, atol=1e-4 * float(np.ptp(full)))
+
+
+def _angles(path: Path) -> np.ndarray:
+    with h5py.File(path) as f:
+        return f["entry/sinogram/angle"][()]

@@ -1,0 +1,76 @@
+"""The live reconstruction on disk while the scan runs, readable with HDF5 SWMR.
+
+``DIR/<run uid>.live.h5`` is created when a run starts and switched to single-writer /
+multiple-reader mode, so any number of viewers can open it while the processor writes:
+
+- ``/entry/reconstruction/data`` (ny, nx, n_q) float32: the FBP of the projections so
+  far, scaled like the final file's reconstruction; with axes ``y``, ``x`` (mm), ``q``
+  (Å⁻¹); chunked one q slice per chunk, so reading a slice reads one chunk;
+- ``/entry/reconstruction/projections`` (n_angles,) uint8: 1 for each angle included;
+- ``/entry/reconstruction/n_projections`` scalar, written last on every update.
+
+A reader opens it with ``h5py.File(path, "r", libver="latest", swmr=True)`` and calls
+``refresh()`` on a dataset before reading it again. When the run's final file is
+written, the live file is removed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+MIN_PERIOD = 1.0  # s between writes, at least; more when a write takes long
+
+
+class LiveReconstructionFile:
+    """Writer of one run's live reconstruction (SWMR)."""
+
+    def __init__(
+        self, path: Path, y: np.ndarray, x: np.ndarray, q: np.ndarray, n_angles: int
+    ) -> None:
+        self.path = path
+        self.file = h5py.File(path, "w", libver="latest")
+        entry = self.file.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        g = entry.create_group("reconstruction")
+        g.attrs["NX_class"] = "NXdata"
+        g.attrs["signal"] = "data"
+        g.attrs["axes"] = ["y", "x", "q"]
+        shape = (len(y), len(x), len(q))
+        self.data = g.create_dataset(
+            "data", shape=shape, dtype="f4", chunks=(shape[0], shape[1], 1), fillvalue=0.0
+        )
+        for k, (name, values, units) in enumerate(
+            (("y", y, "mm"), ("x", x, "mm"), ("q", q, "1/angstrom"))
+        ):
+            ds = g.create_dataset(name, data=values)
+            ds.attrs["units"] = units
+            g.attrs[f"{name}_indices"] = k
+        self.projections = g.create_dataset("projections", shape=(n_angles,), dtype="u1")
+        self.n_projections = g.create_dataset("n_projections", data=0, dtype="i8")
+        self.file.swmr_mode = True
+        self._last = 0.0
+        self._period = MIN_PERIOD
+
+    def due(self) -> bool:
+        """Whether enough time has passed since the last write."""
+        return time.monotonic() - self._last >= self._period
+
+    def update(self, volume: np.ndarray, added: np.ndarray, scale: float = 1.0) -> None:
+        """Write the volume (times ``scale``) and which projections it holds; flush."""
+        t0 = time.monotonic()
+        self.data[...] = volume * np.float32(scale) if scale != 1.0 else volume
+        self.projections[...] = added.astype(np.uint8)
+        self.n_projections[()] = int(added.sum())
+        self.file.flush()
+        self._last = time.monotonic()
+        # keep writing to a fraction of the time: a slow write stretches the period
+        self._period = max(MIN_PERIOD, 5.0 * (self._last - t0))
+
+    def close(self, remove: bool = True) -> None:
+        self.file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
