@@ -89,6 +89,29 @@ def _process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _integrate(args: argparse.Namespace) -> int:
+    from ..live_processing.integrate import GeometryError
+    from ..live_processing.offline import InputError, integrate_files
+
+    try:
+        written = integrate_files(
+            args.files,
+            args.poni,
+            args.bins,
+            args.out,
+            method=args.method,
+            mask_file=args.mask,
+            polarization=args.polarization,
+        )
+    except (GeometryError, InputError) as exc:
+        raise ConfigError(str(exc)) from exc
+    for path in written[:5]:
+        print(path)
+    if len(written) > 5:
+        print(f"... and {len(written) - 5} more in {args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="operando", description="Operando battery XRD-CT on bluesky")
     sub = p.add_subparsers(dest="command", required=True)
@@ -123,6 +146,28 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="connect to the beamline of a config file and report")
     c.add_argument("--config", type=Path, required=True)
     c.set_defaults(func=_check)
+    i = sub.add_parser(
+        "integrate",
+        help="integrate detector image files (CBF, EDF, TIFF, HDF5) with a PONI geometry",
+        description="Integrate every frame of FILE... into q bins with the live engines. "
+        "Masked: the detector's mask, --mask, and every pixel < 0. Solid-angle correction "
+        "on; polarisation only with --polarization. Text output: q, I, sigma columns.",
+    )
+    i.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    i.add_argument("--poni", type=Path, required=True, help="pyFAI PONI geometry file")
+    i.add_argument("--bins", type=int, default=2000, help="number of q bins (default 2000)")
+    i.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output: NAME.h5/.hdf5/.nxs for HDF5, else a text file (one frame) or folder",
+    )
+    i.add_argument("--method", choices=["mean", "trimmed", "sigmaclip"], default="mean")
+    i.add_argument("--mask", type=Path, help="mask image (non-zero = masked), any fabio format")
+    i.add_argument(
+        "--polarization", type=float, help="polarisation factor in [-1, 1] (default: none)"
+    )
+    i.set_defaults(func=_integrate)
     pr = sub.add_parser("process", help="run the live processor (see --help of the module)")
     pr.add_argument("rest", nargs=argparse.REMAINDER)
     pr.set_defaults(func=_process)

@@ -335,7 +335,9 @@ class RobustIntegrator:
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(nn > 0, s / nn, 0.0)
-        return IntegrationResult(self.radial, intensity, None, self.count)
+            # Poisson counting error of the kept pixels (their counts are their variance)
+            sem = np.where(nn > 0, np.sqrt(np.maximum(s, 0.0)) / nn, 0.0)
+        return IntegrationResult(self.radial, intensity, sem, self.count)
 
     def sigma_clip(
         self,
