@@ -78,20 +78,49 @@ class SparseIntegrator:
         if flat is not None:
             norm *= flat
         self.denominator = self.matrix.astype(np.float64) @ norm.ravel()
+        self.norm = norm.ravel()
         self.count = np.diff(self.matrix.indptr)
+        # pixels the matrix reads (the others are masked, whatever their value)
+        self.used = (np.bincount(self.matrix.indices, minlength=self.matrix.shape[1]) > 0).reshape(
+            shape
+        )
+        self._csc: sp.csc_matrix | None = None
         self.dark = None if dark is None else np.asarray(dark, dtype=np.float32).ravel()
         self._squared = self.matrix.multiply(self.matrix).tocsr() if error_model else None
 
-    def integrate(self, frame: np.ndarray) -> IntegrationResult:
-        """Integrate one frame (any numeric dtype; negative pixels count as they are)."""
+    def integrate(self, frame: np.ndarray, mask_negative: bool = False) -> IntegrationResult:
+        """Integrate one frame (any numeric dtype).
+
+        With ``mask_negative``, pixels < 0 of this frame (dead pixels, gaps the static
+        mask missed) are left out exactly as a pyFAI mask would leave them out: their
+        signal is dropped and their normalisation taken off their bins' denominators.
+        """
+        denominator, count = self.denominator, self.count
+        bad = None
+        if mask_negative:
+            neg = np.less(frame, 0).reshape(self.shape)
+            neg &= self.used
+            if neg.any():
+                bad = np.flatnonzero(neg)
         raw = np.asarray(frame, dtype=np.float32).ravel()
+        if bad is not None:
+            if self._csc is None:
+                self._csc = self.matrix.astype(np.float64).tocsc()
+            cols = self._csc[:, bad]
+            denominator = denominator - cols @ self.norm[bad]
+            count = count - np.asarray((cols != 0).sum(axis=1)).ravel()
+            raw = raw.copy()
+            raw[bad] = 0.0
         signal = raw - self.dark if self.dark is not None else raw
+        if bad is not None and self.dark is not None:
+            signal[bad] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            intensity = (self.matrix @ signal) / self.denominator
+            intensity = (self.matrix @ signal) / denominator
+            intensity = np.where(count > 0, intensity, 0.0)
             sigma = None
             if self._squared is not None:
-                sigma = np.sqrt(self._squared @ np.maximum(raw, 0)) / self.denominator
-        return IntegrationResult(self.radial, intensity, sigma, self.count)
+                sigma = np.sqrt(self._squared @ np.maximum(raw, 0)) / denominator
+        return IntegrationResult(self.radial, intensity, sigma, count)
 
 
 def _csr_engine(ai: AzimuthalIntegrator, npt: int) -> Any:

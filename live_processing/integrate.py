@@ -1,8 +1,8 @@
 """Azimuthal integration of frames with pyFAI's geometry (from the run's PONI file).
 
 Frames go through :class:`.fast_integrate.SparseIntegrator` (pyFAI's CSR matrix, one
-sparse product per frame); a frame with negative (dead or gap) pixels of its own is
-integrated by pyFAI with those pixels masked.
+sparse product per frame); negative (dead or gap) pixels outside the detector's mask
+are left out of that frame exactly as a pyFAI mask would leave them out.
 """
 
 from __future__ import annotations
@@ -57,17 +57,5 @@ class Integrator:
 
     def integrate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(q, I) of one frame: solid-angle and polarisation corrected, no pixel splitting."""
-        mask = frame < 0
-        if not mask.any():
-            return self.q, self.fast.integrate(frame).intensity.astype(np.float32)
-        res = self.ai.integrate1d(
-            frame,
-            self.n_bins,
-            unit="q_A^-1",
-            radial_range=self.q_range,
-            method=METHOD,
-            correctSolidAngle=True,
-            polarization_factor=POLARIZATION,
-            mask=mask,
-        )
-        return np.asarray(res.radial), np.asarray(res.intensity, dtype=np.float32)
+        res = self.fast.integrate(frame, mask_negative=True)
+        return self.q, res.intensity.astype(np.float32)

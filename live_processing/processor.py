@@ -6,6 +6,12 @@ Sockets (all loopback by default):
 - ``frames``: PULL sockets connected to each detector stream (from the command line,
   and any new ``stream_address`` found in a descriptor's configuration).
 - ``results``: a PUSH socket (connects) that reports progress and written files as JSON.
+- with workers (``--workers N``, or remote ones): a bound PUSH ``dispatch`` socket that
+  feeds frames to the integration workers (:mod:`.workers`) and a bound PULL
+  ``collect`` socket for their patterns. Patterns are placed by frame index, so their
+  order does not matter; while the workers are busy the processor stops reading the
+  detector stream (back-pressure), and it reports ``lag`` (frames sent to the workers
+  and not yet back) every second.
 
 Frames are integrated as they arrive; events say which sinogram cell each frame index
 belongs to and give its monitor reading. As soon as one angle's row is complete it is
@@ -20,7 +26,10 @@ the rows still missing (gaps interpolated along the translation) and writes the 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from .integrate import Integrator, load_poni
 from .live_file import LiveReconstructionFile
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
 from .sinogram import Sinogram, fill_missing
+from .workers import HWM, integration_spec
 
 EC_STREAM = "electrochemistry"
 TRANSITIONS_STREAM = "transitions"
@@ -53,6 +63,7 @@ class RunState:
     experiment: str
     start_time: float
     fbp: IncrementalFBP
+    spec: dict[str, Any]
     live: LiveReconstructionFile | None = None
     series_id: int | None = None
     cell_of_frame: dict[int, tuple[int, int, float]] = field(default_factory=dict)
@@ -105,6 +116,9 @@ class Processor:
         out_dir: Path,
         n_bins: int = 400,
         q_range: tuple[float, float] = (0.8, 4.6),
+        workers: int = 0,
+        dispatch: str | None = None,
+        collect: str | None = None,
     ) -> None:
         self.ctx = zmq.Context()
         self.docs = self.ctx.socket(zmq.SUB)
@@ -134,6 +148,37 @@ class Processor:
         self.integrators: dict[str, Integrator] = {}
         self.written: list[Path] = []
         self.bad_frames = 0
+        self.received = 0  # image messages read from the detector streams
+        self.dispatched = 0  # ... sent to the workers
+        self.collected = 0  # ... whose pattern came back
+        self.failed = 0
+        self._pending: deque[tuple[bytes, Any]] = deque()  # waiting for a free worker
+        self._last_lag = 0.0
+        self.dispatch: zmq.Socket | None = None
+        self.collect: zmq.Socket | None = None
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        if workers > 0 or dispatch or collect:
+            self._start_pool(
+                workers, dispatch or "tcp://127.0.0.1:*", collect or "tcp://127.0.0.1:*"
+            )
+
+    def _start_pool(self, n: int, dispatch: str, collect: str) -> None:
+        self.dispatch = self.ctx.socket(zmq.PUSH)
+        self.dispatch.setsockopt(zmq.SNDHWM, HWM)
+        self.dispatch.setsockopt(zmq.LINGER, 0)
+        self.dispatch.bind(dispatch)
+        self.collect = self.ctx.socket(zmq.PULL)
+        self.collect.bind(collect)
+        self.dispatch_address = self.dispatch.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.collect_address = self.collect.getsockopt_string(zmq.LAST_ENDPOINT)
+        cmd = [sys.executable, "-m", "operando.live_processing.workers"]
+        for _ in range(n):
+            self.worker_procs.append(
+                subprocess.Popen(
+                    [*cmd, "--dispatch", self.dispatch_address, "--collect", self.collect_address],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
 
     def connect_frames(self, address: str) -> None:
         if address and address not in self.connected:
@@ -180,7 +225,10 @@ class Processor:
         live = LiveReconstructionFile(
             self.out_dir / f"{doc['uid']}.live.h5", grid, grid, integ.q, n_a
         )
-        self.runs[doc["uid"]] = RunState(doc["uid"], geom, integ, sino, exp, doc["time"], fbp, live)
+        spec = integration_spec(Path(geom.poni_file).read_text(), self.n_bins, self.q_range)
+        self.runs[doc["uid"]] = RunState(
+            doc["uid"], geom, integ, sino, exp, doc["time"], fbp, spec, live
+        )
         self.logs[exp].scan_start.append(doc["time"])
 
     def _on_descriptor(self, doc: dict[str, Any]) -> None:
@@ -276,7 +324,7 @@ class Processor:
         self.logs[exp].scan_end.append(doc["time"])
 
     # -- frames ----------------------------------------------------------------------------
-    def on_frame(self, raw: bytes) -> None:
+    def on_frame(self, raw: bytes | memoryview) -> None:
         try:
             msg = sv2.decode(raw)
         except sv2.StreamProtocolError as exc:
@@ -291,14 +339,64 @@ class Processor:
             if run is not None:
                 run.series_ended = True
             return
+        self.received += 1
         if run is None:
             self.orphans.setdefault(msg.series_id, []).append(msg)
             return
         self._integrate(run, msg)
 
     def _integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
-        run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
+        if self.dispatch is None:
+            run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
+            run.place_ready()
+            return
+        data = np.ascontiguousarray(msg.data)
+        header = {
+            "series": msg.series_id,
+            "image": msg.image_id,
+            "dtype": data.dtype.str,
+            "shape": list(data.shape),
+            "spec": run.spec,
+        }
+        self._pending.append((json.dumps(header).encode(), data))
+
+    def flush_dispatch(self) -> bool:
+        """Send waiting frames to the workers while they take them; True when none wait."""
+        assert self.dispatch is not None
+        while self._pending:
+            head, data = self._pending[0]
+            try:
+                self.dispatch.send_multipart([head, data], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return False
+            self._pending.popleft()
+            self.dispatched += 1
+        return True
+
+    def on_result(self, parts: list[bytes]) -> None:
+        """A pattern (or an error) back from a worker."""
+        head = json.loads(parts[0])
+        self.collected += 1
+        if "error" in head:
+            self.failed += 1
+            self.report(event="error", source="worker", image=head["image"], error=head["error"])
+            return
+        run = next((r for r in self.runs.values() if r.series_id == head["series"]), None)
+        if run is None:
+            return  # its run was finished (timed out) meanwhile
+        run.patterns[int(head["image"])] = np.frombuffer(parts[1], dtype=np.float32).copy()
         run.place_ready()
+
+    def report_lag(self) -> None:
+        now = time.monotonic()
+        if self.dispatch is not None and now - self._last_lag >= 1.0:
+            self._last_lag = now
+            self.report(
+                event="lag",
+                frames_behind=self.dispatched + len(self._pending) - self.collected,
+                received=self.received,
+                integrated=self.collected - self.failed,
+            )
 
     # -- finishing ---------------------------------------------------------------------------
     def write_live(self) -> None:
@@ -370,15 +468,31 @@ class Processor:
         poller = zmq.Poller()
         poller.register(self.docs, zmq.POLLIN)
         poller.register(self.frames, zmq.POLLIN)
+        if self.collect is not None:
+            poller.register(self.collect, zmq.POLLIN)
         self.report(event="ready", docs=self.docs_address)
         while True:
-            events = dict(poller.poll(100))
-            if self.frames in events:
-                for _ in range(64):
+            busy = self.dispatch is not None and not self.flush_dispatch()
+            if busy:  # workers full: wait for them, not for more frames
+                poller.modify(self.frames, 0)
+            else:
+                poller.modify(self.frames, zmq.POLLIN)
+            events = dict(poller.poll(5 if busy else 100))
+            if self.collect is not None and self.collect in events:
+                for _ in range(256):
                     try:
-                        self.on_frame(self.frames.recv(zmq.NOBLOCK))
+                        self.on_result(self.collect.recv_multipart(zmq.NOBLOCK))
                     except zmq.Again:
                         break
+            if self.frames in events:
+                for _ in range(64):
+                    if self.dispatch is not None and not self.flush_dispatch():
+                        break
+                    try:
+                        frame = self.frames.recv(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self.on_frame(frame.buffer)
             if self.docs in events:
                 for _ in range(256):
                     try:
@@ -388,6 +502,7 @@ class Processor:
                     _prefix, name, payload = raw.split(b" ", 2)
                     self.on_message(name.decode(), payload)
             self.write_live()
+            self.report_lag()
             self.finish_ready()
 
     def close(self) -> None:
@@ -395,6 +510,13 @@ class Processor:
             if run.n_events:
                 self.finish(run)
         self.runs.clear()
+        for proc in self.worker_procs:
+            proc.terminate()
+        for proc in self.worker_procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         self.ctx.destroy(linger=2000)
 
 
@@ -416,9 +538,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--results")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--bins", type=int, default=400)
+    p.add_argument("--workers", type=int, default=0, help="integration worker processes")
+    p.add_argument("--dispatch", help="bind address for frames to workers (default loopback)")
+    p.add_argument("--collect", help="bind address for workers' patterns (default loopback)")
     args = p.parse_args(argv)
-    proc = Processor(args.docs, args.frames, args.results, args.out, args.bins)
-    print("READY " + json.dumps({"docs": proc.docs_address}), flush=True)
+    proc = Processor(
+        args.docs,
+        args.frames,
+        args.results,
+        args.out,
+        args.bins,
+        workers=args.workers,
+        dispatch=args.dispatch,
+        collect=args.collect,
+    )
+    ready: dict[str, Any] = {"docs": proc.docs_address}
+    if proc.dispatch is not None:
+        ready.update(dispatch=proc.dispatch_address, collect=proc.collect_address)
+    print("READY " + json.dumps(ready), flush=True)
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -151,7 +151,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def decode(raw: bytes) -> Message:
+def decode(raw: bytes | memoryview) -> Message:
     """Parse one ZMQ frame into a message; raises :class:`StreamProtocolError` if malformed."""
     try:
         item = cbor2.loads(raw)

@@ -171,10 +171,17 @@ def start_repeater(port: int) -> SimProcess:
 
 
 def start_processor(
-    frames: str, results: str, out: Path, bins: int = 400, docs: str = "tcp://127.0.0.1:*"
+    frames: str,
+    results: str,
+    out: Path,
+    bins: int = 400,
+    docs: str = "tcp://127.0.0.1:*",
+    workers: int = 0,
 ) -> SimProcess:
     """The live processor (``operando.live_processing.processor``) as its own process."""
     args = [
+        "--workers",
+        str(workers),
         "--frames",
         frames,
         "--results",

@@ -51,3 +51,28 @@ def test_agrees_with_pyfai_integrate1d(geometry, polarization) -> None:
 def test_bad_error_model_is_refused(geometry) -> None:
     with pytest.raises(ValueError, match="error_model 'gauss'"):
         SparseIntegrator(geometry, 100, error_model="gauss")
+
+
+def test_negative_pixels_are_masked_like_pyfai(geometry) -> None:
+    rng = np.random.default_rng(4)
+    frame = rng.poisson(150, geometry.detector.shape).astype(np.int32)
+    frame.ravel()[rng.integers(0, frame.size, 500)] = -2  # dead pixels
+    dark = np.full(geometry.detector.shape, 2.0)
+    ours = SparseIntegrator(geometry, 300, dark=dark, error_model="poisson")
+    got = ours.integrate(frame, mask_negative=True)
+    ref = geometry.integrate1d(
+        frame,
+        300,
+        unit="q_A^-1",
+        method=METHOD,
+        mask=frame < 0,
+        dark=dark,
+        correctSolidAngle=True,
+        error_model="poisson",
+    )
+    well = got.count >= 100
+    assert well.sum() > 100 and (got.count <= ours.count).all() and (got.count < ours.count).any()
+    np.testing.assert_allclose(got.intensity[well], ref.intensity[well], rtol=1e-5)
+    np.testing.assert_allclose(got.sigma[well], ref.sigma[well], rtol=1e-3)
+    # without the option the dead pixels count, and pull the mean down
+    assert np.median(ours.integrate(frame).intensity[well] / ref.intensity[well]) < 1
