@@ -88,6 +88,7 @@ def run(workers: int, n_frames: int, bins: int, out: Path) -> dict[str, Any]:
         frames_addr, f"tcp://127.0.0.1:{res_port}", out, bins=bins, workers=workers
     )
     docs = ctx.socket(zmq.PUB)
+    docs.setsockopt(zmq.SNDHWM, 0)  # a PUB drops past its high-water mark; keep every event
     docs.connect(proc.info["docs"])
     try:
         while True:  # PUB/SUB joins late: probe until the processor answers
