@@ -3,12 +3,17 @@
 Both work on pyFAI's own no-splitting CSR matrix (one pixel, one bin) and reproduce what
 pyFAI's ``medfilt1d_ng`` and ``sigma_clip_ng`` compute for it:
 
-- **Trimmed mean** (``medfilt1d_ng`` with ``percentile=(lo, hi)``): the pixels of a bin are
-  ordered by corrected intensity ``s/n`` (signal over solid angle × polarisation × flat);
-  with ``W`` the bin's summed weight ``n``, a pixel is kept when the cumulative weight up
-  to and including it is ≥ ``lo·W`` and the cumulative weight before it is ≤ ``hi·W``.
-  The result is ``Σ s / Σ n`` over the kept pixels. Only the two tails need ordering, so
-  each bin is cut with a weighted quickselect rather than sorted: O(n) per bin.
+- **Trimmed mean** (``medfilt1d_ng`` with ``percentile=(lo, hi)``, its Cython engine):
+  the pixels of a bin are ordered by corrected intensity ``s/n`` (signal over solid
+  angle × polarisation × flat); with ``W`` the bin's summed weight ``n``, a pixel is
+  kept when the cumulative weight *before* it is ≥ ``lo·W`` and the cumulative weight
+  *up to and including* it is ≤ ``hi·W``. The result is ``Σ s / Σ n`` over the kept
+  pixels. Only the two tails need ordering, and no bin is sorted: a sorted sample of
+  64 pixels guesses generously where each tail starts, one branch-free pass moves the
+  candidates to the ends of a scratch buffer, the candidates are counted in 64 value
+  buckets, and only the bucket where the cumulative weight crosses the cut goes through
+  an exact weighted quickselect. A guess that falls short makes the whole bin the
+  candidate set, so the result never depends on the guess.
 - **Sigma clipping** (``sigma_clip_ng``): integrate, discard pixels with
   ``|s/n − ⟨I⟩| > max(thres, Chauvenet(N))·σ``, integrate again, until nothing is
   discarded or ``max_iter`` cycles. σ is the spread within the ring (``"azimuthal"``,
@@ -94,8 +99,57 @@ def _lower_tail(
     return svw, sw_below, dropped
 
 
-N_SAMPLE = 128  # pixels sampled per bin to guess where its tails start
-MARGIN = 0.08  # how far past each tail's quantile the guess reaches (≈ 4 standard errors)
+N_SAMPLE = 64  # pixels sampled per bin to guess where its tails start
+MARGIN = 0.11  # how far past each tail's quantile the guess reaches (≈ 4 standard errors)
+N_BUCKETS = 64  # value buckets a tail's candidates are counted in
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tail(
+    v: np.ndarray, w: np.ndarray, lo: int, hi: int, target: float, v_min: float, v_max: float
+) -> tuple[float, float, int]:
+    """:func:`_lower_tail` of v[lo:hi], with the candidates first counted in value buckets.
+
+    Buckets over [v_min, v_max] (values beyond clamp to the end buckets) accumulate
+    weight, Σ v·w and count; every bucket before the one where the cumulative weight
+    reaches ``target`` is dropped whole, and only that bucket's pixels go through the
+    exact quickselect. Bucketing is monotone in v, so the result is the same.
+    """
+    if target <= 0.0 or hi <= lo:
+        return 0.0, 0.0, 0
+    if not v_max > v_min:
+        return _lower_tail(v, w, lo, hi, target)
+    hw = np.zeros(N_BUCKETS)
+    hs = np.zeros(N_BUCKETS)
+    hc = np.zeros(N_BUCKETS, dtype=np.int64)
+    scale = N_BUCKETS / (v_max - v_min)
+    for k in range(lo, hi):
+        t = (v[k] - v_min) * scale
+        b = 0 if t < 0 else (N_BUCKETS - 1 if t >= N_BUCKETS else int(t))
+        hw[b] += w[k]
+        hs[b] += v[k] * w[k]
+        hc[b] += 1
+    below_w, below_s, below_n = 0.0, 0.0, 0
+    crossing = -1
+    for b in range(N_BUCKETS):
+        if below_w + hw[b] >= target:
+            crossing = b
+            break
+        below_w += hw[b]
+        below_s += hs[b]
+        below_n += hc[b]
+    if crossing < 0:  # rounding: the candidates hold less than the target; all go
+        return below_s, below_w, below_n
+    m = lo
+    for k in range(lo, hi):  # the crossing bucket's pixels to the front
+        t = (v[k] - v_min) * scale
+        b = 0 if t < 0 else (N_BUCKETS - 1 if t >= N_BUCKETS else int(t))
+        if b == crossing:
+            v[m], v[k] = v[k], v[m]
+            w[m], w[k] = w[k], w[m]
+            m += 1
+    svw, sw, n = _lower_tail(v, w, lo, m, target - below_w)
+    return below_s + svw, below_w + sw, below_n + n
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -103,7 +157,10 @@ def _trimmed_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
     signal: np.ndarray,
+    inv_norm_csr: np.ndarray,
+    values: np.ndarray,
     norm_csr: np.ndarray,
+    totals: np.ndarray,
     q_lo: float,
     q_hi: float,
     out_sig: np.ndarray,
@@ -116,60 +173,62 @@ def _trimmed_kernel(
     for i in numba.prange(n_bins):
         start, stop = indptr[i], indptr[i + 1]
         n = stop - start
+        x = values[start:stop]
+        nw = norm_csr[start:stop]
         v = scratch_v[start:stop]
         w = scratch_w[start:stop]
-        total = 0.0
+        total = totals[i]
         total_s = 0.0
-        a, b = 0, n  # v[0:a]: low-tail candidates, v[b:n]: high-tail candidates
+        for j in range(start, stop):  # gather first, branch-free: loads overlap
+            sj = signal[indices[j]]
+            x[j - start] = sj * inv_norm_csr[j]
+            total_s += sj
+        t_lo, t_hi = q_lo * total, (1.0 - q_hi) * total
         edge_lo, edge_hi = -np.inf, np.inf
+        s_min, s_max = 0.0, 0.0
         if n >= 4 * N_SAMPLE:
             # guess each tail's edge from a sorted sample of the bin, generously
-            sample = np.empty(N_SAMPLE)
+            sample = np.empty(N_SAMPLE, dtype=np.float32)
             stride = n // N_SAMPLE
             for k in range(N_SAMPLE):
-                j = start + k * stride
-                sample[k] = signal[indices[j]] / norm_csr[j]
+                sample[k] = x[k * stride]
             sample.sort()
             edge_lo = sample[min(N_SAMPLE - 1, int((q_lo + MARGIN) * N_SAMPLE))]
             edge_hi = sample[max(0, int((q_hi - MARGIN) * N_SAMPLE))]
+            s_min, s_max = sample[0], sample[N_SAMPLE - 1]
             if edge_lo >= edge_hi:
                 edge_lo, edge_hi = -np.inf, np.inf
-        # one pass: the bin's sums, and the candidates moved to the two ends
+        # candidates for the low tail to the front, for the high tail to the back
+        a, b = 0, n
         wa = 0.0
         wb = 0.0
-        for j in range(start, stop):
-            sj = signal[indices[j]]
-            nj = norm_csr[j]
-            total += nj
-            total_s += sj
-            x = sj / nj
-            if x <= edge_lo:
-                v[a] = x
-                w[a] = nj
-                wa += nj
-                a += 1
-            elif x >= edge_hi:
-                b -= 1
-                v[b] = x
-                w[b] = nj
-                wb += nj
-        t_lo, t_hi = q_lo * total, (1.0 - q_hi) * total
-        guessed = wa > t_lo and wb > t_hi
-        if not guessed:  # every pixel is a candidate for both tails
+        for k in range(n):  # branch-free: write both ends, advance the one that matches
+            xk = x[k]
+            wk = nw[k]
+            is_lo = xk <= edge_lo
+            is_hi = xk >= edge_hi
+            v[a] = xk
+            w[a] = wk
+            v[b - 1] = xk
+            w[b - 1] = wk
+            wa += wk * is_lo
+            wb += wk * is_hi
+            a += is_lo
+            b -= is_hi
+        if wa > t_lo and wb > t_hi:
+            low_s, low_w, low_n = _tail(v, w, 0, a, t_lo, s_min, edge_lo)
+            for k in range(b, n):
+                v[k] = -v[k]
+            hi_s, hi_w, hi_n = _tail(v, w, b, n, t_hi, -s_max, -edge_hi)
+        else:  # the guess fell short (or a small bin): every pixel is a candidate
             for k in range(n):
-                j = start + k
-                w[k] = norm_csr[j]
-                v[k] = signal[indices[j]] / norm_csr[j]
-            a, b = n, 0
-        low_s, low_w, low_n = _lower_tail(v, w, 0, a, t_lo)
-        if not guessed:  # the low search rearranged the whole bin: rebuild it
+                v[k] = x[k]
+                w[k] = nw[k]
+            low_s, low_w, low_n = _lower_tail(v, w, 0, n, t_lo)
             for k in range(n):
-                j = start + k
-                w[k] = norm_csr[j]
-                v[k] = signal[indices[j]] / norm_csr[j]
-        for k in range(b, n):
-            v[k] = -v[k]
-        hi_s, hi_w, hi_n = _lower_tail(v, w, b, n, t_hi)
+                v[k] = -x[k]
+                w[k] = nw[k]
+            hi_s, hi_w, hi_n = _lower_tail(v, w, 0, n, t_hi)
         out_sig[i] = total_s - low_s + hi_s  # hi_s is Σ(−v)·w
         out_norm[i] = total - low_w - hi_w
         out_count[i] = n - low_n - hi_n
@@ -299,12 +358,19 @@ class RobustIntegrator:
             norm *= flat
         self.norm = norm.ravel().astype(np.float32)
         self.norm_csr = self.norm[self.indices]  # in the matrix's order: read sequentially
+        self.inv_norm_csr = (1.0 / self.norm_csr).astype(np.float32)
+        self.totals = np.zeros(self.indptr.size - 1)  # Σ n per bin: frame-independent
+        nonempty = np.diff(self.indptr) > 0
+        self.totals[nonempty] = np.add.reduceat(
+            self.norm_csr.astype(np.float64), self.indptr[:-1][nonempty]
+        )
         self.dark = None if dark is None else np.asarray(dark, dtype=np.float32).ravel()
         self.count = np.diff(self.indptr)
         nnz = self.indices.size
         self._v = np.empty(nnz, dtype=np.float32)
         self._w = np.empty(nnz, dtype=np.float32)
         self._keep = np.empty(nnz, dtype=np.bool_)
+        self._x = np.empty(nnz, dtype=np.float32)
 
     def _signal(self, frame: np.ndarray) -> np.ndarray:
         raw = np.asarray(frame, dtype=np.float32).ravel()
@@ -324,7 +390,10 @@ class RobustIntegrator:
             self.indptr,
             self.indices,
             self._signal(frame),
+            self.inv_norm_csr,
+            self._x,
             self.norm_csr,
+            self.totals,
             lo / 100.0,
             hi / 100.0,
             s,
