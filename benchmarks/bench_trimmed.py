@@ -17,25 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 
 import numpy as np
-from bench_integrate import BINS, pilatus_geometry, powder_frame
+from bench_integrate import BINS, pilatus_geometry, powder_frame, rate
 
 from operando.live_processing.fast_integrate import METHOD
 from operando.live_processing.robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
-
-
-def rate(fn: Callable[[np.ndarray], object], frames: list[np.ndarray], seconds: float) -> float:
-    fn(frames[0])  # warm (compilation, engine set-up)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 3:
-        fn(frames[n % len(frames)])
-        n += 1
-    return n / (time.perf_counter() - t0)
 
 
 def main() -> None:

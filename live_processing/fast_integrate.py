@@ -53,30 +53,10 @@ class SparseIntegrator:
         shape = ai.detector.shape
         self.shape = shape
         self.error_model = error_model
-        # let pyFAI build (and cache) its CSR engine for exactly these options
-        probe = ai.integrate1d(
-            np.zeros(shape, dtype=np.float32),
-            npt,
-            unit=unit,
-            radial_range=radial_range,
-            method=METHOD,
-            mask=mask,
-            correctSolidAngle=correct_solid_angle,
-            polarization_factor=polarization_factor,
+        self.radial, self.matrix = pyfai_csr(
+            ai, npt, unit, radial_range, mask, correct_solid_angle, polarization_factor
         )
-        engine = _csr_engine(ai, npt)
-        self.radial = np.asarray(probe.radial)
-        self.matrix = sp.csr_matrix(
-            (np.asarray(engine.data, dtype=np.float32), engine.indices, engine.indptr),
-            shape=(engine.output_size, engine.input_size),
-        )
-        norm = np.ones(shape, dtype=np.float64)
-        if correct_solid_angle:
-            norm *= ai.solidAngleArray(shape, absolute=False)
-        if polarization_factor is not None:
-            norm *= ai.polarization(shape, factor=polarization_factor)
-        if flat is not None:
-            norm *= flat
+        norm = normalisation(ai, correct_solid_angle, polarization_factor, flat)
         self.denominator = self.matrix.astype(np.float64) @ norm.ravel()
         self.norm = norm.ravel()
         self.count = np.diff(self.matrix.indptr)
@@ -121,6 +101,53 @@ class SparseIntegrator:
             if self._squared is not None:
                 sigma = np.sqrt(self._squared @ np.maximum(raw, 0)) / denominator
         return IntegrationResult(self.radial, intensity, sigma, count)
+
+
+def pyfai_csr(
+    ai: AzimuthalIntegrator,
+    npt: int,
+    unit: str,
+    radial_range: tuple[float, float] | None,
+    mask: np.ndarray | None,
+    correct_solid_angle: bool,
+    polarization_factor: float | None,
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """(bin centres, pixel-to-bin matrix) of pyFAI's no-splitting CSR engine for these options."""
+    # let pyFAI build (and cache) its CSR engine for exactly these options
+    probe = ai.integrate1d(
+        np.zeros(ai.detector.shape, dtype=np.float32),
+        npt,
+        unit=unit,
+        radial_range=radial_range,
+        method=METHOD,
+        mask=mask,
+        correctSolidAngle=correct_solid_angle,
+        polarization_factor=polarization_factor,
+    )
+    engine = _csr_engine(ai, npt)
+    matrix = sp.csr_matrix(
+        (np.asarray(engine.data, dtype=np.float32), engine.indices, engine.indptr),
+        shape=(engine.output_size, engine.input_size),
+    )
+    return np.asarray(probe.radial), matrix
+
+
+def normalisation(
+    ai: AzimuthalIntegrator,
+    correct_solid_angle: bool,
+    polarization_factor: float | None,
+    flat: np.ndarray | None,
+) -> np.ndarray:
+    """Per-pixel n = solid angle × polarisation × flat (the detector's shape, float64)."""
+    shape = ai.detector.shape
+    norm = np.ones(shape, dtype=np.float64)
+    if correct_solid_angle:
+        norm *= ai.solidAngleArray(shape, absolute=False)
+    if polarization_factor is not None:
+        norm *= ai.polarization(shape, factor=polarization_factor)
+    if flat is not None:
+        norm *= flat
+    return norm
 
 
 def _csr_engine(ai: AzimuthalIntegrator, npt: int) -> Any:

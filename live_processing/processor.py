@@ -26,10 +26,7 @@ the rows still missing (gaps interpolated along the translation) and writes the 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +42,7 @@ from .integrate import Integrator, load_poni
 from .live_file import LiveReconstructionFile
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
 from .sinogram import Sinogram, fill_missing
-from .workers import HWM, integration_spec
+from .workers import WorkerPool, integration_spec
 
 EC_STREAM = "electrochemistry"
 TRANSITIONS_STREAM = "transitions"
@@ -149,35 +146,11 @@ class Processor:
         self.written: list[Path] = []
         self.bad_frames = 0
         self.received = 0  # image messages read from the detector streams
-        self.dispatched = 0  # ... sent to the workers
-        self.collected = 0  # ... whose pattern came back
-        self.failed = 0
-        self._pending: deque[tuple[bytes, Any]] = deque()  # waiting for a free worker
         self._last_lag = 0.0
-        self.dispatch: zmq.Socket | None = None
-        self.collect: zmq.Socket | None = None
-        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self.pool: WorkerPool | None = None
         if workers > 0 or dispatch or collect:
-            self._start_pool(
-                workers, dispatch or "tcp://127.0.0.1:*", collect or "tcp://127.0.0.1:*"
-            )
-
-    def _start_pool(self, n: int, dispatch: str, collect: str) -> None:
-        self.dispatch = self.ctx.socket(zmq.PUSH)
-        self.dispatch.setsockopt(zmq.SNDHWM, HWM)
-        self.dispatch.setsockopt(zmq.LINGER, 0)
-        self.dispatch.bind(dispatch)
-        self.collect = self.ctx.socket(zmq.PULL)
-        self.collect.bind(collect)
-        self.dispatch_address = self.dispatch.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.collect_address = self.collect.getsockopt_string(zmq.LAST_ENDPOINT)
-        cmd = [sys.executable, "-m", "operando.live_processing.workers"]
-        for _ in range(n):
-            self.worker_procs.append(
-                subprocess.Popen(
-                    [*cmd, "--dispatch", self.dispatch_address, "--collect", self.collect_address],
-                    stdout=subprocess.DEVNULL,
-                )
+            self.pool = WorkerPool(
+                self.ctx, workers, dispatch or "tcp://127.0.0.1:*", collect or "tcp://127.0.0.1:*"
             )
 
     def connect_frames(self, address: str) -> None:
@@ -346,56 +319,39 @@ class Processor:
         self._integrate(run, msg)
 
     def _integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
-        if self.dispatch is None:
+        if self.pool is None:
             run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
             run.place_ready()
             return
-        data = np.ascontiguousarray(msg.data)
         header = {
             "series": msg.series_id,
             "image": msg.image_id,
-            "dtype": data.dtype.str,
-            "shape": list(data.shape),
+            "dtype": msg.data.dtype.str,
+            "shape": list(msg.data.shape),
             "spec": run.spec,
         }
-        self._pending.append((json.dumps(header).encode(), data))
+        self.pool.submit(header, msg.data)
 
-    def flush_dispatch(self) -> bool:
-        """Send waiting frames to the workers while they take them; True when none wait."""
-        assert self.dispatch is not None
-        while self._pending:
-            head, data = self._pending[0]
-            try:
-                self.dispatch.send_multipart([head, data], flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return False
-            self._pending.popleft()
-            self.dispatched += 1
-        return True
-
-    def on_result(self, parts: list[bytes]) -> None:
+    def on_result(self, head: dict[str, Any], pattern: np.ndarray | None) -> None:
         """A pattern (or an error) back from a worker."""
-        head = json.loads(parts[0])
-        self.collected += 1
-        if "error" in head:
-            self.failed += 1
+        if pattern is None:
             self.report(event="error", source="worker", image=head["image"], error=head["error"])
             return
         run = next((r for r in self.runs.values() if r.series_id == head["series"]), None)
         if run is None:
             return  # its run was finished (timed out) meanwhile
-        run.patterns[int(head["image"])] = np.frombuffer(parts[1], dtype=np.float32).copy()
+        run.patterns[int(head["image"])] = pattern
         run.place_ready()
 
     def report_lag(self) -> None:
         now = time.monotonic()
-        if self.dispatch is not None and now - self._last_lag >= 1.0:
+        if self.pool is not None and now - self._last_lag >= 1.0:
             self._last_lag = now
             self.report(
                 event="lag",
-                frames_behind=self.dispatched + len(self._pending) - self.collected,
+                frames_behind=self.pool.behind,
                 received=self.received,
-                integrated=self.collected - self.failed,
+                integrated=self.pool.collected - self.pool.failed,
             )
 
     # -- finishing ---------------------------------------------------------------------------
@@ -468,25 +424,25 @@ class Processor:
         poller = zmq.Poller()
         poller.register(self.docs, zmq.POLLIN)
         poller.register(self.frames, zmq.POLLIN)
-        if self.collect is not None:
-            poller.register(self.collect, zmq.POLLIN)
+        if self.pool is not None:
+            poller.register(self.pool.collect, zmq.POLLIN)
         self.report(event="ready", docs=self.docs_address)
         while True:
-            busy = self.dispatch is not None and not self.flush_dispatch()
+            busy = self.pool is not None and not self.pool.flush()
             if busy:  # workers full: wait for them, not for more frames
                 poller.modify(self.frames, 0)
             else:
                 poller.modify(self.frames, zmq.POLLIN)
             events = dict(poller.poll(5 if busy else 100))
-            if self.collect is not None and self.collect in events:
+            if self.pool is not None and self.pool.collect in events:
                 for _ in range(256):
-                    try:
-                        self.on_result(self.collect.recv_multipart(zmq.NOBLOCK))
-                    except zmq.Again:
+                    result = self.pool.receive()
+                    if result is None:
                         break
+                    self.on_result(*result)
             if self.frames in events:
                 for _ in range(64):
-                    if self.dispatch is not None and not self.flush_dispatch():
+                    if self.pool is not None and not self.pool.flush():
                         break
                     try:
                         frame = self.frames.recv(zmq.NOBLOCK, copy=False)
@@ -510,13 +466,8 @@ class Processor:
             if run.n_events:
                 self.finish(run)
         self.runs.clear()
-        for proc in self.worker_procs:
-            proc.terminate()
-        for proc in self.worker_procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if self.pool is not None:
+            self.pool.close()
         self.ctx.destroy(linger=2000)
 
 
@@ -553,8 +504,8 @@ def main(argv: list[str] | None = None) -> None:
         collect=args.collect,
     )
     ready: dict[str, Any] = {"docs": proc.docs_address}
-    if proc.dispatch is not None:
-        ready.update(dispatch=proc.dispatch_address, collect=proc.collect_address)
+    if proc.pool is not None:
+        ready.update(dispatch=proc.pool.dispatch_address, collect=proc.pool.collect_address)
     print("READY " + json.dumps(ready), flush=True)
 
     def terminate(signum: int, frame: Any) -> None:

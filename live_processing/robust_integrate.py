@@ -28,10 +28,9 @@ import math
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from .fast_integrate import METHOD, IntegrationResult, _csr_engine
+from .fast_integrate import IntegrationResult, normalisation, pyfai_csr
 
 ERROR_MODELS = ("azimuthal", "poisson")
 
@@ -329,33 +328,14 @@ class RobustIntegrator:
     ) -> None:
         shape = ai.detector.shape
         self.shape = shape
-        probe = ai.integrate1d(
-            np.zeros(shape, dtype=np.float32),
-            npt,
-            unit=unit,
-            radial_range=radial_range,
-            method=METHOD,
-            mask=mask,
-            correctSolidAngle=correct_solid_angle,
-            polarization_factor=polarization_factor,
-        )
-        engine = _csr_engine(ai, npt)
-        self.radial = np.asarray(probe.radial)
-        matrix = sp.csr_matrix(
-            (np.asarray(engine.data, dtype=np.float32), engine.indices, engine.indptr),
-            shape=(engine.output_size, engine.input_size),
+        self.radial, matrix = pyfai_csr(
+            ai, npt, unit, radial_range, mask, correct_solid_angle, polarization_factor
         )
         matrix.eliminate_zeros()  # no splitting: every stored coefficient is 1
         matrix.sort_indices()  # each bin's pixels in raster order: cache-friendly reads
         self.indptr = matrix.indptr.astype(np.int64)
         self.indices = matrix.indices.astype(np.int32)
-        norm = np.ones(shape, dtype=np.float64)
-        if correct_solid_angle:
-            norm *= ai.solidAngleArray(shape, absolute=False)
-        if polarization_factor is not None:
-            norm *= ai.polarization(shape, factor=polarization_factor)
-        if flat is not None:
-            norm *= flat
+        norm = normalisation(ai, correct_solid_angle, polarization_factor, flat)
         self.norm = norm.ravel().astype(np.float32)
         self.norm_csr = self.norm[self.indices]  # in the matrix's order: read sequentially
         self.inv_norm_csr = (1.0 / self.norm_csr).astype(np.float32)

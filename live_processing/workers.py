@@ -19,8 +19,10 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,76 @@ def integration_spec(poni_text: str, n_bins: int, q_range: tuple[float, float]) 
     """What a worker needs to integrate a run's frames (no shared file system assumed)."""
     key = hashlib.sha1(f"{poni_text}|{n_bins}|{q_range}".encode()).hexdigest()[:16]
     return {"key": key, "poni": poni_text, "bins": n_bins, "q_range": list(q_range)}
+
+
+class WorkerPool:
+    """The processor's side: a bound PUSH to the workers, a bound PULL for their patterns.
+
+    ``n`` local workers are started; remote ones connect to ``dispatch_address`` and
+    ``collect_address``. Frames wait in a one-deep queue while every worker is busy.
+    """
+
+    def __init__(self, ctx: zmq.Context, n: int, dispatch: str, collect: str) -> None:
+        self.dispatch = ctx.socket(zmq.PUSH)
+        self.dispatch.setsockopt(zmq.SNDHWM, HWM)
+        self.dispatch.setsockopt(zmq.LINGER, 0)
+        self.dispatch.bind(dispatch)
+        self.collect = ctx.socket(zmq.PULL)
+        self.collect.bind(collect)
+        self.dispatch_address = self.dispatch.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.collect_address = self.collect.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.dispatched = 0  # frames sent to the workers
+        self.collected = 0  # ... whose pattern (or error) came back
+        self.failed = 0
+        self._pending: deque[tuple[bytes, np.ndarray]] = deque()
+        cmd = [sys.executable, "-m", "operando.live_processing.workers"]
+        addresses = ["--dispatch", self.dispatch_address, "--collect", self.collect_address]
+        self.procs = [
+            subprocess.Popen([*cmd, *addresses], stdout=subprocess.DEVNULL) for _ in range(n)
+        ]
+
+    def submit(self, header: dict[str, Any], pixels: np.ndarray) -> None:
+        """Queue one frame (sent by :meth:`flush`)."""
+        self._pending.append((json.dumps(header).encode(), np.ascontiguousarray(pixels)))
+
+    def flush(self) -> bool:
+        """Send queued frames while the workers take them; True when none wait."""
+        while self._pending:
+            head, data = self._pending[0]
+            try:
+                self.dispatch.send_multipart([head, data], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return False
+            self._pending.popleft()
+            self.dispatched += 1
+        return True
+
+    def receive(self) -> tuple[dict[str, Any], np.ndarray | None] | None:
+        """One result if there is one: (header, pattern), pattern None for a failed frame."""
+        try:
+            parts = self.collect.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        head = json.loads(parts[0])
+        self.collected += 1
+        if "error" in head:
+            self.failed += 1
+            return head, None
+        return head, np.frombuffer(parts[1], dtype=np.float32).copy()
+
+    @property
+    def behind(self) -> int:
+        """Frames handed to the pool whose pattern has not come back."""
+        return self.dispatched + len(self._pending) - self.collected
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 class Worker:
