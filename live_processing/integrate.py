@@ -17,7 +17,6 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from .fast_integrate import SparseIntegrator
 
 POLARIZATION = 0.99
-METHOD = ("no", "csr", "cython")
 
 
 class GeometryError(ValueError):

@@ -386,7 +386,6 @@ class Processor:
         if run.live is not None:
             run.live.close(remove=True)
             run.live = None
-        poni_text = Path(g.poni_file).read_text() if Path(g.poni_file).is_file() else ""
         series = self.series_info.pop(run.series_id, {}) if run.series_id is not None else {}
         phantom = series.get("ground_truth") or g.sample.get("phantom")
         exp = run.experiment
@@ -401,7 +400,7 @@ class Processor:
             missing=~run.sinogram.filled,
             reconstruction=recon,
             log=self.logs[exp],
-            poni_text=poni_text,
+            poni_text=run.spec["poni"],  # read once, when the run started
             detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
             ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
             metadata={"experiment_id": exp},
