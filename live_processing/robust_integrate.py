@@ -4,16 +4,8 @@ Both work on pyFAI's own no-splitting CSR matrix (one pixel, one bin) and reprod
 pyFAI's ``medfilt1d_ng`` and ``sigma_clip_ng`` compute for it:
 
 - **Trimmed mean** (``medfilt1d_ng`` with ``percentile=(lo, hi)``, its Cython engine):
-  the pixels of a bin are ordered by corrected intensity ``s/n`` (signal over solid
-  angle × polarisation × flat); with ``W`` the bin's summed weight ``n``, a pixel is
-  kept when the cumulative weight *before* it is ≥ ``lo·W`` and the cumulative weight
-  *up to and including* it is ≤ ``hi·W``. The result is ``Σ s / Σ n`` over the kept
-  pixels. Only the two tails need ordering, and no bin is sorted: a sorted sample of
-  64 pixels guesses generously where each tail starts, one branch-free pass moves the
-  candidates to the ends of a scratch buffer, the candidates are counted in 64 value
-  buckets, and only the bucket where the cumulative weight crosses the cut goes through
-  an exact weighted quickselect. A guess that falls short makes the whole bin the
-  candidate set, so the result never depends on the guess.
+  the mean of the pixels between two weighted percentiles of each bin; the rule and
+  the kernels are in :mod:`.trimmed_mean`.
 - **Sigma clipping** (``sigma_clip_ng``): integrate, discard pixels with
   ``|s/n − ⟨I⟩| > max(thres, Chauvenet(N))·σ``, integrate again, until nothing is
   discarded or ``max_iter`` cycles. σ is the spread within the ring (``"azimuthal"``,
@@ -30,207 +22,10 @@ import numba
 import numpy as np
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from . import trimmed_mean as tm
 from .fast_integrate import IntegrationResult, normalisation, pyfai_csr
 
 ERROR_MODELS = ("azimuthal", "poisson")
-
-
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _partition(v: np.ndarray, w: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
-    """Three-way partition of v[lo:hi] (w alongside) around a median-of-three pivot.
-
-    Returns (a, b): v[lo:a] < pivot, v[a:b] == pivot, v[b:hi] > pivot.
-    """
-    mid = (lo + hi - 1) // 2
-    x, y, z = v[lo], v[mid], v[hi - 1]
-    pivot = max(min(x, y), min(max(x, y), z))
-    a, i, b = lo, lo, hi
-    while i < b:
-        if v[i] < pivot:
-            v[a], v[i] = v[i], v[a]
-            w[a], w[i] = w[i], w[a]
-            a += 1
-            i += 1
-        elif v[i] > pivot:
-            b -= 1
-            v[b], v[i] = v[i], v[b]
-            w[b], w[i] = w[i], w[b]
-        else:
-            i += 1
-    return a, b
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _lower_tail(
-    v: np.ndarray, w: np.ndarray, lo: int, hi: int, target: float
-) -> tuple[float, float, int]:
-    """Σ v·w, Σ w and count of the pixels of v[lo:hi] that pyFAI's rule drops from the low end.
-
-    In ascending order a pixel is dropped while the weight *before* it is < target (so
-    the pixel at which the cumulative weight reaches the target goes too). Rearranges v
-    and w in place (a weighted quickselect: O(n), no sort).
-    """
-    sw_below = 0.0  # weight of pixels known to sort before v[lo:hi]
-    svw = 0.0
-    dropped = 0
-    if target <= 0.0:
-        return svw, sw_below, dropped
-    while hi - lo > 0:
-        a, b = _partition(v, w, lo, hi)
-        wl = 0.0
-        vwl = 0.0
-        for k in range(lo, a):
-            wl += w[k]
-            vwl += v[k] * w[k]
-        if sw_below + wl >= target:  # the crossing pixel is in the smaller part
-            hi = a
-            continue
-        sw_below += wl
-        svw += vwl
-        dropped += a - lo
-        for k in range(a, b):  # the pivot's equals, one by one
-            sw_below += w[k]
-            svw += v[k] * w[k]
-            dropped += 1
-            if sw_below >= target:
-                return svw, sw_below, dropped
-        lo = b
-    return svw, sw_below, dropped
-
-
-N_SAMPLE = 64  # pixels sampled per bin to guess where its tails start
-MARGIN = 0.11  # how far past each tail's quantile the guess reaches (≈ 4 standard errors)
-N_BUCKETS = 64  # value buckets a tail's candidates are counted in
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _tail(
-    v: np.ndarray, w: np.ndarray, lo: int, hi: int, target: float, v_min: float, v_max: float
-) -> tuple[float, float, int]:
-    """:func:`_lower_tail` of v[lo:hi], with the candidates first counted in value buckets.
-
-    Buckets over [v_min, v_max] (values beyond clamp to the end buckets) accumulate
-    weight, Σ v·w and count; every bucket before the one where the cumulative weight
-    reaches ``target`` is dropped whole, and only that bucket's pixels go through the
-    exact quickselect. Bucketing is monotone in v, so the result is the same.
-    """
-    if target <= 0.0 or hi <= lo:
-        return 0.0, 0.0, 0
-    if not v_max > v_min:
-        return _lower_tail(v, w, lo, hi, target)
-    hw = np.zeros(N_BUCKETS)
-    hs = np.zeros(N_BUCKETS)
-    hc = np.zeros(N_BUCKETS, dtype=np.int64)
-    scale = N_BUCKETS / (v_max - v_min)
-    for k in range(lo, hi):
-        t = (v[k] - v_min) * scale
-        b = 0 if t < 0 else (N_BUCKETS - 1 if t >= N_BUCKETS else int(t))
-        hw[b] += w[k]
-        hs[b] += v[k] * w[k]
-        hc[b] += 1
-    below_w, below_s, below_n = 0.0, 0.0, 0
-    crossing = -1
-    for b in range(N_BUCKETS):
-        if below_w + hw[b] >= target:
-            crossing = b
-            break
-        below_w += hw[b]
-        below_s += hs[b]
-        below_n += hc[b]
-    if crossing < 0:  # rounding: the candidates hold less than the target; all go
-        return below_s, below_w, below_n
-    m = lo
-    for k in range(lo, hi):  # the crossing bucket's pixels to the front
-        t = (v[k] - v_min) * scale
-        b = 0 if t < 0 else (N_BUCKETS - 1 if t >= N_BUCKETS else int(t))
-        if b == crossing:
-            v[m], v[k] = v[k], v[m]
-            w[m], w[k] = w[k], w[m]
-            m += 1
-    svw, sw, n = _lower_tail(v, w, lo, m, target - below_w)
-    return below_s + svw, below_w + sw, below_n + n
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _trimmed_kernel(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    signal: np.ndarray,
-    inv_norm_csr: np.ndarray,
-    values: np.ndarray,
-    norm_csr: np.ndarray,
-    totals: np.ndarray,
-    q_lo: float,
-    q_hi: float,
-    out_sig: np.ndarray,
-    out_norm: np.ndarray,
-    out_count: np.ndarray,
-    scratch_v: np.ndarray,
-    scratch_w: np.ndarray,
-) -> None:
-    n_bins = indptr.size - 1
-    for i in numba.prange(n_bins):
-        start, stop = indptr[i], indptr[i + 1]
-        n = stop - start
-        x = values[start:stop]
-        nw = norm_csr[start:stop]
-        v = scratch_v[start:stop]
-        w = scratch_w[start:stop]
-        total = totals[i]
-        total_s = 0.0
-        for j in range(start, stop):  # gather first, branch-free: loads overlap
-            sj = signal[indices[j]]
-            x[j - start] = sj * inv_norm_csr[j]
-            total_s += sj
-        t_lo, t_hi = q_lo * total, (1.0 - q_hi) * total
-        edge_lo, edge_hi = -np.inf, np.inf
-        s_min, s_max = 0.0, 0.0
-        if n >= 4 * N_SAMPLE:
-            # guess each tail's edge from a sorted sample of the bin, generously
-            sample = np.empty(N_SAMPLE, dtype=np.float32)
-            stride = n // N_SAMPLE
-            for k in range(N_SAMPLE):
-                sample[k] = x[k * stride]
-            sample.sort()
-            edge_lo = sample[min(N_SAMPLE - 1, int((q_lo + MARGIN) * N_SAMPLE))]
-            edge_hi = sample[max(0, int((q_hi - MARGIN) * N_SAMPLE))]
-            s_min, s_max = sample[0], sample[N_SAMPLE - 1]
-            if edge_lo >= edge_hi:
-                edge_lo, edge_hi = -np.inf, np.inf
-        # candidates for the low tail to the front, for the high tail to the back
-        a, b = 0, n
-        wa = 0.0
-        wb = 0.0
-        for k in range(n):  # branch-free: write both ends, advance the one that matches
-            xk = x[k]
-            wk = nw[k]
-            is_lo = xk <= edge_lo
-            is_hi = xk >= edge_hi
-            v[a] = xk
-            w[a] = wk
-            v[b - 1] = xk
-            w[b - 1] = wk
-            wa += wk * is_lo
-            wb += wk * is_hi
-            a += is_lo
-            b -= is_hi
-        if wa > t_lo and wb > t_hi:
-            low_s, low_w, low_n = _tail(v, w, 0, a, t_lo, s_min, edge_lo)
-            for k in range(b, n):
-                v[k] = -v[k]
-            hi_s, hi_w, hi_n = _tail(v, w, b, n, t_hi, -s_max, -edge_hi)
-        else:  # the guess fell short (or a small bin): every pixel is a candidate
-            for k in range(n):
-                v[k] = x[k]
-                w[k] = nw[k]
-            low_s, low_w, low_n = _lower_tail(v, w, 0, n, t_lo)
-            for k in range(n):
-                v[k] = -x[k]
-                w[k] = nw[k]
-            hi_s, hi_w, hi_n = _lower_tail(v, w, 0, n, t_hi)
-        out_sig[i] = total_s - low_s + hi_s  # hi_s is Σ(−v)·w
-        out_norm[i] = total - low_w - hi_w
-        out_count[i] = n - low_n - hi_n
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -347,13 +142,43 @@ class RobustIntegrator:
         self.dark = None if dark is None else np.asarray(dark, dtype=np.float32).ravel()
         self.count = np.diff(self.indptr)
         nnz = self.indices.size
-        self._v = np.empty(nnz, dtype=np.float32)
-        self._w = np.empty(nnz, dtype=np.float32)
         self._keep = np.empty(nnz, dtype=np.bool_)
+        # the trimmed mean's scatter: the matrix's pixels in raster order, and where each
+        # one goes in the matrix's (bin-major) order
+        order = np.argsort(self.indices, kind="stable")
+        self._pixels = self.indices[order].astype(np.uint32)
+        self._dest = order.astype(np.uint32)
+        self._inv_pixels = self.inv_norm_csr[order]
         self._x = np.empty(nnz, dtype=np.float32)
+        # bins in groups of about equal pixel counts, and one scratch row per thread
+        threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # the most there can be
+        n_groups = max(64, 8 * threads)
+        cuts = np.searchsorted(self.indptr, np.linspace(0, nnz, n_groups + 1))
+        self._groups = np.unique(np.clip(cuts, 0, self.indptr.size - 1)).astype(np.int64)
+        self._groups[0], self._groups[-1] = 0, self.indptr.size - 1
+        widest = max(1, int(self.count.max(initial=0)))
+        self._scratch = (
+            np.empty((threads, widest), dtype=np.float32),  # candidate values
+            np.empty((threads, widest), dtype=np.float32),  # their weights
+            np.empty((threads, tm.N_BUCKETS)),  # bucket weights
+            np.empty((threads, tm.N_BUCKETS)),  # bucket Σ x·n
+            np.empty((threads, tm.N_BUCKETS), dtype=np.int64),  # bucket counts
+            np.empty((threads, widest), dtype=np.uint8),  # each candidate's bucket
+            np.empty((threads, tm.N_SAMPLE), dtype=np.float32),  # the sample
+            np.empty((threads, tm.N_SAMPLE), dtype=np.int32),  # ranks: below
+            np.empty((threads, tm.N_SAMPLE), dtype=np.int32),  # ranks: up to
+        )
+
+    def _check(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.shape != self.shape:
+            raise ValueError(
+                f"frame shape {frame.shape} does not match the detector's {self.shape}"
+            )
+        return frame
 
     def _signal(self, frame: np.ndarray) -> np.ndarray:
-        raw = np.asarray(frame, dtype=np.float32).ravel()
+        raw = np.asarray(self._check(frame), dtype=np.float32).ravel()
         return raw - self.dark if self.dark is not None else raw
 
     def trimmed_mean(
@@ -363,14 +188,18 @@ class RobustIntegrator:
         lo, hi = sorted(percentile)
         if not 0.0 <= lo <= hi <= 100.0:
             raise ValueError(f"percentile {percentile}: need 0 <= low <= high <= 100")
+        if self.dark is not None:
+            signal = self._signal(frame)
+        else:  # the frame's own dtype: the kernel converts as it reads
+            signal = np.ascontiguousarray(self._check(frame)).ravel()
         n_bins = self.indptr.size - 1
         s, nn = np.empty(n_bins), np.empty(n_bins)
         cnt = np.empty(n_bins, dtype=np.int64)
-        _trimmed_kernel(
+        chunks = 4 * numba.get_num_threads()
+        tm.scatter(signal, self._pixels, self._dest, self._inv_pixels, self._x, chunks)
+        tm.bins_kernel(
+            self._groups,
             self.indptr,
-            self.indices,
-            self._signal(frame),
-            self.inv_norm_csr,
             self._x,
             self.norm_csr,
             self.totals,
@@ -379,8 +208,7 @@ class RobustIntegrator:
             s,
             nn,
             cnt,
-            self._v,
-            self._w,
+            *self._scratch,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(nn > 0, s / nn, 0.0)

@@ -7,6 +7,7 @@ import pytest
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from operando.live_processing import trimmed_mean
 from operando.live_processing.fast_integrate import METHOD
 from operando.live_processing.robust_integrate import RobustIntegrator
 
@@ -60,6 +61,60 @@ def test_trimmed_mean_agrees_with_medfilt1d_ng(geometry, frames, mask, polarizat
         assert well.sum() > 50
         np.testing.assert_allclose(got.radial, ref.radial)
         np.testing.assert_allclose(got.intensity[well], ref.intensity[well], rtol=1e-5)
+
+
+def rule(engine: RobustIntegrator, frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The trimmed mean of every bin straight from the rule: sort, accumulate, keep."""
+    signal = np.asarray(frame, dtype=np.float32).ravel()
+    out = np.zeros(engine.indptr.size - 1)
+    for i in range(out.size):
+        pixels = engine.indices[engine.indptr[i] : engine.indptr[i + 1]]
+        w = engine.norm[pixels].astype(np.float64)
+        order = np.argsort(signal[pixels] / engine.norm[pixels], kind="stable")
+        upto = np.cumsum(w[order])
+        keep = order[(upto - w[order] >= lo * upto[-1:]) & (upto <= hi * upto[-1:])]
+        if keep.size:
+            out[i] = signal[pixels][keep].sum() / w[keep].sum()
+    return out
+
+
+@pytest.mark.parametrize("bins", [300, 1500])
+def test_trimmed_mean_is_the_rule_in_every_bin(geometry, mask, bins) -> None:
+    """Continuous values (no ties), bins of 1 to ~1000 pixels, and bins built to defeat
+    the sampled guess of where the tails start: every bin equals the rule applied to
+    its sorted pixels, including bins where nothing is kept."""
+    engine = RobustIntegrator(geometry, bins, mask=mask, polarization_factor=0.95)
+    if bins == 300:
+        assert np.sum(engine.count >= trimmed_mean.MIN_SAMPLED) > 150
+    else:
+        assert engine.count[engine.count > 0].min() == 1
+    rng = np.random.default_rng(11)
+    frame = rng.gamma(20.0, 5.0, geometry.detector.shape).astype(np.float32)
+    frame[rng.random(frame.shape) < 0.003] += 30000.0  # zingers
+    adversarial = frame.copy().ravel()
+    for i in np.flatnonzero(engine.count >= trimmed_mean.MIN_SAMPLED):
+        start, n = engine.indptr[i], engine.count[i]
+        stride = n // trimmed_mean.N_SAMPLE
+        sampled = engine.indices[start + stride * np.arange(trimmed_mean.N_SAMPLE)]
+        adversarial[sampled] = 1e-3 * (1 + rng.random(sampled.size))  # the sample sees only lows
+    adversarial = adversarial.reshape(frame.shape)
+    for image, percentile in ((frame, (5, 95)), (frame, (10, 70)), (adversarial, (5, 95))):
+        got = engine.trimmed_mean(image, percentile).intensity
+        want = rule(engine, image, percentile[0] / 100, percentile[1] / 100)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    if bins == 1500:
+        assert np.any(engine.count[want == 0] > 0)  # bins where nothing is kept
+
+
+def test_trimmed_mean_reads_any_frame_dtype(geometry, frames, mask) -> None:
+    engine = RobustIntegrator(geometry, BINS, mask=mask)
+    clean, _spiky = frames
+    want = engine.trimmed_mean(clean.astype(np.float32)).intensity
+    for dtype in (np.uint16, np.int64, np.float64):
+        got = engine.trimmed_mean(clean.astype(dtype)).intensity
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"frame shape \(360, 400\) does not match.*\(400, 360\)"):
+        engine.trimmed_mean(clean.T)
 
 
 def test_trimmed_mean_removes_zingers(geometry, frames, mask) -> None:
