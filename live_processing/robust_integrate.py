@@ -156,18 +156,7 @@ class RobustIntegrator:
         cuts = np.searchsorted(self.indptr, np.linspace(0, nnz, n_groups + 1))
         self._groups = np.unique(np.clip(cuts, 0, self.indptr.size - 1)).astype(np.int64)
         self._groups[0], self._groups[-1] = 0, self.indptr.size - 1
-        widest = max(1, int(self.count.max(initial=0)))
-        self._scratch = (
-            np.empty((threads, widest), dtype=np.float32),  # candidate values
-            np.empty((threads, widest), dtype=np.float32),  # their weights
-            np.empty((threads, tm.N_BUCKETS)),  # bucket weights
-            np.empty((threads, tm.N_BUCKETS)),  # bucket Σ x·n
-            np.empty((threads, tm.N_BUCKETS), dtype=np.int64),  # bucket counts
-            np.empty((threads, widest), dtype=np.uint8),  # each candidate's bucket
-            np.empty((threads, tm.N_SAMPLE), dtype=np.float32),  # the sample
-            np.empty((threads, tm.N_SAMPLE), dtype=np.int32),  # ranks: below
-            np.empty((threads, tm.N_SAMPLE), dtype=np.int32),  # ranks: up to
-        )
+        self._scratch = tm.scratch_buffers(threads, max(1, int(self.count.max(initial=0))))
 
     def _check(self, frame: np.ndarray) -> np.ndarray:
         frame = np.asarray(frame)
@@ -205,10 +194,8 @@ class RobustIntegrator:
             self.totals,
             lo / 100.0,
             hi / 100.0,
-            s,
-            nn,
-            cnt,
-            *self._scratch,
+            (s, nn, cnt),
+            self._scratch,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(nn > 0, s / nn, 0.0)

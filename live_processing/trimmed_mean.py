@@ -286,20 +286,12 @@ def _group(
     totals: np.ndarray,
     q_lo: float,
     q_hi: float,
-    out_sig: np.ndarray,
-    out_norm: np.ndarray,
-    out_count: np.ndarray,
-    v: np.ndarray,
-    w: np.ndarray,
-    hist_w: np.ndarray,
-    hist_s: np.ndarray,
-    hist_n: np.ndarray,
-    bucket: np.ndarray,
-    sample: np.ndarray,
-    lt: np.ndarray,
-    le: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    scratch: tuple[np.ndarray, ...],
 ) -> None:
-    """Trimmed sums of bins first..last-1 with one thread's scratch buffers."""
+    """Trimmed sums of bins first..last-1 into out, with one thread's scratch buffers."""
+    out_sig, out_norm, out_count = out
+    v, w, hist_w, hist_s, hist_n, bucket, sample, lt, le = scratch
     for i in range(first, last):
         start, stop = indptr[i], indptr[i + 1]
         n = stop - start
@@ -328,6 +320,21 @@ def _group(
             out_sig[i], out_norm[i], out_count[i] = exact(xx, nw, total, total_s, q_lo, q_hi, v, w)
 
 
+def scratch_buffers(threads: int, widest: int) -> tuple[np.ndarray, ...]:
+    """One row per thread of every buffer :func:`bins_kernel` needs (bins ≤ widest pixels)."""
+    return (
+        np.empty((threads, widest), dtype=np.float32),  # candidate values
+        np.empty((threads, widest), dtype=np.float32),  # their weights
+        np.empty((threads, N_BUCKETS)),  # bucket weights
+        np.empty((threads, N_BUCKETS)),  # bucket Σ x·n
+        np.empty((threads, N_BUCKETS), dtype=np.int64),  # bucket counts
+        np.empty((threads, widest), dtype=np.uint8),  # each candidate's bucket
+        np.empty((threads, N_SAMPLE), dtype=np.float32),  # the sample
+        np.empty((threads, N_SAMPLE), dtype=np.int32),  # ranks: below
+        np.empty((threads, N_SAMPLE), dtype=np.int32),  # ranks: up to
+    )
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def bins_kernel(
     groups: np.ndarray,
@@ -337,45 +344,16 @@ def bins_kernel(
     totals: np.ndarray,
     q_lo: float,
     q_hi: float,
-    out_sig: np.ndarray,
-    out_norm: np.ndarray,
-    out_count: np.ndarray,
-    v: np.ndarray,
-    w: np.ndarray,
-    hist_w: np.ndarray,
-    hist_s: np.ndarray,
-    hist_n: np.ndarray,
-    bucket: np.ndarray,
-    sample: np.ndarray,
-    lt: np.ndarray,
-    le: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    scratch: tuple[np.ndarray, ...],
 ) -> None:
-    """Trimmed Σ s, Σ n and count of every bin; x in CSR order (see :func:`scatter`).
+    """Trimmed Σ s, Σ n and count of every bin into out; x in CSR order (see :func:`scatter`).
 
-    ``groups`` are bin boundaries holding about equal pixel counts; the scratch arrays
-    have one row per thread.
+    ``groups`` are bin boundaries holding about equal pixel counts; ``scratch`` is
+    :func:`scratch_buffers`, one row per thread.
     """
+    v, w, hist_w, hist_s, hist_n, bucket, sample, lt, le = scratch
     for g in numba.prange(groups.size - 1):
         t = numba.get_thread_id()
-        _group(
-            groups[g],
-            groups[g + 1],
-            indptr,
-            x,
-            norm_csr,
-            totals,
-            q_lo,
-            q_hi,
-            out_sig,
-            out_norm,
-            out_count,
-            v[t],
-            w[t],
-            hist_w[t],
-            hist_s[t],
-            hist_n[t],
-            bucket[t],
-            sample[t],
-            lt[t],
-            le[t],
-        )
+        rows = (v[t], w[t], hist_w[t], hist_s[t], hist_n[t], bucket[t], sample[t], lt[t], le[t])
+        _group(groups[g], groups[g + 1], indptr, x, norm_csr, totals, q_lo, q_hi, out, rows)
