@@ -16,93 +16,16 @@ Kernels are compiled with numba and run bins in parallel threads.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from . import trimmed_mean as tm
+from .bin_order import BinOrder
 from .fast_integrate import IntegrationResult, normalisation, pyfai_csr
+from .sigma_clip import sigma_clip_kernel
 
 ERROR_MODELS = ("azimuthal", "poisson")
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _sigma_clip_kernel(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    signal: np.ndarray,
-    variance: np.ndarray,
-    norm: np.ndarray,
-    thres: float,
-    max_iter: int,
-    azimuthal: bool,
-    keep: np.ndarray,
-    out_sig: np.ndarray,
-    out_var: np.ndarray,
-    out_norm: np.ndarray,
-    out_norm_sq: np.ndarray,
-    out_count: np.ndarray,
-) -> None:
-    n_bins = indptr.size - 1
-    for i in numba.prange(n_bins):
-        start, stop = indptr[i], indptr[i + 1]
-        for j in range(start, stop):
-            keep[j] = True
-        cycle = 0
-        while True:
-            acc_sig = 0.0
-            acc_var = 0.0
-            acc_norm = 0.0
-            acc_norm_sq = 0.0
-            acc_count = 0.0
-            for j in range(start, stop):
-                if not keep[j]:
-                    continue
-                p = indices[j]
-                s, nn = signal[p], norm[p]
-                if azimuthal:
-                    if acc_norm == 0.0:
-                        acc_sig = s
-                        acc_norm = nn
-                        acc_norm_sq = nn * nn
-                    else:
-                        # pyFAI's running weighted variance (same update, same order)
-                        b = s / nn
-                        delta1 = acc_sig / acc_norm - b
-                        acc_sig += s
-                        acc_norm += nn
-                        acc_norm_sq += nn * nn
-                        delta2 = acc_sig / acc_norm - b
-                        acc_var += nn * nn * delta1 * delta2
-                else:
-                    acc_sig += s
-                    acc_var += variance[p]
-                    acc_norm += nn
-                    acc_norm_sq += nn * nn
-                acc_count += 1.0
-            out_sig[i] = acc_sig
-            out_var[i] = acc_var
-            out_norm[i] = acc_norm
-            out_norm_sq[i] = acc_norm_sq
-            out_count[i] = acc_count
-            if cycle >= max_iter or acc_norm == 0.0 or acc_count == 0.0:
-                break
-            aver = acc_sig / acc_norm
-            std = math.sqrt(acc_var / acc_norm_sq)
-            n_eff = max(3.0, acc_count)
-            cut = max(thres, math.sqrt(2.0 * math.log(n_eff / math.sqrt(2.0 * math.pi))))
-            bad = 0
-            for j in range(start, stop):
-                if keep[j]:
-                    p = indices[j]
-                    if abs(signal[p] / norm[p] - aver) > cut * std:
-                        keep[j] = False
-                        bad += 1
-            cycle += 1
-            if bad == 0:
-                break
 
 
 class RobustIntegrator:
@@ -142,20 +65,12 @@ class RobustIntegrator:
         self.dark = None if dark is None else np.asarray(dark, dtype=np.float32).ravel()
         self.count = np.diff(self.indptr)
         nnz = self.indices.size
-        self._keep = np.empty(nnz, dtype=np.bool_)
-        # the trimmed mean's scatter: the matrix's pixels in raster order, and where each
-        # one goes in the matrix's (bin-major) order
-        order = np.argsort(self.indices, kind="stable")
-        self._pixels = self.indices[order].astype(np.uint32)
-        self._dest = order.astype(np.uint32)
-        self._inv_pixels = self.inv_norm_csr[order]
-        self._x = np.empty(nnz, dtype=np.float32)
-        # bins in groups of about equal pixel counts, and one scratch row per thread
         threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # the most there can be
-        n_groups = max(64, 8 * threads)
-        cuts = np.searchsorted(self.indptr, np.linspace(0, nnz, n_groups + 1))
-        self._groups = np.unique(np.clip(cuts, 0, self.indptr.size - 1)).astype(np.int64)
-        self._groups[0], self._groups[-1] = 0, self.indptr.size - 1
+        self._order = BinOrder(self.indptr, self.indices, n_groups=max(64, 8 * threads))
+        self._inv_raster = self._order.in_raster_order(self.inv_norm_csr)
+        self._x = np.empty(nnz, dtype=np.float32)  # a frame in bin order (scaled or not)
+        self._raw = np.empty(nnz, dtype=np.float32)  # the raw frame in bin order, with a dark
+        self._keep = np.empty(nnz, dtype=np.bool_)
         self._scratch = tm.scratch_buffers(threads, max(1, int(self.count.max(initial=0))))
 
     def _check(self, frame: np.ndarray) -> np.ndarray:
@@ -166,9 +81,12 @@ class RobustIntegrator:
             )
         return frame
 
-    def _signal(self, frame: np.ndarray) -> np.ndarray:
-        raw = np.asarray(self._check(frame), dtype=np.float32).ravel()
-        return raw - self.dark if self.dark is not None else raw
+    def _flat(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signal, raw) as flat arrays; without a dark both are the frame, in its own dtype."""
+        raw = np.ascontiguousarray(self._check(frame)).ravel()
+        if self.dark is None:
+            return raw, raw
+        return raw.astype(np.float32) - self.dark, raw
 
     def trimmed_mean(
         self, frame: np.ndarray, percentile: tuple[float, float] = (5.0, 95.0)
@@ -177,17 +95,13 @@ class RobustIntegrator:
         lo, hi = sorted(percentile)
         if not 0.0 <= lo <= hi <= 100.0:
             raise ValueError(f"percentile {percentile}: need 0 <= low <= high <= 100")
-        if self.dark is not None:
-            signal = self._signal(frame)
-        else:  # the frame's own dtype: the kernel converts as it reads
-            signal = np.ascontiguousarray(self._check(frame)).ravel()
+        signal, _raw = self._flat(frame)
         n_bins = self.indptr.size - 1
         s, nn = np.empty(n_bins), np.empty(n_bins)
         cnt = np.empty(n_bins, dtype=np.int64)
-        chunks = 4 * numba.get_num_threads()
-        tm.scatter(signal, self._pixels, self._dest, self._inv_pixels, self._x, chunks)
+        self._order.scatter(signal, self._x, scale=self._inv_raster)
         tm.bins_kernel(
-            self._groups,
+            self._order.groups,
             self.indptr,
             self._x,
             self.norm_csr,
@@ -215,22 +129,29 @@ class RobustIntegrator:
             raise ValueError(f"error_model {error_model!r}: use one of {ERROR_MODELS}")
         if thres <= 0 or max_iter < 0:
             raise ValueError(f"sigma clip thres={thres}, max_iter={max_iter}: need > 0, >= 0")
-        raw = np.asarray(frame, dtype=np.float32).ravel()
-        signal = self._signal(frame)
-        variance = np.maximum(raw, 1.0) if error_model == "poisson" else raw
+        signal, raw = self._flat(frame)
+        self._order.scatter(signal, self._x)
+        if raw is not signal:
+            self._order.scatter(raw, self._raw)
         n_bins = self.indptr.size - 1
-        out = [np.empty(n_bins) for _ in range(5)]
-        _sigma_clip_kernel(
+        out = (
+            np.empty(n_bins),
+            np.empty(n_bins),
+            np.empty(n_bins),
+            np.empty(n_bins),
+            np.empty(n_bins),
+        )
+        sigma_clip_kernel(
+            self._order.groups,
             self.indptr,
-            self.indices,
-            signal,
-            variance,
-            self.norm,
+            self._x,
+            self._raw if raw is not signal else self._x,
+            self.norm_csr,
             float(thres),
             int(max_iter),
             error_model == "azimuthal",
             self._keep,
-            *out,
+            out,
         )
         s, var, nn, _nn2, cnt = out
         with np.errstate(divide="ignore", invalid="ignore"):

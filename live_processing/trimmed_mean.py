@@ -8,8 +8,8 @@ result is ``Σ s / Σ n`` over the kept pixels.
 
 How it is fast, one frame at a time:
 
-1. :func:`scatter` walks the frame once in raster order and writes each pixel's ``x``
-   to its place in the CSR (bin-major) order: sequential reads, no per-bin gather.
+1. :class:`.bin_order.BinOrder` walks the frame once in raster order and writes each
+   pixel's ``x`` to its place in the CSR (bin-major) order: no per-bin gather.
 2. Per bin (:func:`bins_kernel`, bins in pixel-balanced groups over the threads), only
    the two tails need ordering:
 
@@ -36,23 +36,6 @@ MARGIN = 0.09  # how far past each tail's quantile the guess reaches (≈ 3.3 st
 RANGE_RANK = 1  # sample rank bounding the bucket range (rank 0 may be a zinger)
 N_BUCKETS = 64  # value buckets a tail's candidates are counted in
 MIN_SAMPLED = 4 * N_SAMPLE  # smaller bins go straight to the sorted path
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def scatter(
-    frame: np.ndarray,
-    pixels: np.ndarray,
-    dest: np.ndarray,
-    inv_norm: np.ndarray,
-    x: np.ndarray,
-    n_chunks: int,
-) -> None:
-    """x[dest[k]] = frame[pixels[k]] / norm: the matrix's pixels, in raster order."""
-    n = pixels.size
-    step = (n + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
-        for k in range(c * step, min(n, (c + 1) * step)):
-            x[dest[k]] = np.float32(frame[pixels[k]]) * inv_norm[k]
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -347,7 +330,7 @@ def bins_kernel(
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
     scratch: tuple[np.ndarray, ...],
 ) -> None:
-    """Trimmed Σ s, Σ n and count of every bin into out; x in CSR order (see :func:`scatter`).
+    """Trimmed Σ s, Σ n and count of every bin into out; x in CSR order (:mod:`.bin_order`).
 
     ``groups`` are bin boundaries holding about equal pixel counts; ``scratch`` is
     :func:`scratch_buffers`, one row per thread.

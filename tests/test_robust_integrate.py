@@ -151,6 +151,20 @@ def test_sigma_clip_agrees_with_sigma_clip_ng(geometry, frames, mask, error_mode
     np.testing.assert_allclose(got.sigma[well], ref.sigma[well], rtol=1e-4)
 
 
+def test_dark_is_subtracted_as_pyfai_does(geometry, frames, mask) -> None:
+    dark = np.random.default_rng(3).uniform(0, 20, geometry.detector.shape).astype(np.float32)
+    engine = RobustIntegrator(geometry, BINS, mask=mask, dark=dark)
+    _clean, spiky = frames
+    kw = dict(unit="q_A^-1", method=METHOD, mask=mask, dark=dark)
+    well = engine.count >= 100
+    got = engine.trimmed_mean(spiky).intensity[well]
+    ref = geometry.medfilt1d_ng(spiky, BINS, percentile=(5, 95), **kw).intensity[well]
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    got = engine.sigma_clip(spiky, thres=4.0, error_model="azimuthal").intensity[well]
+    ref = geometry.sigma_clip_ng(spiky, BINS, thres=4.0, error_model="azimuthal", **kw)
+    np.testing.assert_allclose(got, ref.intensity[well], rtol=1e-5)
+
+
 def test_bad_parameters_are_refused(geometry) -> None:
     engine = RobustIntegrator(geometry, 50)
     frame = np.ones(geometry.detector.shape)
