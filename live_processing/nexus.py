@@ -124,6 +124,7 @@ def write_run(
     ground_truth: Path | None,
     metadata: dict[str, Any],
     sample_state: dict[str, Any] | None = None,
+    reconstruction_attrs: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed)."""
     tmp = path.with_suffix(".h5.part")
@@ -151,6 +152,7 @@ def write_run(
             [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
         )
         r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
+        r.attrs.update(reconstruction_attrs or {})
         write_electrochemistry(entry, log)
         inst = entry.create_group("instrument")
         inst.attrs["NX_class"] = "NXinstrument"

@@ -36,6 +36,7 @@ import zmq
 from ..protocols import stream_v2 as sv2
 from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
+from .compressed_fbp import CompressedFBP
 from .incremental_fbp import IncrementalFBP
 from .integrate import Integrator, load_poni
 from .live_file import LiveReconstructionFile
@@ -63,7 +64,11 @@ class Processor:
         workers: int = 0,
         dispatch: str | None = None,
         collect: str | None = None,
+        svd_rank: int = 0,
     ) -> None:
+        if svd_rank < 0:
+            raise ValueError(f"--svd-rank {svd_rank}: need 0 (every q bin) or a rank >= 1")
+        self.svd_rank = svd_rank
         self.ctx = zmq.Context()
         self.docs = self.ctx.socket(zmq.SUB)
         self.docs.setsockopt(zmq.SUBSCRIBE, b"")
@@ -140,7 +145,13 @@ class Processor:
         n_a, n_t = len(geom.angles), len(geom.translations)
         sino = Sinogram(n_a, n_t, integ.q.size)
         step = _step(geom.translations)
-        fbp = IncrementalFBP(np.asarray(geom.angles), n_t, integ.q.size, step)
+        fbp: IncrementalFBP | CompressedFBP
+        if self.svd_rank > 0:  # basis from the first quarter of the rows, at most 8
+            basis_rows = max(1, min(8, n_a // 4))
+            rank = min(self.svd_rank, integ.q.size)
+            fbp = CompressedFBP(np.asarray(geom.angles), n_t, integ.q.size, step, rank, basis_rows)
+        else:
+            fbp = IncrementalFBP(np.asarray(geom.angles), n_t, integ.q.size, step)
         grid = (np.arange(n_t) - (n_t - 1) / 2) * step
         live = LiveReconstructionFile(
             self.out_dir / f"{doc['uid']}.live.h5", grid, grid, integ.q, n_a
@@ -324,6 +335,12 @@ class Processor:
         missing = run.sinogram.missing
         sino = run.sinogram.normalised()
         recon = run.final_reconstruction(sino)
+        compression: dict[str, Any] = {}
+        if isinstance(run.fbp, CompressedFBP) and run.fbp.basis is not None:
+            compression = {
+                "svd_rank": run.fbp.basis.shape[1],
+                "svd_relative_error": run.fbp.relative_error,
+            }
         if run.live is not None:
             run.live.close(remove=True)
             run.live = None
@@ -346,6 +363,7 @@ class Processor:
             ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
             metadata={"experiment_id": exp},
             sample_state={"lithium_x": series["lithium_x"]} if "lithium_x" in series else None,
+            reconstruction_attrs=compression,
         )
         self.files.setdefault(exp, []).append(path)
         self.written.append(path)
@@ -355,6 +373,7 @@ class Processor:
             path=str(path),
             missing=[list(m) for m in missing],
             duplicates=run.sinogram.duplicates,
+            **compression,
         )
         return path
 
@@ -432,6 +451,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=0, help="integration worker processes")
     p.add_argument("--dispatch", help="bind address for frames to workers (default loopback)")
     p.add_argument("--collect", help="bind address for workers' patterns (default loopback)")
+    p.add_argument(
+        "--svd-rank",
+        type=int,
+        default=0,
+        help="reconstruct a truncated-SVD basis of q of this rank (0: every q bin, exact)",
+    )
     args = p.parse_args(argv)
     proc = Processor(
         args.docs,
@@ -442,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         dispatch=args.dispatch,
         collect=args.collect,
+        svd_rank=args.svd_rank,
     )
     ready: dict[str, Any] = {"docs": proc.docs_address}
     if proc.pool is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..protocols.xrdct import XrdctGeometry
+from .compressed_fbp import CompressedFBP
 from .incremental_fbp import IncrementalFBP
 from .integrate import Integrator
 from .live_file import LiveReconstructionFile
@@ -24,7 +25,7 @@ class RunState:
     sinogram: Sinogram
     experiment: str
     start_time: float
-    fbp: IncrementalFBP
+    fbp: IncrementalFBP | CompressedFBP
     spec: dict[str, Any]
     live: LiveReconstructionFile | None = None
     series_id: int | None = None
