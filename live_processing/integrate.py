@@ -1,8 +1,12 @@
 """Azimuthal integration of frames with pyFAI's geometry (from the run's PONI file).
 
-Frames go through :class:`.fast_integrate.SparseIntegrator` (pyFAI's CSR matrix, one
-sparse product per frame); negative (dead or gap) pixels outside the detector's mask
-are left out of that frame exactly as a pyFAI mask would leave them out.
+``method="mean"`` (the default): :class:`.fast_integrate.SparseIntegrator` (pyFAI's CSR
+matrix, one sparse product per frame). ``"trimmed"`` (10 % trimmed mean, pyFAI's
+``medfilt1d_ng`` with percentiles 5–95) and ``"sigmaclip"`` (5σ, 5 cycles, azimuthal
+error model) go through :class:`.robust_integrate.RobustIntegrator`, for zingers and
+spotty grains. Either way negative (dead or gap) pixels outside the detector's mask are
+left out of that frame exactly as a pyFAI mask would leave them out; the robust engines
+are built per set of negative pixels (which rarely changes) and kept.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import pyFAI
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from .fast_integrate import SparseIntegrator
+from .robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
+METHODS = ("mean", "trimmed", "sigmaclip")
 
 
 class GeometryError(ValueError):
@@ -44,8 +50,11 @@ class Integrator:
     ai: AzimuthalIntegrator
     n_bins: int = 400
     q_range: tuple[float, float] = (0.8, 4.6)
+    method: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"integration method {self.method!r}: use one of {METHODS}")
         self.fast = SparseIntegrator(
             self.ai,
             self.n_bins,
@@ -53,8 +62,37 @@ class Integrator:
             polarization_factor=POLARIZATION,
         )
         self.q = self.fast.radial
+        det_mask = self.ai.detector.mask
+        shape = self.ai.detector.shape
+        self._mask = np.zeros(shape, bool) if det_mask is None else det_mask.astype(bool)
+        self._robust: dict[bytes, RobustIntegrator] = {}
+
+    def _robust_engine(self, frame: np.ndarray) -> RobustIntegrator:
+        """The robust engine with this frame's negative pixels masked (built once per set)."""
+        negative = np.flatnonzero((frame < 0) & ~self._mask)
+        key = negative.tobytes()
+        engine = self._robust.get(key)
+        if engine is None:
+            if len(self._robust) >= 4:
+                self._robust.clear()
+            mask = self._mask.copy()
+            mask.flat[negative] = True
+            engine = RobustIntegrator(
+                self.ai,
+                self.n_bins,
+                radial_range=self.q_range,
+                mask=mask.astype(np.int8),
+                polarization_factor=POLARIZATION,
+            )
+            self._robust[key] = engine
+        return engine
 
     def integrate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(q, I) of one frame: solid-angle and polarisation corrected, no pixel splitting."""
-        res = self.fast.integrate(frame, mask_negative=True)
+        if self.method == "mean":
+            res = self.fast.integrate(frame, mask_negative=True)
+        elif self.method == "trimmed":
+            res = self._robust_engine(frame).trimmed_mean(frame, (5.0, 95.0))
+        else:
+            res = self._robust_engine(frame).sigma_clip(frame, error_model="azimuthal")
         return self.q, res.intensity.astype(np.float32)

@@ -38,7 +38,7 @@ from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
 from .compressed_fbp import CompressedFBP
 from .incremental_fbp import IncrementalFBP
-from .integrate import Integrator, load_poni
+from .integrate import METHODS, Integrator, load_poni
 from .live_file import LiveReconstructionFile
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
 from .run_state import RunState
@@ -65,7 +65,11 @@ class Processor:
         dispatch: str | None = None,
         collect: str | None = None,
         svd_rank: int = 0,
+        method: str = "mean",
     ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"--method {method!r}: use one of {METHODS}")
+        self.method = method
         if svd_rank < 0:
             raise ValueError(f"--svd-rank {svd_rank}: need 0 (every q bin) or a rank >= 1")
         self.svd_rank = svd_rank
@@ -139,7 +143,7 @@ class Processor:
         geom = XrdctGeometry.from_md(doc[KEY])
         if geom.poni_file not in self.integrators:
             self.integrators[geom.poni_file] = Integrator(
-                load_poni(geom.poni_file), self.n_bins, self.q_range
+                load_poni(geom.poni_file), self.n_bins, self.q_range, self.method
             )
         integ = self.integrators[geom.poni_file]
         n_a, n_t = len(geom.angles), len(geom.translations)
@@ -156,7 +160,8 @@ class Processor:
         live = LiveReconstructionFile(
             self.out_dir / f"{doc['uid']}.live.h5", grid, grid, integ.q, n_a
         )
-        spec = integration_spec(Path(geom.poni_file).read_text(), self.n_bins, self.q_range)
+        poni_text = Path(geom.poni_file).read_text()
+        spec = integration_spec(poni_text, self.n_bins, self.q_range, self.method)
         self.runs[doc["uid"]] = RunState(
             doc["uid"], geom, integ, sino, exp, doc["time"], fbp, spec, live
         )
@@ -452,6 +457,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dispatch", help="bind address for frames to workers (default loopback)")
     p.add_argument("--collect", help="bind address for workers' patterns (default loopback)")
     p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="mean",
+        help="mean, 10 %% trimmed mean (zingers) or sigma clipping (default mean)",
+    )
+    p.add_argument(
         "--svd-rank",
         type=int,
         default=0,
@@ -468,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
         dispatch=args.dispatch,
         collect=args.collect,
         svd_rank=args.svd_rank,
+        method=args.method,
     )
     ready: dict[str, Any] = {"docs": proc.docs_address}
     if proc.pool is not None:

@@ -34,10 +34,18 @@ from .integrate import Integrator, load_poni
 HWM = 4  # messages per pipe: each is a 2M frame (~12 MB)
 
 
-def integration_spec(poni_text: str, n_bins: int, q_range: tuple[float, float]) -> dict[str, Any]:
+def integration_spec(
+    poni_text: str, n_bins: int, q_range: tuple[float, float], method: str = "mean"
+) -> dict[str, Any]:
     """What a worker needs to integrate a run's frames (no shared file system assumed)."""
-    key = hashlib.sha1(f"{poni_text}|{n_bins}|{q_range}".encode()).hexdigest()[:16]
-    return {"key": key, "poni": poni_text, "bins": n_bins, "q_range": list(q_range)}
+    key = hashlib.sha1(f"{poni_text}|{n_bins}|{q_range}|{method}".encode()).hexdigest()[:16]
+    return {
+        "key": key,
+        "poni": poni_text,
+        "bins": n_bins,
+        "q_range": list(q_range),
+        "method": method,
+    }
 
 
 class WorkerPool:
@@ -133,7 +141,10 @@ class Worker:
                 poni.write_text(spec["poni"])
                 ai = load_poni(poni)
             lo, hi = spec["q_range"]
-            self.integrators[key] = Integrator(ai, int(spec["bins"]), (float(lo), float(hi)))
+            method = str(spec.get("method", "mean"))
+            self.integrators[key] = Integrator(
+                ai, int(spec["bins"]), (float(lo), float(hi)), method
+            )
         return self.integrators[key]
 
     def handle(self, header: dict[str, Any], pixels: memoryview) -> None:

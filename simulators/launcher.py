@@ -177,9 +177,12 @@ def start_processor(
     bins: int = 400,
     docs: str = "tcp://127.0.0.1:*",
     workers: int = 0,
+    method: str = "mean",
 ) -> SimProcess:
     """The live processor (``operando.live_processing.processor``) as its own process."""
     args = [
+        "--method",
+        method,
         "--workers",
         str(workers),
         "--frames",

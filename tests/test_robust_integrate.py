@@ -9,6 +9,7 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from operando.live_processing import trimmed_mean
 from operando.live_processing.fast_integrate import METHOD
+from operando.live_processing.integrate import POLARIZATION, Integrator
 from operando.live_processing.robust_integrate import RobustIntegrator
 
 BINS = 200
@@ -163,6 +164,38 @@ def test_dark_is_subtracted_as_pyfai_does(geometry, frames, mask) -> None:
     got = engine.sigma_clip(spiky, thres=4.0, error_model="azimuthal").intensity[well]
     ref = geometry.sigma_clip_ng(spiky, BINS, thres=4.0, error_model="azimuthal", **kw)
     np.testing.assert_allclose(got, ref.intensity[well], rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["trimmed", "sigmaclip"])
+def test_live_integrator_masks_dead_pixels_per_frame(geometry, frames, method) -> None:
+    """The live path's robust methods: negative pixels of each frame are left out, as a
+    pyFAI mask would leave them out, over the live q range."""
+    _clean, spiky = frames
+    live = Integrator(geometry, BINS, (0.5, 6.0), method)
+    rng = np.random.default_rng(9)
+    for n_dead in (0, 50, 50):
+        frame = spiky.copy()
+        frame.ravel()[rng.choice(frame.size, n_dead, replace=False)] = -2
+        q, got = live.integrate(frame)
+        kw = dict(
+            unit="q_A^-1",
+            method=METHOD,
+            mask=(frame < 0).astype(np.int8),
+            radial_range=(0.5, 6.0),
+            polarization_factor=POLARIZATION,
+        )
+        if method == "trimmed":
+            ref = geometry.medfilt1d_ng(frame, BINS, percentile=(5, 95), **kw)
+        else:
+            ref = geometry.sigma_clip_ng(
+                frame, BINS, thres=5, max_iter=5, error_model="azimuthal", **kw
+            )
+        np.testing.assert_allclose(q, ref.radial)
+        well = live.fast.count >= 100
+        np.testing.assert_allclose(got[well], ref.intensity[well], rtol=1e-5)
+    assert len(live._robust) == 3  # one engine per set of dead pixels
+    with pytest.raises(ValueError, match="integration method 'median'"):
+        Integrator(geometry, BINS, method="median")
 
 
 def test_bad_parameters_are_refused(geometry) -> None:

@@ -1,4 +1,7 @@
-"""The processor with two integration worker processes: every frame placed once, exactly."""
+"""The processor with two integration worker processes: every frame placed once, exactly.
+
+With ``--method trimmed`` the workers run the trimmed mean, dead pixels masked per frame.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 import zmq
 
 from operando.live_processing.integrate import Integrator
@@ -19,7 +23,8 @@ from operando.simulators.render import default_integrator
 N_A, N_T, SERIES = 6, 10, 3
 
 
-def test_two_workers_place_every_frame_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["mean", "trimmed"])
+def test_two_workers_place_every_frame_once(tmp_path: Path, method: str) -> None:
     ai = default_integrator(binning=8)
     poni = tmp_path / "det.poni"
     ai.write(str(poni))
@@ -33,7 +38,12 @@ def test_two_workers_place_every_frame_once(tmp_path: Path) -> None:
     push = ctx.socket(zmq.PUSH)
     src_port = push.bind_to_random_port("tcp://127.0.0.1")
     proc = launcher.start_processor(
-        f"tcp://127.0.0.1:{src_port}", f"tcp://127.0.0.1:{res_port}", tmp_path, 120, workers=2
+        f"tcp://127.0.0.1:{src_port}",
+        f"tcp://127.0.0.1:{res_port}",
+        tmp_path,
+        120,
+        workers=2,
+        method=method,
     )
     docs = ctx.socket(zmq.PUB)
     docs.setsockopt(zmq.SNDHWM, 0)  # a PUB drops past its high-water mark; keep every event
@@ -81,7 +91,7 @@ def test_two_workers_place_every_frame_once(tmp_path: Path) -> None:
     assert any(r["event"] == "lag" and "frames_behind" in r for r in reports)
     with h5py.File(written["path"]) as f:
         sino = f["entry/sinogram/data"][()]
-    ref = Integrator(ai, 120)
+    ref = Integrator(ai, 120, method=method)
     for k, frame in enumerate(frames):
         expected = ref.integrate(frame)[1]
         np.testing.assert_allclose(sino[k // N_T, k % N_T], expected, rtol=1e-5, atol=1e-6)
