@@ -72,7 +72,7 @@ def sender(address: str, n_frames: int, go: Any, first_sent: Any) -> None:
     ctx.destroy(linger=-1)
 
 
-def run(workers: int, n_frames: int, bins: int, out: Path) -> dict[str, Any]:
+def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[str, Any]:
     n_a = n_frames // N_T
     n_frames = n_a * N_T
     ctx = zmq.Context()
@@ -85,7 +85,7 @@ def run(workers: int, n_frames: int, bins: int, out: Path) -> dict[str, Any]:
     poni = out / "pilatus2m.poni"
     pilatus_geometry().write(str(poni))
     proc = launcher.start_processor(
-        frames_addr, f"tcp://127.0.0.1:{res_port}", out, bins=bins, workers=workers
+        frames_addr, f"tcp://127.0.0.1:{res_port}", out, bins=bins, workers=workers, method=method
     )
     docs = ctx.socket(zmq.PUB)
     docs.setsockopt(zmq.SNDHWM, 0)  # a PUB drops past its high-water mark; keep every event
@@ -158,6 +158,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--bins", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="10 s instead of 60 s")
+    p.add_argument("--method", default="mean", choices=["mean", "trimmed", "sigmaclip"])
     args = p.parse_args()
     seconds = 10.0 if args.quick else args.seconds
     runs = []
@@ -165,7 +166,7 @@ def main() -> None:
         for w, s in ((1, seconds / 3), (args.workers, seconds)):
             out = Path(tmp) / f"w{w}"
             out.mkdir()
-            runs.append(run(w, int(s * 120), args.bins, out))
+            runs.append(run(w, int(s * 120), args.bins, out, args.method))
             print(f"{w} worker(s): {runs[-1]}", flush=True)
     one, many = runs
     result = {
@@ -179,6 +180,7 @@ def main() -> None:
         "scaling_per_worker": round(many["fps"] / one["fps"] / many["workers"], 2),
         "max_frames_behind": many["max_frames_behind"],
         "cores": os.cpu_count(),
+        "method": args.method,
     }
     print(f"{'workers':>8}{'frames':>8}{'seconds':>9}{'frames/s':>10}{'dropped':>9}")
     for r in runs:

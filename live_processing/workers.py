@@ -70,8 +70,13 @@ class WorkerPool:
         self._pending: deque[tuple[bytes, np.ndarray]] = deque()
         cmd = [sys.executable, "-m", "operando.live_processing.workers"]
         addresses = ["--dispatch", self.dispatch_address, "--collect", self.collect_address]
+        # the parallelism is the workers: each gets its share of the cores for its numba
+        # threads (the robust engines), so n workers do not oversubscribe the machine
+        env = dict(os.environ)
+        env.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, n))))
         self.procs = [
-            subprocess.Popen([*cmd, *addresses], stdout=subprocess.DEVNULL) for _ in range(n)
+            subprocess.Popen([*cmd, *addresses], stdout=subprocess.DEVNULL, env=env)
+            for _ in range(n)
         ]
 
     def submit(self, header: dict[str, Any], pixels: np.ndarray) -> None:
