@@ -29,7 +29,11 @@ ERROR_MODELS = ("azimuthal", "poisson")
 
 
 class RobustIntegrator:
-    """Trimmed-mean and sigma-clipped integration of frames of one detector geometry."""
+    """Trimmed-mean and sigma-clipped integration of frames of one detector geometry.
+
+    Scratch buffers (a frame in bin order, one row per numba thread) belong to the
+    instance: call it from one Python thread at a time (each worker process has its own).
+    """
 
     def __init__(
         self,
