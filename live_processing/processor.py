@@ -36,13 +36,9 @@ import zmq
 from ..protocols import stream_v2 as sv2
 from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
-from .compressed_fbp import CompressedFBP
-from .incremental_fbp import IncrementalFBP
 from .integrate import METHODS, Integrator, load_poni
-from .live_file import LiveReconstructionFile
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
 from .run_state import RunState
-from .sinogram import Sinogram
 from .workers import WorkerPool, integration_spec
 
 EC_STREAM = "electrochemistry"
@@ -146,24 +142,10 @@ class Processor:
                 load_poni(geom.poni_file), self.n_bins, self.q_range, self.method
             )
         integ = self.integrators[geom.poni_file]
-        n_a, n_t = len(geom.angles), len(geom.translations)
-        sino = Sinogram(n_a, n_t, integ.q.size)
-        step = _step(geom.translations)
-        fbp: IncrementalFBP | CompressedFBP
-        if self.svd_rank > 0:  # basis from the first quarter of the rows, at most 8
-            basis_rows = max(1, min(8, n_a // 4))
-            rank = min(self.svd_rank, integ.q.size)
-            fbp = CompressedFBP(np.asarray(geom.angles), n_t, integ.q.size, step, rank, basis_rows)
-        else:
-            fbp = IncrementalFBP(np.asarray(geom.angles), n_t, integ.q.size, step)
-        grid = (np.arange(n_t) - (n_t - 1) / 2) * step
-        live = LiveReconstructionFile(
-            self.out_dir / f"{doc['uid']}.live.h5", grid, grid, integ.q, n_a
-        )
         poni_text = Path(geom.poni_file).read_text()
         spec = integration_spec(poni_text, self.n_bins, self.q_range, self.method)
-        self.runs[doc["uid"]] = RunState(
-            doc["uid"], geom, integ, sino, exp, doc["time"], fbp, spec, live
+        self.runs[doc["uid"]] = RunState.begin(
+            doc["uid"], geom, integ, exp, doc["time"], spec, self.out_dir, self.svd_rank
         )
         self.logs[exp].scan_start.append(doc["time"])
 
@@ -340,12 +322,7 @@ class Processor:
         missing = run.sinogram.missing
         sino = run.sinogram.normalised()
         recon = run.final_reconstruction(sino)
-        compression: dict[str, Any] = {}
-        if isinstance(run.fbp, CompressedFBP) and run.fbp.basis is not None:
-            compression = {
-                "svd_rank": run.fbp.basis.shape[1],
-                "svd_relative_error": run.fbp.relative_error,
-            }
+        compression = run.compression()
         if run.live is not None:
             run.live.close(remove=True)
             run.live = None
@@ -433,10 +410,6 @@ class Processor:
         if self.pool is not None:
             self.pool.close()
         self.ctx.destroy(linger=2000)
-
-
-def _step(translations: list[float]) -> float:
-    return abs(translations[1] - translations[0]) if len(translations) > 1 else 1.0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,47 @@ class RunState:
     series_ended: bool = False
     stop_seen_at: float | None = None
     n_events: int = 0
+
+    @classmethod
+    def begin(
+        cls,
+        uid: str,
+        geometry: XrdctGeometry,
+        integrator: Integrator,
+        experiment: str,
+        start_time: float,
+        spec: dict[str, Any],
+        out_dir: Path,
+        svd_rank: int = 0,
+    ) -> RunState:
+        """A new run: empty sinogram, running reconstruction and live file ``<uid>.live.h5``.
+
+        ``svd_rank`` > 0 reconstructs a truncated-SVD basis of q (:mod:`.compressed_fbp`)
+        made from the first quarter of the rows, at most 8.
+        """
+        n_a, n_t, n_q = len(geometry.angles), len(geometry.translations), integrator.q.size
+        ts = geometry.translations
+        step = abs(ts[1] - ts[0]) if len(ts) > 1 else 1.0
+        angles = np.asarray(geometry.angles)
+        fbp: IncrementalFBP | CompressedFBP
+        if svd_rank > 0:
+            rank, basis_rows = min(svd_rank, n_q), max(1, min(8, n_a // 4))
+            fbp = CompressedFBP(angles, n_t, n_q, step, rank, basis_rows)
+        else:
+            fbp = IncrementalFBP(angles, n_t, n_q, step)
+        grid = (np.arange(n_t) - (n_t - 1) / 2) * step
+        live = LiveReconstructionFile(out_dir / f"{uid}.live.h5", grid, grid, integrator.q, n_a)
+        sinogram = Sinogram(n_a, n_t, n_q)
+        return cls(uid, geometry, integrator, sinogram, experiment, start_time, fbp, spec, live)
+
+    def compression(self) -> dict[str, Any]:
+        """``svd_rank`` and ``svd_relative_error`` when q was compressed; else empty."""
+        if isinstance(self.fbp, CompressedFBP) and self.fbp.basis is not None:
+            return {
+                "svd_rank": self.fbp.basis.shape[1],
+                "svd_relative_error": self.fbp.relative_error,
+            }
+        return {}
 
     def place_ready(self) -> None:
         for idx in [k for k in self.patterns if k in self.cell_of_frame]:
