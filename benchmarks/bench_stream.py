@@ -32,6 +32,7 @@ import numpy as np
 import zmq
 from bench_integrate import pilatus_geometry, powder_frame
 
+from operando.live_processing.integrate import METHODS
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry
 from operando.simulators import launcher
@@ -158,7 +159,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--bins", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="10 s instead of 60 s")
-    p.add_argument("--method", default="mean", choices=["mean", "trimmed", "sigmaclip"])
+    p.add_argument("--method", default="mean", choices=METHODS)
     args = p.parse_args()
     seconds = 10.0 if args.quick else args.seconds
     runs = []

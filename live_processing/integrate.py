@@ -11,8 +11,10 @@ are built per set of negative pixels (which rarely changes) and kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import pyFAI
@@ -23,6 +25,36 @@ from .robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
 METHODS = ("mean", "trimmed", "sigmaclip")
+
+
+E = TypeVar("E")
+
+
+class NegativeMaskedEngines(Generic[E]):
+    """Engines with a frame's negative pixels masked on top of a base mask.
+
+    One engine per set of negative pixels (detectors' dead pixels rarely change), built
+    by ``build(mask)`` on first use; the last ``keep`` sets are kept.
+    """
+
+    def __init__(self, base: np.ndarray, build: Callable[[np.ndarray], E], keep: int) -> None:
+        self.base, self.build, self.keep = base.astype(bool), build, keep
+        self._engines: dict[bytes, E] = {}
+
+    def __len__(self) -> int:
+        return len(self._engines)
+
+    def __call__(self, frame: np.ndarray) -> E:
+        negative = np.flatnonzero((frame < 0) & ~self.base)
+        key = negative.tobytes()
+        engine = self._engines.get(key)
+        if engine is None:
+            if len(self._engines) >= self.keep:
+                self._engines.clear()
+            mask = self.base.copy()
+            mask.flat[negative] = True
+            engine = self._engines[key] = self.build(mask.astype(np.int8))
+        return engine
 
 
 class GeometryError(ValueError):
@@ -63,36 +95,23 @@ class Integrator:
         )
         self.q = self.fast.radial
         det_mask = self.ai.detector.mask
-        shape = self.ai.detector.shape
-        self._mask = np.zeros(shape, bool) if det_mask is None else det_mask.astype(bool)
-        self._robust: dict[bytes, RobustIntegrator] = {}
-
-    def _robust_engine(self, frame: np.ndarray) -> RobustIntegrator:
-        """The robust engine with this frame's negative pixels masked (built once per set)."""
-        negative = np.flatnonzero((frame < 0) & ~self._mask)
-        key = negative.tobytes()
-        engine = self._robust.get(key)
-        if engine is None:
-            if len(self._robust) >= 4:
-                self._robust.clear()
-            mask = self._mask.copy()
-            mask.flat[negative] = True
-            engine = RobustIntegrator(
+        base = np.zeros(self.ai.detector.shape, bool) if det_mask is None else det_mask
+        self._robust = NegativeMaskedEngines(
+            base,
+            lambda mask: RobustIntegrator(
                 self.ai,
                 self.n_bins,
                 radial_range=self.q_range,
-                mask=mask.astype(np.int8),
+                mask=mask,
                 polarization_factor=POLARIZATION,
-            )
-            self._robust[key] = engine
-        return engine
+            ),
+            keep=4,
+        )
 
     def integrate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(q, I) of one frame: solid-angle and polarisation corrected, no pixel splitting."""
         if self.method == "mean":
             res = self.fast.integrate(frame, mask_negative=True)
-        elif self.method == "trimmed":
-            res = self._robust_engine(frame).trimmed_mean(frame, (5.0, 95.0))
         else:
-            res = self._robust_engine(frame).sigma_clip(frame, error_model="azimuthal")
+            res = self._robust(frame).integrate(frame, self.method)
         return self.q, res.intensity.astype(np.float32)

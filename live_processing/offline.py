@@ -19,7 +19,6 @@ or a folder of ``<file stem>[_<frame>].dat`` for several.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,9 @@ import numpy as np
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from .fast_integrate import IntegrationResult, SparseIntegrator
-from .integrate import load_poni
+from .integrate import METHODS, NegativeMaskedEngines, load_poni
 from .robust_integrate import RobustIntegrator
 
-METHODS = ("mean", "trimmed", "sigmaclip")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")
 
 
@@ -89,7 +87,15 @@ class Engines:
                 raise InputError(f"mask shape {mask.shape} differs from the detector's {shape}")
             base |= mask.astype(bool)
         self.base = base
-        self._cache: dict[int, SparseIntegrator | RobustIntegrator] = {}
+        self._engines = NegativeMaskedEngines(base, self._build, keep=8)
+
+    def _build(self, mask: np.ndarray) -> SparseIntegrator | RobustIntegrator:
+        pol = self.polarization
+        if self.method == "mean":
+            return SparseIntegrator(
+                self.ai, self.bins, mask=mask, polarization_factor=pol, error_model="poisson"
+            )
+        return RobustIntegrator(self.ai, self.bins, mask=mask, polarization_factor=pol)
 
     def integrate(self, image: np.ndarray, name: str) -> IntegrationResult:
         if image.shape != self.base.shape:
@@ -97,25 +103,10 @@ class Engines:
                 f"{name}: frame shape {image.shape} differs from the PONI detector's "
                 f"{self.base.shape}"
             )
-        mask = self.base | (image < 0)
-        key = zlib.crc32(np.packbits(mask).tobytes())
-        engine = self._cache.get(key)
-        if engine is None:
-            if len(self._cache) > 8:
-                self._cache.clear()
-            m8, pol = mask.astype(np.int8), self.polarization
-            if self.method == "mean":
-                engine = SparseIntegrator(
-                    self.ai, self.bins, mask=m8, polarization_factor=pol, error_model="poisson"
-                )
-            else:
-                engine = RobustIntegrator(self.ai, self.bins, mask=m8, polarization_factor=pol)
-            self._cache[key] = engine
+        engine = self._engines(image)
         if isinstance(engine, SparseIntegrator):
             return engine.integrate(image)
-        if self.method == "trimmed":
-            return engine.trimmed_mean(image, (5.0, 95.0))
-        return engine.sigma_clip(image, error_model="azimuthal")
+        return engine.integrate(image, self.method)
 
 
 def integrate_files(

@@ -92,6 +92,15 @@ class RobustIntegrator:
             return raw, raw
         return raw.astype(np.float32) - self.dark, raw
 
+    def integrate(self, frame: np.ndarray, method: str) -> IntegrationResult:
+        """The beamline's robust defaults: ``trimmed`` (5–95 %) or ``sigmaclip`` (5σ, 5 cycles,
+        azimuthal σ)."""
+        if method == "trimmed":
+            return self.trimmed_mean(frame, (5.0, 95.0))
+        if method == "sigmaclip":
+            return self.sigma_clip(frame, error_model="azimuthal")
+        raise ValueError(f"robust method {method!r}: use 'trimmed' or 'sigmaclip'")
+
     def trimmed_mean(
         self, frame: np.ndarray, percentile: tuple[float, float] = (5.0, 95.0)
     ) -> IntegrationResult:
