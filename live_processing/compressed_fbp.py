@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .incremental_fbp import IncrementalFBP
+from .incremental_fbp import IncrementalFBP, accept_projection
 
 
 class CompressedFBP:
@@ -58,14 +58,7 @@ class CompressedFBP:
 
     def add(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
         """Add projection ``index`` (n_t, n_q); the first ``basis_rows`` make the basis."""
-        if self.added[index]:
-            raise ValueError(f"projection {index} was already added to the reconstruction")
-        projection = np.asarray(projection, dtype=np.float32)
-        if projection.shape != (self.n_t, self.n_q):
-            raise ValueError(
-                f"projection {index} has shape {projection.shape}, expected {(self.n_t, self.n_q)}"
-            )
-        self.added[index] = True
+        projection = accept_projection(self.added, index, projection, (self.n_t, self.n_q))
         self._expanded = None
         if self.basis is None:
             self._early.append((index, projection, scale))

@@ -92,6 +92,19 @@ def _backproject(
                         out[q] += f1 * r1[q]
 
 
+def accept_projection(
+    added: np.ndarray, index: int, projection: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """Projection ``index`` as float32 once checked (new, right shape), marked as added."""
+    if added[index]:
+        raise ValueError(f"projection {index} was already added to the reconstruction")
+    projection = np.asarray(projection, dtype=np.float32)
+    if projection.shape != shape:
+        raise ValueError(f"projection {index} has shape {projection.shape}, expected {shape}")
+    added[index] = True
+    return projection
+
+
 class IncrementalFBP:
     """A running FBP of an (n_angles, n_t, n_q) sinogram, fed one projection at a time."""
 
@@ -117,14 +130,7 @@ class IncrementalFBP:
 
     def add(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
         """Filter projection ``index`` (n_t, n_q) and queue it; a full batch is back-projected."""
-        if self.added[index]:
-            raise ValueError(f"projection {index} was already added to the reconstruction")
-        projection = np.asarray(projection, dtype=np.float32)
-        if projection.shape != (self.n_t, self.n_q):
-            raise ValueError(
-                f"projection {index} has shape {projection.shape}, expected {(self.n_t, self.n_q)}"
-            )
-        self.added[index] = True
+        projection = accept_projection(self.added, index, projection, (self.n_t, self.n_q))
         self._pending.append((index, filter_projection(projection, self.filter, self.size), scale))
         if len(self._pending) >= self.batch:
             self.flush()

@@ -73,7 +73,8 @@ class RobustIntegrator:
         self._order = BinOrder(self.indptr, self.indices, n_groups=max(64, 8 * threads))
         self._inv_raster = self._order.in_raster_order(self.inv_norm_csr)
         self._x = np.empty(nnz, dtype=np.float32)  # a frame in bin order (scaled or not)
-        self._raw = np.empty(nnz, dtype=np.float32)  # the raw frame in bin order, with a dark
+        # the raw frame in bin order: with a dark, a buffer of its own
+        self._raw = self._x if dark is None else np.empty(nnz, dtype=np.float32)
         self._keep = np.empty(nnz, dtype=np.bool_)
         self._scratch = tm.scratch_buffers(threads, max(1, int(self.count.max(initial=0))))
 
@@ -144,7 +145,7 @@ class RobustIntegrator:
             raise ValueError(f"sigma clip thres={thres}, max_iter={max_iter}: need > 0, >= 0")
         signal, raw = self._flat(frame)
         self._order.scatter(signal, self._x)
-        if raw is not signal:
+        if self.dark is not None:
             self._order.scatter(raw, self._raw)
         n_bins = self.indptr.size - 1
         out = (
@@ -158,7 +159,7 @@ class RobustIntegrator:
             self._order.groups,
             self.indptr,
             self._x,
-            self._raw if raw is not signal else self._x,
+            self._raw,
             self.norm_csr,
             float(thres),
             int(max_iter),
