@@ -38,9 +38,8 @@ class BinOrder:
         self.order = np.argsort(indices, kind="stable")  # bin-order positions, in raster order
         self.pixels = indices[self.order].astype(np.uint32)
         self.dest = self.order.astype(np.uint32)
-        self.size = indices.size
         n_bins = indptr.size - 1
-        cuts = np.searchsorted(indptr, np.linspace(0, self.size, n_groups + 1))
+        cuts = np.searchsorted(indptr, np.linspace(0, indices.size, n_groups + 1))
         groups = np.unique(np.clip(cuts, 0, n_bins)).astype(np.int64)
         groups[0], groups[-1] = 0, n_bins
         self.groups = groups  # bin boundaries holding about equal pixel counts
