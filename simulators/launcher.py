@@ -60,6 +60,7 @@ class SimProcess:
     proc: subprocess.Popen
     info: dict[str, Any]
     log: deque = field(default_factory=lambda: deque(maxlen=200))
+    pump: threading.Thread | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
@@ -69,6 +70,11 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
+        # the output pump ends at EOF; then its pipe is closed
+        if self.pump is not None and self.pump is not threading.current_thread():
+            self.pump.join(timeout)
+        if self.proc.stdout is not None and (self.pump is None or not self.pump.is_alive()):
+            self.proc.stdout.close()
 
 
 def start(
@@ -104,7 +110,8 @@ def start(
                 sim.log.append(line.rstrip())
         ready.set()
 
-    threading.Thread(target=pump, daemon=True, name=f"{name}-log").start()
+    sim.pump = threading.Thread(target=pump, daemon=True, name=f"{name}-log")
+    sim.pump.start()
     if not ready.wait(timeout) or not sim.info:
         sim.stop()
         tail = "\n".join(list(sim.log)[-20:])

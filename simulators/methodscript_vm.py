@@ -76,7 +76,7 @@ class Instrument(Protocol):
     """What the interpreter needs from the instrument."""
 
     def aborted(self) -> bool: ...
-    def sleep(self, sim_seconds: float) -> bool: ...  # True if aborted meanwhile
+    def sleep_until(self, t: float) -> bool: ...  # instrument time; True if aborted meanwhile
     def now(self) -> float: ...
     def cell(self, on: bool) -> None: ...
     def measure(self, kind: str, setpoint: float) -> tuple[float, float]: ...
@@ -261,7 +261,7 @@ class Interpreter:
         elif cmd == "timer_get":
             self.vars[w[1]] = inst.now() - self.t0
         elif cmd == "wait":
-            inst.sleep(self.value(w[1]))
+            inst.sleep_until(inst.now() + self.value(w[1]))
         elif cmd in ("cell_on", "cell_off"):
             inst.cell(cmd == "cell_on")
         elif cmd == "pck_start":
@@ -290,7 +290,7 @@ class Interpreter:
         try:
             while not self.inst.aborted():
                 n += 1
-                if self.inst.sleep(start + n * interval - self.inst.now()):
+                if self.inst.sleep_until(start + n * interval):
                     break
                 p, c = self.inst.measure(kind, setpoint)
                 self.vars[outs[0]] = p

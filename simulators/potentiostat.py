@@ -5,7 +5,8 @@ scripts ``e`` … empty line). Unknown or malformed scripts are refused whole wi
 ``!hhhh`` error; nothing of them runs.
 
 - **Clock**: time runs ``--time-factor`` times faster than the wall clock, for the
-  battery and every interval and run time in scripts.
+  battery and every interval and run time in scripts, in lockstep with the script
+  (:mod:`.lockstep_clock`): a package is never stamped late because the host was busy.
 - **Port**: ``READY {json}`` gives ``port``, a stable symlink (like
   ``/dev/serial/by-id/…``) to the current pty. ``SIGUSR1`` unplugs the cable for
   ``--replug-after`` s: the pty closes, and like a USB-powered EmStat the instrument
@@ -36,6 +37,7 @@ from typing import Any
 
 from ..protocols import methodscript as ms
 from .battery import Battery
+from .lockstep_clock import LockstepClock
 from .methodscript_vm import Interpreter, parse_script
 
 ERR_UNKNOWN_COMMAND = 0x0001
@@ -79,7 +81,7 @@ class PotentiostatSim:
 
     def __init__(self, battery: Battery, time_factor: float, cables: Cables | None) -> None:
         self.battery = battery
-        self.factor = time_factor
+        self.clock = LockstepClock(time_factor)
         self.cables = cables
         self.fd: int | None = None
         self.cell_on = False
@@ -87,8 +89,7 @@ class PotentiostatSim:
         self.setpoint = 0.0
         self.current = 0.0
         self.gpio = 0
-        self._sim_t = 0.0
-        self._wall = time.monotonic()
+        self._sim_t = 0.0  # the battery has been integrated up to this simulated time
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._abort = threading.Event()
@@ -96,21 +97,20 @@ class PotentiostatSim:
 
     # -- the simulated clock and the cell (Instrument protocol of the interpreter) ----------
     def now(self) -> float:
-        return self._sim_t + (time.monotonic() - self._wall) * self.factor
+        return self.clock.now()
 
     def aborted(self) -> bool:
         return self._abort.is_set()
 
-    def sleep(self, sim_seconds: float) -> bool:
-        return sim_seconds > 0 and self._abort.wait(sim_seconds / self.factor)
+    def sleep_until(self, t: float) -> bool:
+        return self.clock.sleep_until(t, self._abort)
 
     def advance(self) -> None:
         """Integrate the battery up to now at the present mode."""
         with self._lock:
-            now = time.monotonic()
-            dt_total = (now - self._wall) * self.factor
-            self._wall = now
-            self._sim_t += dt_total
+            now = self.clock.now()
+            dt_total = max(0.0, now - self._sim_t)
+            self._sim_t = max(self._sim_t, now)
             while dt_total > 1e-12:
                 dt = min(dt_total, MAX_SUBSTEP)
                 self.current = self._mode_current()
@@ -263,6 +263,7 @@ class PotentiostatSim:
             return
         self.send("e")
         self._abort.clear()
+        self.clock.hold()  # firmware time: only the script's waits take time
         interp = Interpreter(script, self)
         self._runner = threading.Thread(target=self._run, args=(interp,), daemon=True)
         self._runner.start()
@@ -281,6 +282,7 @@ class PotentiostatSim:
             if self._abort.is_set():
                 self.send("Z")
             self.send("")
+            self.clock.release()
 
     def publish(self) -> None:
         """Keep the beamline's view of the cell's lithium content current."""
