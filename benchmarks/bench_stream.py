@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 from bench_integrate import pilatus_geometry, powder_frame
 
-from operando.live_processing.integrate import METHODS
+from operando.live_processing.options import METHODS
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry
 from operando.simulators import launcher

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from ophyd import EpicsSignalRO
+from ophyd.sim import make_fake_device
 
 from ..devices.detector import StreamingDetector
 from ..devices.methodscript_client import PotentiostatError
@@ -14,6 +16,7 @@ from ..devices.potentiostat import Potentiostat
 from ..devices.shutter import Shutter
 from ..devices.stage import TomoStage
 from ..devices.trigger import TriggerLines
+from .channel_access import ensure_repeater
 from .config import BeamlineConfig
 from .errors import ConfigError
 
@@ -32,37 +35,85 @@ class Beamline:
     def destroy(self) -> None:
         self.pstat.destroy()
 
+    @property
+    def devices(self) -> dict[str, Any]:
+        """Every device by name."""
+        return {
+            d.name: d
+            for d in (self.stage, self.det, self.diode, self.shutter, self.pstat, self.trigger)
+        }
+
+
+def make_devices(
+    cfg: BeamlineConfig, potentiostat_url: str | None = None, *, fake: bool = False
+) -> Beamline:
+    """Every device of the beamline, built but not connected (nothing is opened).
+
+    ``fake``: ophyd's fake devices (``ophyd.sim.make_fake_device``) in place of the
+    EPICS ones, for tests and plan checks without an IOC.
+    """
+
+    def cls(c: type) -> type:
+        return make_fake_device(c) if fake else c
+
+    prefix = cfg.epics.prefix
+    stage = cls(TomoStage)(prefix, name="stage")
+    det = cls(StreamingDetector)(f"{prefix}det:", name="det", exposure=cfg.detector.exposure)
+    diode = beam_monitor(f"{prefix}diode", fake=fake)
+    shutter = cls(Shutter)(f"{prefix}shutter:", name="shutter")
+    trigger = cls(TriggerLines)(prefix, name="trigger")
+    pstat = Potentiostat(
+        potentiostat_url or cfg.potentiostat.url,
+        name="pstat",
+        v_window=(cfg.potentiostat.v_min, cfg.potentiostat.v_max),
+        i_max=cfg.potentiostat.i_max,
+        sample_interval=cfg.potentiostat.sample_interval,
+    )
+    return Beamline(stage, det, diode, shutter, pstat, trigger)
+
+
+def not_connected(exc: Exception, limit: int = 6) -> str:
+    """The PV names of an ophyd connection timeout, whole, at most ``limit`` of them."""
+    text = str(exc).split("\n")[0]
+    names = [w.strip(" ,.:") for w in text.replace(",", " ").split() if ":" in w.strip(" ,.:")]
+    if not names:
+        return text
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def connection_hint(cfg: BeamlineConfig) -> str:
+    """What to check when PVs do not connect: where libca searched."""
+    if cfg.epics.ca_addr_list:
+        where = f"[epics] ca_addr_list = {cfg.epics.ca_addr_list!r}"
+    else:
+        listed = os.environ.get("EPICS_CA_ADDR_LIST", "")
+        port = os.environ.get("EPICS_CA_SERVER_PORT", "5064")
+        where = (
+            f"EPICS_CA_ADDR_LIST={listed!r}, port {port}; an IOC on another port or host "
+            'needs [epics] ca_addr_list = "HOST:PORT" (operando sim prints it)'
+        )
+    return f"check [epics] prefix, that the IOC is running, and the search address ({where})"
+
 
 def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
-    """Connect every device; a missing PV or port raises :class:`ConfigError`."""
+    """Build and connect every device; a missing PV or port raises :class:`ConfigError`."""
     if cfg.epics.ca_addr_list:
         os.environ["EPICS_CA_AUTO_ADDR_LIST"] = "NO"
         os.environ["EPICS_CA_ADDR_LIST"] = cfg.epics.ca_addr_list
-    prefix = cfg.epics.prefix
-    stage = TomoStage(prefix, name="stage")
-    det = StreamingDetector(f"{prefix}det:", name="det", exposure=cfg.detector.exposure)
-    diode = beam_monitor(f"{prefix}diode")
-    shutter = Shutter(f"{prefix}shutter:", name="shutter")
-    trigger = TriggerLines(prefix, name="trigger")
-    timeout = cfg.epics.connection_timeout
-    for dev in (stage, det, diode, shutter, trigger):
+    ensure_repeater()  # before libca starts: no "unable to contact CA repeater" banner
+    bl = make_devices(cfg, potentiostat_url)
+    prefix, timeout = cfg.epics.prefix, cfg.epics.connection_timeout
+    for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger):
         try:
             dev.wait_for_connection(timeout=timeout)
         except TimeoutError as exc:
-            missing = str(exc).split("\n")[0]
             raise ConfigError(
                 f"EPICS PVs with prefix {prefix!r} did not connect within {timeout:g} s "
-                f"({missing[:160]}); check [epics] prefix and that the IOC is running"
+                f"({not_connected(exc)}); {connection_hint(cfg)}"
             ) from exc
-    url = potentiostat_url or cfg.potentiostat.url
     try:
-        pstat = Potentiostat(
-            url,
-            name="pstat",
-            v_window=(cfg.potentiostat.v_min, cfg.potentiostat.v_max),
-            i_max=cfg.potentiostat.i_max,
-            sample_interval=cfg.potentiostat.sample_interval,
-        )
+        bl.pstat.connect()
     except PotentiostatError as exc:
         raise ConfigError(f"potentiostat: {exc}") from exc
-    return Beamline(stage, det, diode, shutter, pstat, trigger)
+    return bl

@@ -1,13 +1,33 @@
-"""The ``operando`` command line."""
+"""The ``operando`` command line.
+
+Each sub-command is a thin wrapper: it parses, sets up logging (progress and messages on
+stderr), runs, and prints its result on stdout. Errors we expect (bad configuration,
+input, files) are one ``operando: error: …`` line and exit status 2; Ctrl-C is one line
+and 130.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 from pathlib import Path
 
+from ..live_processing.options import METHODS, add_processor_arguments
 from .errors import ConfigError
+
+log = logging.getLogger("operando")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Messages of every ``operando`` logger on stderr, plainly; library chatter off."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # bluesky and ophyd log what we report ourselves (aborts, suspensions) with tracebacks
+    for name in ("bluesky", "ophyd", "caproto"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -21,36 +41,34 @@ def _demo(args: argparse.Namespace) -> int:
     repeater = launcher.start_repeater(port)
     try:
         from .config import load_config
-        from .demo import run_demo
+        from .demo import DemoInterrupted, run_demo
 
         cfg = load_config(args.config) if args.config else None
-        run_demo(args.out, args.size, args.phantom, cfg, ca_port=port, protocol=args.protocol)
+        try:
+            result = run_demo(
+                args.out, args.size, args.phantom, cfg, ca_port=port, protocol=args.protocol
+            )
+        except DemoInterrupted as stop:
+            kept = ", ".join(p.name for p in stop.result.paths) or "no scan file"
+            print(
+                "operando: interrupted: the plan was aborted and the cell put to open circuit; "
+                f"kept {kept} in {stop.result.out}",
+                file=sys.stderr,
+            )
+            return 130
     finally:
         repeater.stop()
+    print(result.summary.table(result.files))
+    print(f"output folder {args.out}: phantom.h5, detector.poni, ground_truth/, scan files:")
+    for path in result.paths:
+        print(path)
     return 0
 
 
 def _sim(args: argparse.Namespace) -> int:
-    import signal
+    from .sim import run_sim
 
-    from ..simulators import launcher
-
-    port = args.port or launcher.free_port()
-    repeater = launcher.start_repeater(port)
-    ioc = launcher.start_ioc(args.prefix, port, args.phantom, args.poni)
-    pot = launcher.start_potentiostat(args.time_factor, 0.05, 0.98, ioc=(args.prefix, port))
-    info = {"ioc": {**ioc.info, **launcher.ca_client_env(port)}, "potentiostat": pot.info}
-    print(json.dumps(info, indent=2), flush=True)
-    print("simulators running; Ctrl-C stops them", flush=True)
-    try:
-        signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        pot.stop()
-        ioc.stop()
-        repeater.stop()
-    return 0
+    return run_sim(args.dir, args.prefix, args.port, args.phantom, args.time_factor)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -71,8 +89,8 @@ def _check(args: argparse.Namespace) -> int:
     bl = build(cfg)
     try:
         print(
-            f"EPICS: stage x={bl.stage.x.position:g} {bl.stage.x.egu}, "
-            f"rot={bl.stage.rot.position:g} "
+            f"EPICS: stage x={bl.stage.x.position:.4f} {bl.stage.x.egu}, "
+            f"rot={bl.stage.rot.position:.4f} "
             f"{bl.stage.rot.egu}, diode={bl.diode.get():.4g}, detector {bl.det.model.get()}"
         )
         print(f"potentiostat: {bl.pstat.firmware.get()} on {bl.pstat.url}")
@@ -83,26 +101,31 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from ..live_processing.processor import main as processor_main
+    from ..live_processing.processor import serve
 
-    processor_main(args.rest)
+    serve(args)
     return 0
 
 
 def _integrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..live_processing.integrate import GeometryError
-    from ..live_processing.offline import InputError, integrate_files
+    from ..live_processing.offline import InputError, count_frames, integrate_files
 
     try:
-        written = integrate_files(
-            args.files,
-            args.poni,
-            args.bins,
-            args.out,
-            method=args.method,
-            mask_file=args.mask,
-            polarization=args.polarization,
-        )
+        total = sum(count_frames(f) for f in args.files)
+        with tqdm(total=total, unit="frame", file=sys.stderr, disable=None) as bar:
+            written = integrate_files(
+                args.files,
+                args.poni,
+                args.bins,
+                args.out,
+                method=args.method,
+                mask_file=args.mask,
+                polarization=args.polarization,
+                on_frame=lambda path, k: bar.update(),
+            )
     except (GeometryError, InputError) as exc:
         raise ConfigError(str(exc)) from exc
     for path in written[:5]:
@@ -114,8 +137,16 @@ def _integrate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="operando", description="Operando battery XRD-CT on bluesky")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run a whole operando experiment on the built-in simulators")
+    d = sub.add_parser(
+        "demo",
+        help="run a whole operando experiment on the built-in simulators",
+        description="Start the simulated beamline (IOC, serial potentiostat, detector "
+        "stream) and the live processor, run an operando protocol, and print a summary "
+        "table and the scan files. Ctrl-C aborts safely: cell to open circuit, what was "
+        "acquired written.",
+    )
     d.add_argument(
         "--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)"
     )
@@ -136,22 +167,62 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
     d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")
     d.set_defaults(func=_demo)
-    s = sub.add_parser("sim", help="start the simulated beamline and print its addresses")
-    s.add_argument("--prefix", default="SIM:")
-    s.add_argument("--port", type=int, default=0, help="Channel Access port (default: a free one)")
-    s.add_argument("--phantom", type=Path)
-    s.add_argument("--poni", type=Path, default=Path("detector.poni"))
-    s.add_argument("--time-factor", type=float, default=1.0)
+    s = sub.add_parser(
+        "sim",
+        help="start the simulated beamline and print how to script against it",
+        description="Start the simulated beamline: a caproto IOC (stage x/rot/z, beam "
+        "monitor diode, shutter, trigger lines, detector cam) on a loopback Channel Access "
+        "port with its CA repeater, the detector's Stream V2 ZMQ socket, and a MethodSCRIPT "
+        "potentiostat on a pseudo-terminal. Writes detector.poni, beamline.toml and env.sh "
+        "into its folder and prints the shell lines to paste into another terminal. "
+        "Ctrl-C stops it.",
+    )
+    s.add_argument(
+        "--dir",
+        type=Path,
+        help="folder for detector.poni, beamline.toml, env.sh and the ground truth "
+        "(default: a new folder operando-sim-* in the system's temporary directory; "
+        "an existing file there is never overwritten)",
+    )
+    s.add_argument(
+        "--prefix", default="SIM:", help="PV prefix of every simulated device (default SIM:)"
+    )
+    s.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="Channel Access server port on 127.0.0.1; the CA repeater takes port + 1 "
+        "(default: a free pair)",
+    )
+    s.add_argument(
+        "--phantom", type=Path, help="phantom HDF5 file to render frames from (default: a cell)"
+    )
+    s.add_argument(
+        "--time-factor",
+        type=float,
+        default=1.0,
+        help="the potentiostat's cell time runs this many times faster than the wall "
+        "clock (default 1: real time)",
+    )
     s.set_defaults(func=_sim)
-    c = sub.add_parser("check", help="connect to the beamline of a config file and report")
-    c.add_argument("--config", type=Path, required=True)
+    c = sub.add_parser(
+        "check",
+        help="connect to the beamline of a config file and report",
+        description="Connect every device of a beamline TOML (see control/config.py) and "
+        "report what it reads; one-line errors for what does not connect.",
+    )
+    c.add_argument("--config", type=Path, required=True, help="beamline TOML file")
     c.set_defaults(func=_check)
     i = sub.add_parser(
         "integrate",
         help="integrate detector image files (CBF, EDF, TIFF, HDF5) with a PONI geometry",
         description="Integrate every frame of FILE... into q bins with the live engines. "
         "Masked: the detector's mask, --mask, and every pixel < 0. Solid-angle correction "
-        "on; polarisation only with --polarization. Text output: q, I, sigma columns.",
+        "on; polarisation only with --polarization. Outputs, never overwriting: "
+        "--out NAME.h5 (.hdf5, .nxs) one HDF5 file for every frame; --out NAME.dat (any "
+        "other suffix) one text file for one frame; --out DIR (no suffix) one text file "
+        "per frame, DIR/<stem>.dat or <stem>_<frame>.dat, clashing stems keeping their "
+        "suffix (a_tif.dat). Text: q, I, sigma columns.",
     )
     i.add_argument("files", nargs="+", type=Path, metavar="FILE")
     i.add_argument("--poni", type=Path, required=True, help="pyFAI PONI geometry file")
@@ -160,22 +231,29 @@ def parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         required=True,
-        help="output: NAME.h5/.hdf5/.nxs for HDF5, else a text file (one frame) or folder",
+        help="NAME.h5 for HDF5, NAME.dat for one frame as text, or a folder (see above)",
     )
-    i.add_argument("--method", choices=["mean", "trimmed", "sigmaclip"], default="mean")
+    i.add_argument("--method", choices=METHODS, default="mean")
     i.add_argument("--mask", type=Path, help="mask image (non-zero = masked), any fabio format")
     i.add_argument(
         "--polarization", type=float, help="polarisation factor in [-1, 1] (default: none)"
     )
     i.set_defaults(func=_integrate)
-    pr = sub.add_parser("process", help="run the live processor (see --help of the module)")
-    pr.add_argument("rest", nargs=argparse.REMAINDER)
+    pr = sub.add_parser(
+        "process",
+        help="run the live processor on its own (documents + detector stream in, files out)",
+        description="The live processor: binds --docs for bluesky documents, connects to "
+        "the detector streams, integrates every frame, reconstructs every q bin and "
+        "writes one NeXus file per run into --out.",
+    )
+    add_processor_arguments(pr)
     pr.set_defaults(func=_process)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    setup_logging(args.verbose)
     try:
         return int(args.func(args))
     except ConfigError as exc:

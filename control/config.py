@@ -69,13 +69,40 @@ class BeamlineConfig:
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
 
 
-def _section(cls: type, name: str, values: dict[str, Any]) -> Any:
-    known = {f.name: f.type for f in fields(cls)}
+TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,)}
+TYPE_WORDS = {"float": "a number", "int": "a whole number", "str": "a string (in quotes)"}
+LIMITS: dict[tuple[str, str], tuple[float, float]] = {
+    ("epics", "connection_timeout"): (0.1, 600.0),
+    ("potentiostat", "i_max"): (1e-9, 10.0),
+    ("potentiostat", "sample_interval"): (1e-3, 3600.0),
+    ("detector", "exposure"): (1e-4, 100.0),
+    ("processing", "bins"): (2, 100_000),
+}
+
+
+def _check_value(section: str, key: str, kind: str, value: Any) -> None:
+    """One-line errors for a value of the wrong type or outside its limits."""
+    where = f"[{section}] {key} = {value!r}"
+    if isinstance(value, bool) or not isinstance(value, TYPES[kind]):
+        raise ConfigError(f"{where}: must be {TYPE_WORDS[kind]}, not {type(value).__name__}")
+    if (section, key) in LIMITS and isinstance(value, int | float):
+        lo, hi = LIMITS[(section, key)]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{where}: must be within [{lo:g}, {hi:g}]")
+
+
+def _section(cls: type, name: str, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table of keys, not {values!r}")
+    known = {f.name: str(f.type) for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
         raise ConfigError(
-            f"config section [{name}] has unknown key(s): {', '.join(sorted(unknown))}"
+            f"config section [{name}] has unknown key(s): {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(known)}"
         )
+    for key, value in values.items():
+        _check_value(name, key, known[key], value)
     return cls(**values)
 
 
@@ -99,4 +126,14 @@ def load_config(path: str | Path | None) -> BeamlineConfig:
     unknown = set(raw) - set(sections)
     if unknown:
         raise ConfigError(f"config file {p} has unknown section(s): {', '.join(sorted(unknown))}")
-    return BeamlineConfig(**{k: _section(cls, k, raw.get(k, {})) for k, cls in sections.items()})
+    try:
+        cfg = BeamlineConfig(**{k: _section(cls, k, raw.get(k, {})) for k, cls in sections.items()})
+    except ConfigError as exc:
+        raise ConfigError(f"config file {p}: {exc}") from None
+    pc = cfg.potentiostat
+    if not pc.v_min < pc.v_max:
+        raise ConfigError(
+            f"config file {p}: [potentiostat] v_min = {pc.v_min:g} V must be below "
+            f"v_max = {pc.v_max:g} V"
+        )
+    return cfg

@@ -14,11 +14,11 @@ One NeXus file per scan; the paths are printed last.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,39 @@ from ..plans.operando import minimal_operando
 from ..plans.xrdct import xrdct_scan
 from ..simulators import launcher
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
-from .beamline import build
+from .beamline import Beamline, build
 from .config import BeamlineConfig
 from .errors import ConfigError
+from .progress import RunSummary
 from .session import connect_publisher, flush, make_run_engine
+
+log = logging.getLogger("operando.demo")
 
 TIME_FACTOR = 600.0  # simulated cell time per wall second
 CAPACITY_MAH = 0.05
 ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
 PROTOCOLS = ("minimal", "holotomo")
+
+
+@dataclass
+class DemoResult:
+    """What the demo made: scan files by run uid, and every run for the summary table."""
+
+    out: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
+
+    @property
+    def paths(self) -> list[Path]:
+        return list(self.files.values())
+
+
+class DemoInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the demo: the plan was aborted safely; ``result`` holds what was kept."""
+
+    def __init__(self, result: DemoResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -76,11 +100,13 @@ def run_demo(
     cfg: BeamlineConfig | None = None,
     ca_port: int | None = None,
     protocol: str = "minimal",
-) -> list[Path]:
-    """Run the demo experiment; return the paths of the scans' NeXus files.
+) -> DemoResult:
+    """Run the demo experiment; return the scans' NeXus files and the runs' summary.
 
     ``ca_port``: the Channel Access port already set up in this process's environment
-    (with its repeater running); by default a free one is chosen here.
+    (with its repeater running); by default a free one is chosen here. Ctrl-C aborts the
+    plan (the cell goes to open circuit), waits for the processor to write what was
+    acquired, and raises :class:`DemoInterrupted` with it.
     """
     t_start = time.monotonic()
     if protocol not in PROTOCOLS:
@@ -103,12 +129,12 @@ def run_demo(
     results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
     beamline = None
     publisher = None
+    result = DemoResult(out)
     try:
-        print(
-            f"operando demo: {n} x {n} phantom of {ph.pixel_size:g} mm pixels, {phantom_path}",
-            flush=True,
+        log.info(
+            "operando demo: %d x %d phantom of %g mm pixels, %s", n, n, ph.pixel_size, phantom_path
         )
-        print("  starting simulators (IOC, potentiostat) and the live processor ...", flush=True)
+        log.info("  starting simulators (IOC, potentiostat) and the live processor ...")
         soc, factor = (0.98, TIME_FACTOR) if protocol == "minimal" else (0.6, 2 * TIME_FACTOR)
         ioc = launcher.start_ioc(prefix, port, phantom_path, poni, x_ref=0.98)
         procs.append(ioc)
@@ -119,78 +145,29 @@ def run_demo(
         )
         procs.append(proc)
         beamline = build(cfg, potentiostat_url=pot.info["port"])
-        print(
-            f"  connected: IOC {prefix} on 127.0.0.1:{port}, potentiostat {pot.info['port']} "
-            f"({beamline.pstat.firmware.get()})",
-            flush=True,
+        log.info(
+            "  connected: IOC %s on 127.0.0.1:%d, potentiostat %s (%s)",
+            prefix,
+            port,
+            pot.info["port"],
+            beamline.pstat.firmware.get(),
         )
         publisher = connect_publisher(proc.info["docs"], results)
         RE = make_run_engine(publisher)
-        step = ph.pixel_size
-        translations = (np.arange(n) - (n - 1) / 2) * step
-        n_angles = size.n_angles if phantom_file is None else n
-        angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
-        sample = {"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)}
-        bl = beamline
-        plan: Any
-        if protocol == "minimal":
-            plan = minimal_operando(
-                bl.pstat,
-                bl.det,
-                bl.stage,
-                bl.diode,
-                angles.tolist(),
-                translations.tolist(),
-                poni_file=str(poni),
-                current=ONE_C / 3,
-                until_voltage=4.3,
-                cc_time=1800.0,
-                rest_time=120.0,
-                ocv_before_scan=60.0,
-                resume_time=600.0,
-                sample=sample,
-            )
-        else:
-
-            def scan(md: dict) -> Any:
-                return xrdct_scan(
-                    bl.det,
-                    bl.stage,
-                    bl.diode,
-                    angles.tolist(),
-                    translations.tolist(),
-                    poni_file=str(poni),
-                    pstat=bl.pstat,
-                    sample=sample,
-                    md=md,
-                )
-
-            params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
-            plan = seed_holotomo_protocol(bl.pstat, scan, params)
+        RE.subscribe(result.summary)
+        plan = demo_plan(beamline, ph, size, phantom_file, phantom_path, poni, protocol)
         try:
-            result = RE(plan)
+            RE(plan)
         except RunEngineInterrupted:
             # Ctrl-C paused the plan: abort it, so its cleanup puts the cell at open
             # circuit and the open runs close (the processor writes what it has)
-            print("  interrupted: aborting the plan, cell to open circuit ...", file=sys.stderr)
+            log.warning("  interrupted: aborting the plan, cell to open circuit ...")
             RE.abort("interrupted by the user")
-            try:
-                flush(publisher, results)
-            except ConfigError:
-                print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
-            raise KeyboardInterrupt from None
-        print(f"  protocol done: {getattr(result, 'plan_result', result)}", flush=True)
-        n_scans = len(getattr(getattr(result, "plan_result", None), "scans", [])) or 2
-        early = flush(publisher, results)  # every document of the protocol is handled
-        try:
-            paths = wait_for_files(results, n_scans, timeout=120.0, early=early)
-        except ConfigError:
-            print("\n".join(list(proc.log)[-30:]), file=sys.stderr)
-            raise
-        print(f"done in {time.monotonic() - t_start:.0f} s: {len(paths)} scan files", flush=True)
-        for path in paths:
-            print(path, flush=True)
-        return paths
+            collect_files(publisher, results, result, proc)
+            raise DemoInterrupted(result) from None
+        collect_files(publisher, results, result, proc)
+        log.info("done in %.0f s: %d scan files", time.monotonic() - t_start, len(result.files))
+        return result
     finally:
         if publisher is not None:
             publisher.close()
@@ -202,42 +179,99 @@ def run_demo(
         ctx.destroy(linger=0)
 
 
+def demo_plan(
+    bl: Beamline,
+    ph: Phantom,
+    size: Size,
+    phantom_file: Path | None,
+    phantom_path: Path,
+    poni: Path,
+    protocol: str,
+) -> Any:
+    """The demo's protocol on the built beamline."""
+    n = ph.shape[0]
+    step = ph.pixel_size
+    translations = (np.arange(n) - (n - 1) / 2) * step
+    n_angles = size.n_angles if phantom_file is None else n
+    angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
+    sample = {"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)}
+    if protocol == "minimal":
+        return minimal_operando(
+            bl.pstat,
+            bl.det,
+            bl.stage,
+            bl.diode,
+            angles.tolist(),
+            translations.tolist(),
+            poni_file=str(poni),
+            current=ONE_C / 3,
+            until_voltage=4.3,
+            cc_time=1800.0,
+            rest_time=120.0,
+            ocv_before_scan=60.0,
+            resume_time=600.0,
+            sample=sample,
+        )
+
+    def scan(md: dict) -> Any:
+        return xrdct_scan(
+            bl.det,
+            bl.stage,
+            bl.diode,
+            angles.tolist(),
+            translations.tolist(),
+            poni_file=str(poni),
+            pstat=bl.pstat,
+            sample=sample,
+            md=md,
+        )
+
+    params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
+    return seed_holotomo_protocol(bl.pstat, scan, params)
+
+
+def collect_files(
+    publisher: Any, results: zmq.Socket, result: DemoResult, proc: launcher.SimProcess
+) -> None:
+    """Wait until the processor has written a file for every scan run that started."""
+    try:
+        early = flush(publisher, results)  # every document sent so far is handled
+        scans = [uid for uid, row in result.summary.rows.items() if row.scan]
+        wait_for_files(results, scans, result.files, timeout=120.0, early=early)
+    except ConfigError:
+        log.error("%s", "\n".join(list(proc.log)[-30:]))
+        raise
+
+
 def wait_for_files(
-    results: zmq.Socket, n: int, timeout: float, early: list[dict] | None = None
-) -> list[Path]:
-    """Wait for ``n`` 'written' reports of the processor (some may be in ``early``)."""
+    results: zmq.Socket,
+    runs: list[str],
+    files: dict[str, Path],
+    timeout: float,
+    early: list[dict] | None = None,
+) -> None:
+    """Wait for the processor's 'written' reports of ``runs`` (some may be in ``early``)."""
     deadline = time.monotonic() + timeout
     pending = list(early or [])
-    paths: list[Path] = []
-    while len(paths) < n:
-        paths.append(wait_for_file(results, deadline - time.monotonic(), pending))
-    # a later run's documents update earlier files (the whole V/I log): let them land
-    return paths
-
-
-def wait_for_file(results: zmq.Socket, timeout: float, early: list[dict] | None = None) -> Path:
-    """Wait for the processor's next 'written' report (taking it from ``early`` first)."""
-    deadline = time.monotonic() + timeout
-    pending = early if early is not None else []
-    while time.monotonic() < deadline:
+    while any(uid not in files for uid in runs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
         if pending:
             msg = pending.pop(0)
-        elif results.poll(200):
+        elif results.poll(min(200, int(left * 1000) + 1)):
             msg = results.recv_json()  # type: ignore[assignment]
         else:
             continue
         if msg.get("event") == "written":
             if msg["missing"]:
-                print(
-                    f"  WARNING: {len(msg['missing'])} sinogram cells had no frame: "
-                    f"{msg['missing'][:5]} ...",
-                    file=sys.stderr,
-                    flush=True,
+                log.warning(
+                    "  %d sinogram cells had no frame (left NaN, flagged in sinogram/missing)",
+                    len(msg["missing"]),
                 )
-            return Path(msg["path"])
-        if msg.get("event") == "error":
+            files[msg["run"]] = Path(msg["path"])
+        elif msg.get("event") == "error":
             raise ConfigError(f"live processor: {msg['error']}")
-    raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
 
 
 def close_channel_access() -> None:

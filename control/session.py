@@ -13,6 +13,7 @@ from bluesky.callbacks.zmq import Publisher
 
 from ..protocols.jsonable import jsonable
 from .errors import ConfigError
+from .progress import ScanProgress
 
 
 def serialize(doc: dict[str, Any]) -> bytes:
@@ -56,49 +57,11 @@ def flush(pub: Publisher, results: zmq.Socket, timeout: float = 30.0) -> list[di
     raise ConfigError(f"live processor at {pub.address} did not answer within {timeout:g} s")
 
 
-class Progress:
-    """Prints one line per completed row of an XRD-CT scan and per run."""
-
-    def __init__(self) -> None:
-        self.n_trans = 0
-        self.n_rows = 0
-        self.t0 = 0.0
-        self.primary: set[str] = set()
-
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        if name == "start":
-            geom = doc.get("xrdct")
-            what = doc.get("step") or doc.get("plan_name")
-            if geom:
-                self.n_trans, self.n_rows = len(geom["translations"]), len(geom["angles"])
-                print(
-                    f"  scan {doc['uid'][:8]}: {self.n_rows} angles x {self.n_trans} translations",
-                    flush=True,
-                )
-            else:
-                print(f"  run {doc['uid'][:8]}: {what}", flush=True)
-            self.t0 = time.monotonic()
-        elif name == "descriptor" and doc.get("name") == "primary":
-            self.primary.add(doc["uid"])
-        elif name == "event" and doc["descriptor"] in self.primary and self.n_trans:
-            if doc["seq_num"] % self.n_trans == 0:
-                row = doc["seq_num"] // self.n_trans
-                if row % max(1, self.n_rows // 10) == 0 or row == self.n_rows:
-                    rate = doc["seq_num"] / max(time.monotonic() - self.t0, 1e-9)
-                    print(f"    row {row}/{self.n_rows}  ({rate:.0f} points/s)", flush=True)
-        elif name == "stop":
-            print(
-                f"  run {doc['run_start'][:8]} {doc['exit_status']} "
-                f"after {time.monotonic() - self.t0:.1f} s",
-                flush=True,
-            )
-
-
 def make_run_engine(publisher: Publisher | None, progress: bool = True) -> RunEngine:
-    """A RunEngine with the document publisher and progress printing subscribed."""
+    """A RunEngine with the document publisher and scan progress subscribed."""
     RE = RunEngine({}, call_returns_result=True)
     if publisher is not None:
         RE.subscribe(publisher)
     if progress:
-        RE.subscribe(Progress())
+        RE.subscribe(ScanProgress())
     return RE

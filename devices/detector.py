@@ -2,31 +2,89 @@
 
 The device never sees pixels. It arms a series when staged (software trigger mode),
 exposes ``burst`` frames per ``trigger()`` (1 for step scans, a whole row for fly
-scans; the ``Trigger`` put completes when the exposures end), and reports
-``frame_index``: the Stream V2 ``image_id`` of the frame that the event describes, so
-the live processor can pair frames and events. The series id and the stream address
-are configuration, so they are in every descriptor.
+scans; the ``Trigger`` put completes when the exposures end), and reads what an
+areaDetector gives: the stats plugin's total counts of the last frame, the array
+counter, the acquire time, and ``frame_index``, the Stream V2 ``image_id`` of the frame
+that the event describes, so the live processor can pair frames and events.
+
+``exposure`` (s per frame) and ``burst`` (frames per trigger) are soft signals, set
+with ``bps.mv`` so they appear in documents and can be restored; staging writes them
+to the camera. The series id and the stream address are configuration, so they are in
+every descriptor.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import Status
 
+EXPOSURE_LIMITS = (1e-4, 100.0)  # s
+BURST_LIMITS = (1, 10_000_000)  # frames per trigger
+
+
+class LimitedSignal(Signal):
+    """A soft signal that refuses values outside ``limits``, naming value and limit."""
+
+    def __init__(self, *args: Any, limits: tuple[float, float], unit: str = "", **kwargs: Any):
+        self._limits, self._unit = limits, unit
+        super().__init__(*args, **kwargs)
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        return self._limits
+
+    def check_value(self, value: Any) -> None:
+        lo, hi = self._limits
+        if not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ValueError(
+                f"{self.name}: {value!r} {self._unit} is outside [{lo:g}, {hi:g}] {self._unit}"
+            )
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        desc = super().describe()
+        desc[self.name].update(
+            units=self._unit, lower_ctrl_limit=self._limits[0], upper_ctrl_limit=self._limits[1]
+        )
+        return desc
+
+
+@runtime_checkable
+class FrameDetector(Protocol):
+    """What the scan plans need of a detector (the concrete class is ours or a user's)."""
+
+    name: str
+    exposure: Signal  # s per frame
+    burst: Signal  # frames per trigger
+    frame_index: Signal  # image id of the first frame of the last trigger
+    series_id: Any  # readable: the stream's series id
+    array_counter: Any  # readable: frames exposed since staging
+    num_images_counter: Any  # readable: frames of the last burst actually sent
+
+    def trigger(self) -> Status: ...
+    def read(self) -> dict[str, Any]: ...
+    def stage(self) -> list[Any]: ...
+    def unstage(self) -> list[Any]: ...
+
 
 class StreamingDetector(Device):
-    """Cam PVs at ``{prefix}cam:``; ``read()`` gives the frame index of the last trigger."""
+    """Cam PVs at ``{prefix}cam:``, stats at ``{prefix}Stats1:``."""
 
+    total_counts = Cpt(EpicsSignalRO, "Stats1:Total_RBV", kind="hinted")
+    array_counter = Cpt(
+        EpicsSignal, "cam:ArrayCounter_RBV", write_pv="cam:ArrayCounter", kind="normal"
+    )
+    frame_index = Cpt(Signal, value=-1, kind="normal")
     acquire_time = Cpt(EpicsSignal, "cam:AcquireTime", kind="config")
     acquire_period = Cpt(EpicsSignal, "cam:AcquirePeriod", kind="config")
-    num_images = Cpt(EpicsSignal, "cam:NumImages", kind="config")
+    exposure = Cpt(LimitedSignal, value=0.01, limits=EXPOSURE_LIMITS, unit="s", kind="config")
+    burst = Cpt(LimitedSignal, value=1, limits=BURST_LIMITS, unit="frames", kind="config")
+    num_images = Cpt(EpicsSignal, "cam:NumImages", kind="omitted")
     trigger_mode = Cpt(EpicsSignal, "cam:TriggerMode", string=True, kind="config")
     acquire = Cpt(EpicsSignal, "cam:Acquire", kind="omitted", put_complete=True)
     soft_trigger = Cpt(EpicsSignal, "cam:Trigger", kind="omitted", put_complete=True)
-    array_counter = Cpt(EpicsSignal, "cam:ArrayCounter", kind="omitted")
     num_images_counter = Cpt(EpicsSignalRO, "cam:NumImagesCounter", kind="omitted")
     drop_frames = Cpt(EpicsSignal, "cam:DropFrames", kind="omitted")
     state = Cpt(EpicsSignalRO, "cam:DetectorState", string=True, kind="omitted")
@@ -34,19 +92,17 @@ class StreamingDetector(Device):
     stream_address = Cpt(EpicsSignalRO, "cam:StreamAddress", string=True, kind="config")
     model = Cpt(EpicsSignalRO, "cam:Model", string=True, kind="config")
     user_data = Cpt(EpicsSignal, "cam:UserData", string=True, kind="omitted")
-    frame_index = Cpt(Signal, value=-1, kind="hinted")
 
     def __init__(self, prefix: str, *, name: str, exposure: float = 0.01, **kwargs: Any) -> None:
         super().__init__(prefix, name=name, **kwargs)
-        self._exposure = exposure
+        self.exposure.put(exposure)
         self._next_index = 0
 
-    burst = 1  # frames per trigger: 1 for step scans, a row's worth for fly scans
-
     def stage(self) -> list[Any]:
-        self.acquire_time.set(self._exposure).wait(5)
-        self.acquire_period.set(self._exposure).wait(5)
-        self.num_images.set(self.burst).wait(5)
+        exposure, burst = float(self.exposure.get()), int(self.burst.get())
+        self.acquire_time.set(exposure).wait(5)
+        self.acquire_period.set(exposure).wait(5)
+        self.num_images.set(burst).wait(5)
         self.trigger_mode.set("Software").wait(5)
         self.array_counter.set(0).wait(5)
         self.acquire.set(1).wait(10)  # arms a series: the stream 'start' message
@@ -61,10 +117,10 @@ class StreamingDetector(Device):
         return result
 
     def trigger(self) -> Status:
+        burst = int(self.burst.get())
         index = self._next_index
-        self._next_index += 1
-        self._next_index += self.burst - 1
-        timeout = max(10.0, 20 * self._exposure * self.burst)
+        self._next_index += burst
+        timeout = max(10.0, 20 * float(self.exposure.get()) * burst)
         inner = self.soft_trigger.set(1, timeout=timeout)
         status = Status(obj=self, timeout=timeout)
 
@@ -77,13 +133,3 @@ class StreamingDetector(Device):
 
         inner.add_callback(done)
         return status
-
-    @property
-    def exposure(self) -> float:
-        return self._exposure
-
-    @exposure.setter
-    def exposure(self, value: float) -> None:
-        if not 1e-4 <= value <= 100:
-            raise ValueError(f"{self.name}: exposure {value} s outside [1e-4, 100] s")
-        self._exposure = value

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ophyd import Component as Cpt
@@ -22,63 +21,33 @@ from ophyd import Device, Signal
 from ophyd.status import DeviceStatus, Status
 
 from ..protocols import methodscript as ms
+from .ec_steps import (
+    MODES,
+    OCV,
+    ConstantCurrent,
+    ConstantVoltage,
+    SafetyLimitError,
+    SafetyWindow,
+    Step,
+    TriggeredDischarge,
+)
 from .methodscript_client import MethodScriptClient, PotentiostatError
 
+__all__ = [
+    "MODES",
+    "OCV",
+    "ConstantCurrent",
+    "ConstantVoltage",
+    "Potentiostat",
+    "PotentiostatError",
+    "SafetyLimitError",
+    "SafetyWindow",
+    "Step",
+    "StepStatus",
+    "TriggeredDischarge",
+]
+
 STREAM = "electrochemistry"
-
-
-class SafetyLimitError(ValueError):
-    """A potentiostat command outside the configured safe window; it was not sent."""
-
-
-@dataclass(frozen=True)
-class OCV:
-    """Open circuit for ``duration`` s (instrument clock)."""
-
-    duration: float
-
-
-@dataclass(frozen=True)
-class ConstantCurrent:
-    """Constant ``current`` (A, + = charge) until ``until_voltage`` is crossed or ``timeout`` s."""
-
-    current: float
-    until_voltage: float
-    timeout: float
-
-
-@dataclass(frozen=True)
-class ConstantVoltage:
-    """Hold ``voltage`` until |I| ≤ ``until_current`` or ``timeout`` s."""
-
-    voltage: float
-    until_current: float
-    timeout: float
-
-
-@dataclass(frozen=True)
-class TriggeredDischarge:
-    """Seed 001, run by the instrument itself: discharge segments with paused scans.
-
-    Each segment runs at ``current`` (A, negative) for ``segment`` s or until the
-    potential falls to ``v_min``; then the cell rests at open circuit with the pause line
-    (GPIO pin 0) high until the scan-done line (pin 1) rises or ``pause_timeout`` s
-    pass. Ends after the pause that follows ``v_min``, or after ``max_pauses`` pauses.
-    """
-
-    current: float
-    v_min: float
-    segment: float
-    max_pauses: int
-    pause_timeout: float
-
-    @property
-    def timeout(self) -> float:
-        return self.max_pauses * (self.segment + self.pause_timeout)
-
-
-Step = OCV | ConstantCurrent | ConstantVoltage | TriggeredDischarge
-MODES = {OCV: "ocp", ConstantCurrent: "cc", ConstantVoltage: "cv", TriggeredDischarge: "triggered"}
 
 
 class StepStatus(DeviceStatus):
@@ -131,40 +100,36 @@ class Potentiostat(Device):
         self._collect_from = 0
         self._step_t0 = 0.0
         self._last_t: float | None = None
-        self.client = MethodScriptClient(
-            url, timeout=timeout, on_package=self._on_package, on_link=self._on_link
-        )
-        self.firmware.put(self.client.identify())
+        self._timeout = timeout
+        self._client: MethodScriptClient | None = None
+
+    # -- connection (nothing is opened before this) --------------------------------------
+    def connect(self) -> None:
+        """Open the serial port and identify the instrument (once)."""
+        if self._client is None:
+            self._client = MethodScriptClient(
+                self.url, timeout=self._timeout, on_package=self._on_package, on_link=self._on_link
+            )
+            self.firmware.put(self._client.identify())
+
+    def wait_for_connection(self, all_signals: bool = False, timeout: float = 2.0) -> None:
+        """ophyd's connection call: opens the port (see :meth:`connect`)."""
+        self.connect()
+
+    @property
+    def client(self) -> MethodScriptClient:
+        """The serial client; :class:`PotentiostatError` before :meth:`connect`."""
+        if self._client is None:
+            raise PotentiostatError(
+                f"{self.name}: not connected to {self.url!r}; call {self.name}.connect() first"
+            )
+        return self._client
 
     # -- safety --------------------------------------------------------------------------
     def check_step(self, step: Step) -> None:
         """Raise :class:`SafetyLimitError` if ``step`` leaves the safe window."""
-        lo, hi, imax = self.v_min.get(), self.v_max.get(), self.i_max.get()
-        if isinstance(step, ConstantCurrent | TriggeredDischarge):
-            if abs(step.current) > imax:
-                raise SafetyLimitError(
-                    f"{self.name}: current {step.current:.4g} A exceeds the limit ±{imax:.4g} A"
-                )
-            limit = step.until_voltage if isinstance(step, ConstantCurrent) else step.v_min
-            if not lo <= limit <= hi:
-                raise SafetyLimitError(
-                    f"{self.name}: voltage limit {limit:.4g} V is outside the window "
-                    f"[{lo:.4g}, {hi:.4g}] V"
-                )
-        elif isinstance(step, ConstantVoltage):
-            if not lo <= step.voltage <= hi:
-                raise SafetyLimitError(
-                    f"{self.name}: voltage {step.voltage:.4g} V is outside the window "
-                    f"[{lo:.4g}, {hi:.4g}] V"
-                )
-            if not 0 < step.until_current <= imax:
-                raise SafetyLimitError(
-                    f"{self.name}: current threshold {step.until_current:.4g} A "
-                    f"must be in (0, {imax:.4g}] A"
-                )
-        duration = step.duration if isinstance(step, OCV) else step.timeout
-        if not duration > 0:
-            raise SafetyLimitError(f"{self.name}: step duration {duration} s must be > 0")
+        window = SafetyWindow(self.v_min.get(), self.v_max.get(), self.i_max.get())
+        window.check(step, self.name)
 
     def script_for(self, step: Step) -> str:
         dt = float(self.sample_interval.get())
@@ -292,9 +257,11 @@ class Potentiostat(Device):
             yield {"time": stamp, "data": data, "timestamps": dict.fromkeys(data, stamp)}
 
     def destroy(self) -> None:
+        client, self._client = self._client, None
         try:
-            if self.client.busy:
-                self.client.abort()
+            if client is not None and client.busy:
+                client.abort()
         finally:
-            self.client.close()
-        super().destroy()
+            if client is not None:
+                client.close()
+            super().destroy()

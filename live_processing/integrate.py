@@ -21,10 +21,10 @@ import pyFAI
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from .fast_integrate import SparseIntegrator
+from .options import METHODS
 from .robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
-METHODS = ("mean", "trimmed", "sigmaclip")
 
 
 E = TypeVar("E")

@@ -34,10 +34,12 @@ import numpy as np
 import zmq
 
 from ..protocols import stream_v2 as sv2
+from ..protocols.announce import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
-from .integrate import METHODS, Integrator, load_poni
+from .integrate import Integrator, load_poni
 from .nexus import ElectrochemistryLog, update_electrochemistry, write_run
+from .options import METHODS, add_processor_arguments
 from .run_state import RunState
 from .workers import WorkerPool, integration_spec
 
@@ -412,36 +414,11 @@ class Processor:
         self.ctx.destroy(linger=2000)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m operando.live_processing.processor --docs ADDR --frames ADDR --out DIR``."""
-    import argparse
+def serve(args: Any) -> None:
+    """Run a processor with parsed options (:mod:`.options`) until SIGTERM or Ctrl-C."""
     import signal
     import sys
 
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--docs", default="tcp://127.0.0.1:*")
-    p.add_argument("--frames", action="append", default=[])
-    p.add_argument("--results")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--bins", type=int, default=400)
-    p.add_argument("--workers", type=int, default=0, help="integration worker processes")
-    p.add_argument("--dispatch", help="bind address for frames to workers (default loopback)")
-    p.add_argument("--collect", help="bind address for workers' patterns (default loopback)")
-    p.add_argument(
-        "--method",
-        choices=METHODS,
-        default="mean",
-        help="mean, 10 %% trimmed mean (zingers) or sigma clipping (default mean)",
-    )
-    p.add_argument(
-        "--svd-rank",
-        type=int,
-        default=0,
-        help="reconstruct a truncated-SVD basis of q of this rank (0: every q bin, exact)",
-    )
-    args = p.parse_args(argv)
     proc = Processor(
         args.docs,
         args.frames,
@@ -457,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     ready: dict[str, Any] = {"docs": proc.docs_address}
     if proc.pool is not None:
         ready.update(dispatch=proc.pool.dispatch_address, collect=proc.pool.collect_address)
-    print("READY " + json.dumps(ready), flush=True)
+    announce("READY", ready)
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -470,6 +447,17 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         proc.close()
         sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m operando.live_processing.processor --docs ADDR --frames ADDR --out DIR``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_processor_arguments(p)
+    serve(p.parse_args(argv))
 
 
 if __name__ == "__main__":

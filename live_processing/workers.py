@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from ..protocols.announce import announce
 from .integrate import Integrator, load_poni
 
 HWM = 4  # messages per pipe: each is a 2M frame (~12 MB)
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    print(f"WORKER {os.getpid()} ready", flush=True)
+    announce("WORKER", f"{os.getpid()} ready")
     try:
         worker.serve()
     except KeyboardInterrupt:

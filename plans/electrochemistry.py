@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +23,7 @@ from ..devices.potentiostat import (
     TriggeredDischarge,
 )
 
+log = logging.getLogger(__name__)
 LINK_TIMEOUT = 600.0  # s to wait for a lost serial link before the plan fails
 
 
@@ -83,12 +84,14 @@ def run_step(
             if reason != "disconnected":
                 return reason
             used += status.elapsed
-        print(
-            f"SUSPENDED: {pstat.name} serial link {pstat.url} lost {used:.0f} s into {step}; "
-            f"the instrument left the cell at open circuit. Waiting up to {link_timeout:g} s "
-            "for the link to come back ...",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "SUSPENDED: %s serial link %s lost %.0f s into %s; the instrument left the cell "
+            "at open circuit. Waiting up to %g s for the link to come back ...",
+            pstat.name,
+            pstat.url,
+            used,
+            step,
+            link_timeout,
         )
         try:
             yield from wait_until(
@@ -99,11 +102,7 @@ def run_step(
         except TimeoutError as exc:
             raise PotentiostatError(str(exc)) from exc
         todo = remaining(step, used)
-        print(
-            f"RESUMED: {pstat.name} link is back; continuing with {todo}",
-            file=sys.stderr,
-            flush=True,
-        )
+        log.warning("RESUMED: %s link is back; continuing with %s", pstat.name, todo)
     if isinstance(step, TriggeredDischarge):
         return "disconnected"
     return "done" if isinstance(step, OCV) else "timeout"  # its time ran out while unplugged

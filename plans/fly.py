@@ -18,8 +18,8 @@ run-up point. The row's event is emitted once, for the good acquisition.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +31,14 @@ from bluesky.utils import MsgGenerator
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
-from ..devices.detector import StreamingDetector
+from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry
 from .electrochemistry import recorded
 from .xrdct import ScanLimitError, check_limits
+
+log = logging.getLogger(__name__)
 
 START_MARGIN = 0.005  # s at full speed between the end of the ramp and the first frame
 ROW_OVERHEAD = 0.03  # s per row for Channel Access round trips (measured on the simulator)
@@ -148,7 +150,7 @@ def beam_suspenders(monitor: Signal, shutter_status: Signal | None, fraction: fl
 
 
 def fly_xrdct(
-    det: StreamingDetector,
+    det: FrameDetector,
     stage: TomoStage,
     monitor: Signal,
     angles: Sequence[float],
@@ -183,7 +185,7 @@ def fly_xrdct(
     """
     angles = [float(a) for a in angles]
     translations = [float(t) for t in translations]
-    exposure = det.exposure
+    exposure = float(det.exposure.get())
     velocity = check_fly(stage, translations, exposure)
     check_limits(stage, angles, translations)
     x_default = float(stage.x.velocity.get())
@@ -198,10 +200,13 @@ def fly_xrdct(
         x_now=float(stage.x.position),
         rot_now=float(stage.rot.position),
     )
-    print(
-        f"  fly scan: {len(angles)} rows x {len(translations)} frames of {exposure:g} s at "
-        f"{velocity:g} mm/s; estimated {estimate:.1f} s",
-        flush=True,
+    log.info(
+        "  fly scan: %d rows x %d frames of %g s at %g mm/s; estimated %.1f s",
+        len(angles),
+        len(translations),
+        exposure,
+        velocity,
+        estimate,
     )
     row = FlyRow(name="fly")
     step = translations[1] - translations[0]
@@ -271,11 +276,10 @@ def fly_xrdct(
             sent = yield from bps.rd(det.num_images_counter)
             beam_ok = lowest["value"] >= suspend_fraction * level
             if not beam_ok:
-                print(
-                    f"  row {i + 1}: beam monitor fell to {lowest['value']:.4g} during the row; "
-                    "acquiring it again",
-                    file=sys.stderr,
-                    flush=True,
+                log.warning(
+                    "  row %d: beam monitor fell to %.4g during the row; acquiring it again",
+                    i + 1,
+                    lowest["value"],
                 )
             elif int(sent) == n:
                 yield from bps.mv(
@@ -298,10 +302,11 @@ def fly_xrdct(
                 yield from bps.save()
                 return
             else:
-                print(
-                    f"  row {i + 1}: the detector sent {sent} of {n} frames; acquiring it again",
-                    file=sys.stderr,
-                    flush=True,
+                log.warning(
+                    "  row %d: the detector sent %s of %d frames; acquiring it again",
+                    i + 1,
+                    sent,
+                    n,
                 )
         raise RuntimeError(f"row {i + 1} failed {MAX_ATTEMPTS} times (no beam or frames lost)")
 
@@ -326,11 +331,9 @@ def fly_xrdct(
             yield from rows()
 
     def body() -> MsgGenerator[None]:
-        old_burst, det.burst = det.burst, n  # staging arms bursts of a row's frames
-        try:
-            yield from inner()
-        finally:
-            det.burst = old_burst
+        old_burst = det.burst.get()
+        yield from bps.mv(det.burst, n)  # staging arms bursts of a row's frames
+        yield from bpp.finalize_wrapper(inner(), bps.mv(det.burst, old_burst))
 
     suspenders = beam_suspenders(monitor, shutter_status, suspend_fraction)
     yield from bpp.suspend_wrapper(body(), suspenders)

@@ -15,7 +15,7 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
-from ..devices.detector import StreamingDetector
+from ..devices.detector import FrameDetector
 from ..devices.potentiostat import ConstantCurrent, Potentiostat
 from ..devices.stage import TomoStage
 from .electrochemistry import (
@@ -49,7 +49,7 @@ def electrochemistry_run(
 
 def minimal_operando(
     pstat: Potentiostat,
-    det: StreamingDetector,
+    det: FrameDetector,
     stage: TomoStage,
     monitor: Signal,
     angles: Sequence[float],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
-from ..devices.detector import StreamingDetector
+from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from .fly import check_fly, fly_xrdct
@@ -17,7 +18,7 @@ from .xrdct import ScanLimitError
 
 
 def preset_xrdct(
-    det: StreamingDetector,
+    det: FrameDetector,
     stage: TomoStage,
     monitor: Signal,
     name: str,
@@ -37,22 +38,20 @@ def preset_xrdct(
     a refusal names the preset and the value that does not fit.
     """
     grid = preset_grid(name, centre=centre, z0=float(stage.z.position), scale=scale, **overrides)
-    old_exposure = det.exposure
-    det.exposure = grid.exposure
     try:
         check_fly(stage, grid.translations, grid.exposure)
         lo, hi = stage.z.limits
         if lo != hi and not all(lo <= z <= hi for z in grid.z):
             raise ScanLimitError(f"{stage.z.name}: planes {grid.z[0]:g}…{grid.z[-1]:g} outside")
     except ScanLimitError as exc:
-        det.exposure = old_exposure
         n, step = len(grid.translations), grid.translations[1] - grid.translations[0]
         raise ScanLimitError(
             f"preset {name!r} ({n} translations x {step:g} mm = {n * step:g} mm, "
             f"{len(grid.angles)} angles, {grid.exposure:g} s): {exc}"
         ) from exc
     preset_md = {"preset": name, "preset_scale": scale, "preset_overrides": overrides}
-    try:
+
+    def planes() -> MsgGenerator[None]:
         for k, z in enumerate(grid.z):
             if len(grid.z) > 1:
                 yield from bps.mv(stage.z, z)
@@ -68,5 +67,7 @@ def preset_xrdct(
                 sample=sample,
                 md={**preset_md, "z": z, "z_index": k, **(md or {})},
             )
-    finally:
-        det.exposure = old_exposure
+
+    old_exposure = det.exposure.get()
+    yield from bps.mv(det.exposure, grid.exposure)
+    yield from bpp.finalize_wrapper(planes(), bps.mv(det.exposure, old_exposure))

@@ -10,7 +10,7 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
-from ..devices.detector import StreamingDetector
+from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, scan_points
@@ -36,7 +36,7 @@ def check_limits(stage: TomoStage, angles: Sequence[float], translations: Sequen
 
 
 def xrdct_scan(
-    det: StreamingDetector,
+    det: FrameDetector,
     stage: TomoStage,
     monitor: Signal,
     angles: Sequence[float],
@@ -76,7 +76,7 @@ def xrdct_scan(
         series_key=det.series_id.name,
         monitor_key=monitor.name,
         poni_file=str(poni_file),
-        detector={"name": det.name, "exposure": det.exposure},
+        detector={"name": det.name, "exposure": float(det.exposure.get())},
         sample=sample or {},
     )
     n_points = len(angles) * len(translations)

@@ -11,7 +11,10 @@ Trigger modes:
   a fly-scan row) and completes when they are exposed; ``Acquire=0`` ends the series
   (end message).
 
-``ArrayCounter`` counts frames exposed (image ids consumed); ``NumImagesCounter`` the
+``ArrayCounter`` (readback ``ArrayCounter_RBV``) counts frames exposed (image ids
+consumed); ``Stats1:`` is an NDStats-like plugin whose ``Total_RBV`` is the total counts
+of the last frame of each trigger (drawn from the frame's expected counts, as the frame
+itself is rendered later in the streamer thread); ``NumImagesCounter`` the
 frames of the current burst that were actually sent. ``DropFrames`` (fault injection
 for tests) makes the next N frames be exposed but lost before the stream.
 
@@ -109,6 +112,13 @@ class FrameStreamer(threading.Thread):
         self.sock.close()
 
 
+class StatsGroup(PVGroup):
+    """An NDStats-like plugin (``det:Stats1:``): the last frame's total counts."""
+
+    Total_RBV = pvproperty(value=0.0, precision=0, units="counts", read_only=True)
+    ArrayCounter_RBV = pvproperty(value=0, read_only=True)
+
+
 class CamGroup(PVGroup):
     """The ``cam:`` PVs of the simulated detector."""
 
@@ -125,6 +135,7 @@ class CamGroup(PVGroup):
     Acquire = pvproperty(value=0)
     Trigger = pvproperty(value=0)
     ArrayCounter = pvproperty(value=0)
+    ArrayCounter_RBV = pvproperty(value=0, read_only=True)
     NumImagesCounter = pvproperty(value=0, read_only=True)
     DropFrames = pvproperty(value=0, doc="simulation fault: lose the next N frames")
     DetectorState = pvproperty(
@@ -150,10 +161,13 @@ class CamGroup(PVGroup):
         *args,
         streamer: FrameStreamer,
         stage: Callable[[], tuple[float, float, float]],
+        stats: StatsGroup | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.streamer = streamer
+        self.stats = stats
+        self._rng = np.random.default_rng(2)
         self.stage = stage  # -> (angle deg, translation mm, flux relative)
         self._series_uid = ""
         self._armed = False
@@ -236,10 +250,19 @@ class CamGroup(PVGroup):
                 sent += 1
             self._image_id += 1
             await self.ArrayCounter.write(int(self.ArrayCounter.value) + 1)
+        if n and self.stats is not None:
+            total = self.streamer.renderer.expected_total(angle, x, exposure, flux)
+            await self.stats.Total_RBV.write(float(self._rng.poisson(total)))
+            await self.stats.ArrayCounter_RBV.write(int(self.ArrayCounter.value))
         await self.NumImagesCounter.write(sent)
         rest = t_first + n * period - time.monotonic()
         if rest > 0:
             await asyncio.sleep(rest)
+
+    @ArrayCounter.putter
+    async def ArrayCounter(self, instance, value):
+        await self.ArrayCounter_RBV.write(int(value))
+        return value
 
     @Acquire.putter
     async def Acquire(self, instance, value):

@@ -15,6 +15,7 @@ prefix ``P``::
     P cell:x                 simulation only: the cell's true lithium content x
     P sim:Phantom            simulation only: put a phantom file's path to change sample
     P det:cam:...            the streaming detector (see ``detector.py``)
+    P det:Stats1:...         its statistics plugin (Total_RBV, ArrayCounter_RBV)
 
 Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
 ``READY {json}`` line with its addresses once serving.
@@ -23,7 +24,6 @@ Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it pri
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import socket
@@ -36,7 +36,8 @@ from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 
 from ..protocols import stream_v2 as sv2
-from .detector import CamGroup, FrameStreamer
+from ..protocols.announce import announce
+from .detector import CamGroup, FrameStreamer, StatsGroup
 from .lithiation import lithiate
 from .motor import SimMotor
 from .phantom import Phantom, default_phantom
@@ -161,10 +162,16 @@ class BeamlineIOC(PVGroup):
         self.sample_state = sample_state
         self._rng = np.random.default_rng(1)
         super().__init__(*args, **kwargs)
+        self.stats = StatsGroup(prefix=f"{self.prefix}det:Stats1:", parent=self)
         self.cam = CamGroup(
-            prefix=f"{self.prefix}det:cam:", parent=self, streamer=streamer, stage=self.stage_state
+            prefix=f"{self.prefix}det:cam:",
+            parent=self,
+            streamer=streamer,
+            stage=self.stage_state,
+            stats=self.stats,
         )
         self.pvdb.update(self.cam.pvdb)
+        self.pvdb.update(self.stats.pvdb)
 
     def change_sample(self, phantom: Phantom, truth_dir: Path) -> None:
         """Render from ``phantom`` from the next frame on (blocks the IOC while it loads)."""
@@ -248,11 +255,11 @@ def main(argv: list[str] | None = None) -> None:
         "pixel_size": phantom.pixel_size,
     }
 
-    async def announce(async_lib) -> None:
-        print("READY " + json.dumps(ready), flush=True)
+    async def serving(async_lib) -> None:
+        announce("READY", ready)
 
     try:
-        run(ioc.pvdb, interfaces=["127.0.0.1"], log_pv_names=False, startup_hook=announce)
+        run(ioc.pvdb, interfaces=["127.0.0.1"], log_pv_names=False, startup_hook=serving)
     finally:
         streamer.close()
 

@@ -98,6 +98,9 @@ class SimMotor(PVGroup):
         await fields.max_velocity.write(self._velocity * 4)
         await fields.seconds_to_velocity.write(self._accel)
         await fields.engineering_units.write(self._units)
+        # what a motor record serves: units and display precision on value and readbacks
+        for pv in (instance, fields.user_readback_value, fields.dial_readback_value):
+            await pv.write_metadata(units=self._units, precision=4)
         await fields.user_low_limit.write(self._limits[0])
         await fields.user_high_limit.write(self._limits[1])
         await fields.dial_low_limit.write(self._limits[0])

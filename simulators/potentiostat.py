@@ -22,7 +22,6 @@ scripts ``e`` … empty line). Unknown or malformed scripts are refused whole wi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import shutil
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocols import methodscript as ms
+from ..protocols.announce import announce
 from .battery import Battery
 from .lockstep_clock import LockstepClock
 from .methodscript_vm import Interpreter, parse_script
@@ -156,7 +156,7 @@ class PotentiostatSim:
         with self._lock:
             info = {"cell": self.cell_on, "mode": self.mode, "gpio": self.gpio}
             info.update(x=round(self.battery.x, 6), t=round(self.now(), 3))
-        print("STATE " + json.dumps(info), flush=True)
+        announce("STATE", info)
 
     # -- serial side -------------------------------------------------------------------
     def send(self, line: str) -> None:
@@ -203,12 +203,12 @@ class PotentiostatSim:
         while True:
             if unplug_request.is_set():
                 unplug_request.clear()
-                print(f"UNPLUGGED for {replug_after} s", flush=True)
+                announce("UNPLUGGED", f"for {replug_after} s")
                 self.unplug()
                 buf, script = b"", None
                 time.sleep(replug_after)
                 self.plug(link)
-                print("REPLUGGED", flush=True)
+                announce("REPLUGGED")
             fd = self.fd
             if fd is None:
                 return
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             cables.publish_x(sim.battery.x)
             threading.Thread(target=sim.publish, daemon=True, name="publish-x").start()
         info = {"port": str(link), "time_factor": args.time_factor}
-        print("READY " + json.dumps(info), flush=True)
+        announce("READY", info)
         sim.state()
         sim.serve(link, args.replug_after, unplug)
     finally:

@@ -115,6 +115,11 @@ class FrameRenderer:
         sa = ai.solidAngleArray(shape, absolute=False)
         pol = ai.polarization(shape, factor=POLARIZATION)
         self._pixel_factor = (sa * pol).ravel().astype(np.float32)
+        # each profile sample's weight in a frame's total (the linear interpolation summed)
+        pf = self._pixel_factor.astype(np.float64)
+        self._total_weights = np.bincount(
+            self._i0, weights=pf * (1 - self._f), minlength=self.q.size
+        ) + np.bincount(self._i0 + 1, weights=pf * self._f, minlength=self.q.size)
         self.shape = shape
         self._scale = 1.0
         # brightest pixel of frames across the sample at 0° (a small sample may miss the
@@ -169,6 +174,13 @@ class FrameRenderer:
         lam = p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f
         scale = self._scale * flux * exposure / 0.01
         return (lam * self._pixel_factor * scale).reshape(self.shape)
+
+    def expected_total(
+        self, theta_deg: float, x_mm: float, exposure: float, flux: float = 1.0
+    ) -> float:
+        """The sum of :meth:`expected` over the frame, without making the frame."""
+        p = self.profile(theta_deg, x_mm).astype(np.float64)
+        return float(p @ self._total_weights) * self._scale * flux * exposure / 0.01
 
     def frame(
         self, theta_deg: float, x_mm: float, exposure: float, flux: float, rng: np.random.Generator

@@ -6,17 +6,18 @@ same one. Run ``python -m operando.simulators.repeater``.
 
 from __future__ import annotations
 
-import json
 import os
 
 from caproto.sync.repeater import _run_repeater, check_for_running_repeater
+
+from ..protocols.announce import announce
 
 
 def main() -> None:
     port = int(os.environ.get("EPICS_CA_REPEATER_PORT", "5065"))
     addr = ("127.0.0.1", port)
     sock = check_for_running_repeater(addr)  # bound before READY: clients never race it
-    print("READY " + json.dumps({"repeater_port": port}), flush=True)
+    announce("READY", {"repeater_port": port})
     try:
         _run_repeater(sock, addr)
     except KeyboardInterrupt:

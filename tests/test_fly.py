@@ -38,10 +38,10 @@ def point_sample(ioc, beamline, tmp_path) -> Iterator[Path]:
     changer.wait_for_connection(timeout=10)
     changer.put(str(path), wait=True, timeout=30)
     det = beamline.det
-    old = det.exposure
-    det.exposure = 0.01
+    old = det.exposure.get()
+    det.exposure.put(0.01)
     yield path
-    det.exposure = old
+    det.exposure.put(old)
     default = tmp_path / "default.h5"
     default_phantom().save(default)  # what the session IOC renders otherwise
     changer.put(str(default), wait=True, timeout=30)
@@ -150,14 +150,14 @@ def test_beam_drop_mid_row_suspends_and_acquires_the_row_again(
 
 
 def test_row_with_dropped_frames_is_acquired_again(
-    beamline, processor, poni_file, point_sample, capsys, wait_written
+    beamline, processor, poni_file, point_sample, caplog, wait_written
 ):
     beamline.det.drop_frames.put(3, wait=True)  # the first row loses three frames
     docs, msg, _ = run_fly(beamline, processor, poni_file, point_sample, 4, wait_written)
     events = [d["data"] for n, d in docs if n == "event"]
     assert [e["fly_row_index"] for e in events] == [0, 1, 2, 3]
     assert events[0]["fly_attempts"] == 2 and all(e["fly_attempts"] == 1 for e in events[1:])
-    assert "sent 18 of 21 frames; acquiring it again" in capsys.readouterr().err
+    assert "sent 18 of 21 frames; acquiring it again" in caplog.text
     assert msg["missing"] == [] and msg["duplicates"] == 0
 
 

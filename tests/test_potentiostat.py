@@ -20,13 +20,14 @@ def own_sim():
 @pytest.fixture()
 def pstat(own_sim):
     p = Potentiostat(own_sim.info["port"], name="pstat", sample_interval=10.0)
+    p.connect()
     yield p
     p.destroy()
 
 
 def test_port_is_locked_against_a_second_client(pstat, own_sim) -> None:
     with pytest.raises(PotentiostatError, match=own_sim.info["port"]):
-        Potentiostat(own_sim.info["port"], name="intruder")
+        Potentiostat(own_sim.info["port"], name="intruder").connect()
 
 
 def test_identify(pstat) -> None:

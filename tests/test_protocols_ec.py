@@ -39,6 +39,7 @@ def start_sim(soc: float, replug_after: float = 2.0) -> launcher.SimProcess:
 def cell(request: pytest.FixtureRequest) -> Iterator[tuple[launcher.SimProcess, Potentiostat]]:
     sim = start_sim(request.param)
     pstat = Potentiostat(sim.info["port"], name="pstat", sample_interval=10.0)
+    pstat.connect()
     yield sim, pstat
     pstat.destroy()
     sim.stop()
@@ -217,7 +218,7 @@ def test_pause_abort_or_fault_mid_step_leave_the_cell_at_open_circuit(cell) -> N
 
 
 @pytest.mark.parametrize("cell", [0.9], indirect=True)
-def test_unplug_suspends_then_resumes_with_a_marked_gap(cell, capsys) -> None:
+def test_unplug_suspends_then_resumes_with_a_marked_gap(cell, caplog) -> None:
     sim, pstat = cell
     docs: list[tuple[str, dict]] = []
     RE = RunEngine({}, call_returns_result=True)
@@ -246,7 +247,7 @@ def test_unplug_suspends_then_resumes_with_a_marked_gap(cell, capsys) -> None:
     pstat.cell_time.subscribe(unplug_at, run=False)
     RE(plan())
     assert unplugged and reasons == ["timeout"]
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "SUSPENDED: pstat serial link" in err and "RESUMED" in err
     assert any(line.startswith("UNPLUGGED") for line in sim.log)
     rows = events(docs)

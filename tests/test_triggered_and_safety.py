@@ -42,6 +42,7 @@ def wired(ioc, ca_port) -> Iterator[tuple[launcher.SimProcess, Potentiostat, Tri
     prefix = ioc.info["prefix"]
     sim = launcher.start_potentiostat(2000.0, 0.05, 0.3, ioc=(prefix, ca_port))
     pstat = Potentiostat(sim.info["port"], name="pstat", sample_interval=10.0)
+    pstat.connect()
     lines = TriggerLines(prefix, name="trigger")
     lines.wait_for_connection(timeout=10)
     yield sim, pstat, lines
@@ -158,6 +159,7 @@ class _FakeInstrument:
 def test_refused_commands_never_reach_the_serial_line() -> None:
     inst = _FakeInstrument()
     pstat = Potentiostat(inst.path, name="pstat", v_window=(3.0, 4.3), i_max=1e-4)
+    pstat.connect()
     try:
         assert inst.received == b"t\n"
         bad = [
@@ -181,6 +183,7 @@ def test_refused_commands_never_reach_the_serial_line() -> None:
 def test_safety_error_names_value_and_limit() -> None:
     inst = _FakeInstrument()
     pstat = Potentiostat(inst.path, name="cell1", v_window=(3.0, 4.3), i_max=1e-4)
+    pstat.connect()
     try:
         with pytest.raises(SafetyLimitError) as err:
             pstat.set(ConstantCurrent(5e-6, until_voltage=4.5, timeout=60))
