@@ -16,7 +16,7 @@ from ..devices.potentiostat import Potentiostat
 from ..devices.shutter import Shutter
 from ..devices.stage import TomoStage
 from ..devices.trigger import TriggerLines
-from .channel_access import ensure_repeater
+from .channel_access import ensure_repeater, route_libca_messages
 from .config import BeamlineConfig
 from .errors import ConfigError
 
@@ -102,6 +102,7 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
         os.environ["EPICS_CA_AUTO_ADDR_LIST"] = "NO"
         os.environ["EPICS_CA_ADDR_LIST"] = cfg.epics.ca_addr_list
     ensure_repeater()  # before libca starts: no "unable to contact CA repeater" banner
+    route_libca_messages()  # and should it still complain, into the debug log
     bl = make_devices(cfg, potentiostat_url)
     prefix, timeout = cfg.epics.prefix, cfg.epics.connection_timeout
     for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger):

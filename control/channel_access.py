@@ -56,3 +56,18 @@ def ensure_repeater() -> None:
         line = proc.stdout.readline()  # returns at READY, or at EOF if it could not bind
     if line.startswith("READY"):
         log.info("started a CA repeater on UDP port %d (pid %d)", port, proc.pid)
+
+
+def route_libca_messages() -> None:
+    """Send libca's own printf output (repeater warnings, …) to our debug log.
+
+    Without this, libca prints "unable to contact CA repeater after 50 tries" and the
+    like straight to the terminal when a busy host delays the repeater's reply. It
+    starts this process's CA context: call it after the CA environment is set.
+    """
+    import epics.ca
+
+    def to_log(*parts: str) -> None:
+        log.debug("libca: %s", " ".join(p.strip() for p in parts if p.strip()))
+
+    epics.ca.replace_printf_handler(to_log)

@@ -25,8 +25,9 @@ def setup_logging(verbose: bool = False) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # bluesky and ophyd log what we report ourselves (aborts, suspensions) with tracebacks
-    for name in ("bluesky", "ophyd", "caproto"):
+    # these log what we report ourselves (aborts, suspensions, bad files) with tracebacks or
+    # whole lists (pyFAI prints every detector it knows for an unknown name)
+    for name in ("bluesky", "ophyd", "caproto", "pyFAI", "silx", "fabio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 

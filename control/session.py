@@ -65,3 +65,48 @@ def make_run_engine(publisher: Publisher | None, progress: bool = True) -> RunEn
     if progress:
         RE.subscribe(ScanProgress())
     return RE
+
+
+class ProcessorLink:
+    """A bluesky callback: documents to a running live processor, its reports back.
+
+    ``docs``: the address the processor bound with ``--docs``; ``results``: the address
+    it PUSHes reports to (``--results``), bound here. Use it with ``RE.subscribe(link)``;
+    :meth:`written` waits until every document sent so far is handled and returns the
+    files the processor has written since.
+    """
+
+    def __init__(self, docs: str, results: str, timeout: float = 10.0) -> None:
+        self._ctx = zmq.Context()
+        self.results = self._ctx.socket(zmq.PULL)
+        self.results.bind(results)
+        self.publisher = connect_publisher(docs, self.results, timeout)
+        self._reports: list[dict[str, Any]] = []
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        self.publisher(name, doc)
+
+    def written(self, n: int = 1, timeout: float = 60.0) -> list[str]:
+        """Paths of the next ``n`` files the processor writes (waits up to ``timeout`` s)."""
+        self._reports += flush(self.publisher, self.results)
+        paths: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(paths) < n:
+            while self._reports:
+                msg = self._reports.pop(0)
+                if msg.get("event") == "written":
+                    paths.append(str(msg["path"]))
+                elif msg.get("event") == "error":
+                    raise ConfigError(f"live processor: {msg.get('error')}")
+            if len(paths) >= n:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConfigError(f"live processor wrote no file within {timeout:g} s")
+            if self.results.poll(int(min(left, 0.5) * 1000) + 1):
+                self._reports.append(self.results.recv_json())  # type: ignore[arg-type]
+        return paths
+
+    def close(self) -> None:
+        self.publisher.close()
+        self._ctx.destroy(linger=0)

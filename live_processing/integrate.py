@@ -69,7 +69,10 @@ def load_poni(path: str | Path) -> AzimuthalIntegrator:
     try:
         ai = pyFAI.load(str(p))
     except Exception as exc:  # pyFAI raises several kinds on bad files
-        raise GeometryError(f"PONI file {p} is not readable: {exc}") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if len(reason) > 200:  # pyFAI lists every detector it knows for an unknown name
+            reason = reason[:200].rsplit(" ", 1)[0] + " …"
+        raise GeometryError(f"PONI file {p} is not readable: {reason}") from None
     if ai.detector is None or ai.detector.max_shape is None or ai.wavelength is None:
         raise GeometryError(f"PONI file {p} lacks a detector shape or wavelength")
     return ai

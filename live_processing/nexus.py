@@ -18,6 +18,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+HC_KEV_ANGSTROM = 12.398419843320026  # h·c in keV·Å (CODATA 2018)
+
 
 @dataclass
 class ElectrochemistryLog:
@@ -81,7 +83,21 @@ def write_electrochemistry(entry: h5py.Group, log: ElectrochemistryLog) -> None:
     for key in ("scan_start", "scan_end"):
         ds = g.create_dataset(key, data=rel(getattr(log, key)))
         ds.attrs.update(units="s", start=start)
+    write_vi_plot(entry, g)
     write_transitions(entry, log.transitions, t0, start)
+
+
+def write_vi_plot(entry: h5py.Group, log: h5py.Group) -> None:
+    """``entry/potentiostat`` (NXdata): V and I against time, links to the NXlog's data."""
+    if "potentiostat" in entry:
+        del entry["potentiostat"]
+    g = entry.create_group("potentiostat")
+    g.attrs.update(
+        NX_class="NXdata", signal="voltage", auxiliary_signals=["current"], axes=["time"]
+    )
+    g.attrs["time_indices"] = 0
+    for key in ("time", "voltage", "current"):
+        g[key] = log[key]
 
 
 TRANSITION_FIELDS = ("state", "reason", "n", "voltage", "current")
@@ -125,8 +141,13 @@ def write_run(
     metadata: dict[str, Any],
     sample_state: dict[str, Any] | None = None,
     reconstruction_attrs: dict[str, Any] | None = None,
+    times: tuple[float, float] | None = None,
+    wavelength: float | None = None,
 ) -> Path:
-    """Write a complete run file atomically (to ``.part``, then renamed)."""
+    """Write a complete run file atomically (to ``.part``, then renamed).
+
+    ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å.
+    """
     tmp = path.with_suffix(".h5.part")
     with h5py.File(tmp, "w") as f:
         f.attrs["default"] = "entry"
@@ -134,12 +155,16 @@ def write_run(
         entry.attrs.update(NX_class="NXentry", start_uid=start_uid, default="reconstruction")
         entry.create_dataset("title", data=str(metadata.get("title", f"XRD-CT {start_uid[:8]}")))
         entry.create_dataset("experiment_identifier", data=str(metadata.get("experiment_id", "")))
+        if times is not None:
+            for key, t in zip(("start_time", "end_time"), times, strict=True):
+                entry.create_dataset(key, data=dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat())
         s = _nxdata(
             entry,
             "sinogram",
             sinogram,
             [("angle", angles, "deg"), ("translation", translations, "mm"), ("q", q, "1/angstrom")],
         )
+        s["data"].attrs.update(units="counts", long_name="normalised to the mean monitor")
         s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
         s.create_dataset("missing", data=missing)
         step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
@@ -152,6 +177,7 @@ def write_run(
             [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
         )
         r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
+        r["data"].attrs.update(units="counts/mm", long_name="scattering per mm of path")
         r.attrs.update(reconstruction_attrs or {})
         write_electrochemistry(entry, log)
         inst = entry.create_group("instrument")
@@ -160,6 +186,12 @@ def write_run(
         det.attrs["NX_class"] = "NXdetector"
         det.create_dataset("name", data=detector_name)
         det.create_dataset("poni", data=poni_text)
+        if wavelength is not None:
+            beam = inst.create_group("beam")
+            beam.attrs["NX_class"] = "NXbeam"
+            beam.create_dataset("incident_wavelength", data=wavelength).attrs["units"] = "angstrom"
+            energy = HC_KEV_ANGSTROM / wavelength
+            beam.create_dataset("incident_energy", data=energy).attrs["units"] = "keV"
         if ground_truth is not None:
             copy_ground_truth(entry, ground_truth)
         if sample_state:

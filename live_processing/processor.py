@@ -16,7 +16,7 @@ Sockets (all loopback by default):
 Frames are integrated as they arrive; events say which sinogram cell each frame index
 belongs to and give its monitor reading. As soon as one angle's row is complete it is
 filtered and back-projected into a running reconstruction of every q bin
-(:mod:`.incremental_fbp`), which is written to ``DIR/<uid>.live.h5`` (HDF5 SWMR,
+(:mod:`.incremental_fbp`), which is written to ``DIR/scanNNNN_<uid>.live.h5`` (HDF5 SWMR,
 :mod:`.live_file`) at most about once a second, so viewers can follow the slice while
 the scan runs. When a run stops, the processor waits for the series' end (or a
 timeout), reports every cell without a frame (left NaN, never zero), back-projects
@@ -26,6 +26,7 @@ the rows still missing (gaps interpolated along the translation) and writes the 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,23 @@ from .workers import WorkerPool, integration_spec
 EC_STREAM = "electrochemistry"
 TRANSITIONS_STREAM = "transitions"
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+
+
+SAFE_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SCAN_FILE = re.compile(r"^scan(\d{4,})_")
+
+
+def run_file_stem(sequence: int, uid: str) -> str:
+    """``scan0001_<uid>``: files list in scan order; a uid that is no safe name is refused."""
+    if not SAFE_UID.match(uid) or ".." in uid:
+        raise ValueError(f"run uid {uid!r} is not a safe file name (letters, digits, - _ .)")
+    return f"scan{sequence:04d}_{uid}"
+
+
+def last_sequence(folder: Path) -> int:
+    """The highest scan number of the files already in ``folder`` (0 if none)."""
+    numbers = [int(m.group(1)) for p in folder.glob("scan*") if (m := SCAN_FILE.match(p.name))]
+    return max(numbers, default=0)
 
 
 class Processor:
@@ -98,6 +116,7 @@ class Processor:
         self.series_info: dict[int, dict[str, Any]] = {}  # user data of each series' start
         self.integrators: dict[str, Integrator] = {}
         self.written: list[Path] = []
+        self.sequence = last_sequence(self.out_dir)  # scan files number on from the folder's
         self.bad_frames = 0
         self.received = 0  # image messages read from the detector streams
         self._last_lag = 0.0
@@ -146,8 +165,10 @@ class Processor:
         integ = self.integrators[geom.poni_file]
         poni_text = Path(geom.poni_file).read_text()
         spec = integration_spec(poni_text, self.n_bins, self.q_range, self.method)
+        self.sequence += 1
+        stem = run_file_stem(self.sequence, doc["uid"])
         self.runs[doc["uid"]] = RunState.begin(
-            doc["uid"], geom, integ, exp, doc["time"], spec, self.out_dir, self.svd_rank
+            doc["uid"], geom, integ, exp, doc["time"], spec, self.out_dir, self.svd_rank, stem
         )
         self.logs[exp].scan_start.append(doc["time"])
 
@@ -331,8 +352,13 @@ class Processor:
         series = self.series_info.pop(run.series_id, {}) if run.series_id is not None else {}
         phantom = series.get("ground_truth") or g.sample.get("phantom")
         exp = run.experiment
+        sample: dict[str, Any] = {}
+        if g.sample.get("name"):
+            sample["name"] = str(g.sample["name"])
+        if "lithium_x" in series:
+            sample["lithium_x"] = series["lithium_x"]
         path = write_run(
-            self.out_dir / f"{run.uid}.h5",
+            self.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
             angles=np.asarray(g.angles),
             translations=np.asarray(g.translations),
@@ -346,8 +372,10 @@ class Processor:
             detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
             ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
             metadata={"experiment_id": exp},
-            sample_state={"lithium_x": series["lithium_x"]} if "lithium_x" in series else None,
+            sample_state=sample or None,
             reconstruction_attrs=compression,
+            times=(run.start_time, run.stop_time or time.time()),
+            wavelength=run.integrator.ai.wavelength * 1e10,
         )
         self.files.setdefault(exp, []).append(path)
         self.written.append(path)

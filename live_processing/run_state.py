@@ -36,6 +36,7 @@ class RunState:
     series_ended: bool = False
     stop_seen_at: float | None = None
     n_events: int = 0
+    stem: str = ""
 
     @classmethod
     def begin(
@@ -48,8 +49,11 @@ class RunState:
         spec: dict[str, Any],
         out_dir: Path,
         svd_rank: int = 0,
+        stem: str = "",
     ) -> RunState:
-        """A new run: empty sinogram, running reconstruction and live file ``<uid>.live.h5``.
+        """A new run: empty sinogram, running reconstruction and live file ``<stem>.live.h5``.
+
+        ``stem``: the run's file name without suffix (``scan0001_<uid>``; default the uid).
 
         ``svd_rank`` > 0 reconstructs a truncated-SVD basis of q (:mod:`.compressed_fbp`)
         made from the first quarter of the rows, at most 8.
@@ -65,9 +69,12 @@ class RunState:
         else:
             fbp = IncrementalFBP(angles, n_t, n_q, step)
         grid = (np.arange(n_t) - (n_t - 1) / 2) * step
-        live = LiveReconstructionFile(out_dir / f"{uid}.live.h5", grid, grid, integrator.q, n_a)
+        stem = stem or uid
+        live = LiveReconstructionFile(out_dir / f"{stem}.live.h5", grid, grid, integrator.q, n_a)
         sinogram = Sinogram(n_a, n_t, n_q)
-        return cls(uid, geometry, integrator, sinogram, experiment, start_time, fbp, spec, live)
+        return cls(
+            uid, geometry, integrator, sinogram, experiment, start_time, fbp, spec, live, stem=stem
+        )
 
     def compression(self) -> dict[str, Any]:
         """``svd_rank`` and ``svd_relative_error`` when q was compressed; else empty."""

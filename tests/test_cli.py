@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_check(tmp_path: Path, toml: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "beamline.toml"
@@ -57,3 +59,27 @@ def test_unreadable_poni(tmp_path: Path) -> None:
 def test_unknown_config_key(tmp_path: Path) -> None:
     res = run_check(tmp_path, '[epics]\nprefx = "X:"\n')
     assert_one_line_error(res, "[epics]", "prefx")
+
+
+@pytest.mark.parametrize(
+    ("toml", "needles"),
+    [
+        ('[epics]\nconnection_timeout = "fast"\n', ["connection_timeout", "'fast'", "a number"]),
+        ("[processing]\nbins = 2.5\n", ["bins", "2.5", "whole number"]),
+        ("[detector]\nexposure = 1000.0\n", ["exposure", "1000", "[0.0001, 100]"]),
+        ("[potentiostat]\nv_min = 4.5\nv_max = 4.0\n", ["v_min", "4.5", "v_max"]),
+        ("[epics]\nprefix = 3\n", ["prefix", "3", "a string"]),
+        ("epics = 1\n", ["[epics]", "table"]),
+    ],
+)
+def test_bad_config_types_give_one_line_errors(tmp_path: Path, toml: str, needles) -> None:
+    res = run_check(tmp_path, toml)
+    assert_one_line_error(res, *needles)
+
+
+def test_unknown_poni_detector_is_one_short_line(tmp_path: Path) -> None:
+    bad = tmp_path / "odd.poni"
+    bad.write_text("Detector: NoSuchDetector9000\nDistance: 0.1\nWavelength: 1e-10\n")
+    res = run_check(tmp_path, f'[detector]\nponi = "{bad}"\n')
+    assert_one_line_error(res, str(bad))
+    assert len(res.stderr) < 500, res.stderr

@@ -127,3 +127,33 @@ def test_bad_input_names_the_thing(pilatus, tmp_path: Path, capsys) -> None:
     )
     assert main([*base, str(files["cbf"]), "--polarization", "3"]) == 2
     assert "--polarization 3.0: must be within [-1, 1]" in capsys.readouterr().err
+
+
+def test_one_output_per_input_and_never_an_overwrite(pilatus, tmp_path: Path, capsys) -> None:
+    """Inputs with the same stem each get their own file; nothing existing is replaced."""
+    _ai, poni, files = pilatus
+    args = ["integrate", str(files["tif"]), str(files["edf"]), "--poni", str(poni)]
+    args += ["--bins", "200"]
+    out = tmp_path / "outdir"
+    assert main([*args, "--out", str(out)]) == 0
+    made = sorted(p.name for p in out.iterdir())
+    assert made == ["frame_edf.dat", "frame_tif.dat"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    # the same call again: refused before any work, naming the file, nothing changed
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "frame_" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # two frames into one text file: a clear error, not a silent folder
+    assert main([*args, "--out", str(tmp_path / "two.dat")]) == 2
+    assert "2 frames need a folder" in capsys.readouterr().err
+    assert not (tmp_path / "two.dat").exists()
+    # HDF5: every frame in one file; the same name again is refused
+    h5 = tmp_path / "both.h5"
+    assert main([*args, "--out", str(h5)]) == 0
+    assert main([*args, "--out", str(h5)]) == 2
+    with h5py.File(h5) as f:
+        g = f[f"entry/{f['entry'].attrs['default']}"]
+        assert g.attrs["signal"] == "I" and g["I"].shape == g["I_errors"].shape == (2, 200)
+        assert g["I"].attrs["units"] and g["q"].attrs["units"] == "1/angstrom"
