@@ -122,7 +122,7 @@ def run_demo(
     os.environ.update(launcher.ca_client_env(port))
     cfg.epics.prefix = prefix
     cfg.detector.exposure = size.exposure
-    cfg.potentiostat.sample_interval = 10.0
+    cfg.potentiostat.sample_interval = 30.0  # s of cell time: 20 packages per wall second
     procs: list[launcher.SimProcess] = []
     ctx = zmq.Context()
     results = ctx.socket(zmq.PULL)

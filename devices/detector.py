@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
-from ophyd.status import Status
+from ophyd.status import Status, SubscriptionStatus
 
 EXPOSURE_LIMITS = (1e-4, 100.0)  # s
 BURST_LIMITS = (1, 10_000_000)  # frames per trigger
@@ -72,9 +72,16 @@ class FrameDetector(Protocol):
 class StreamingDetector(Device):
     """Cam PVs at ``{prefix}cam:``, stats at ``{prefix}Stats1:``."""
 
-    total_counts = Cpt(EpicsSignalRO, "Stats1:Total_RBV", kind="hinted")
+    # monitored: a trigger completes once the stats plugin has seen its last frame, so
+    # these are current when read, without a round trip per point
+    total_counts = Cpt(EpicsSignalRO, "Stats1:Total_RBV", kind="hinted", auto_monitor=True)
+    stats_counter = Cpt(EpicsSignalRO, "Stats1:ArrayCounter_RBV", kind="omitted", auto_monitor=True)
     array_counter = Cpt(
-        EpicsSignal, "cam:ArrayCounter_RBV", write_pv="cam:ArrayCounter", kind="normal"
+        EpicsSignal,
+        "cam:ArrayCounter_RBV",
+        write_pv="cam:ArrayCounter",
+        kind="normal",
+        auto_monitor=True,
     )
     frame_index = Cpt(Signal, value=-1, kind="normal")
     acquire_time = Cpt(EpicsSignal, "cam:AcquireTime", kind="config")
@@ -121,7 +128,11 @@ class StreamingDetector(Device):
         index = self._next_index
         self._next_index += burst
         timeout = max(10.0, 20 * float(self.exposure.get()) * burst)
-        inner = self.soft_trigger.set(1, timeout=timeout)
+        target = index + burst  # the array counter once this trigger's frames are exposed
+        seen = SubscriptionStatus(
+            self.stats_counter, lambda *, value, **_: int(value) >= target, timeout=timeout
+        )
+        inner = self.soft_trigger.set(1, timeout=timeout) & seen
         status = Status(obj=self, timeout=timeout)
 
         def done(st: Status) -> None:

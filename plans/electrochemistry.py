@@ -146,12 +146,25 @@ def open_circuit_on_exit(pstat: Potentiostat, plan: MsgGenerator) -> MsgGenerato
     return (yield from bpp.finalize_wrapper(plan, cleanup()))
 
 
-def recorded(pstat: Potentiostat, plan_factory: Callable[[], MsgGenerator]) -> MsgGenerator:
-    """Inside an open run: record the V/I log as the ``electrochemistry`` stream around ``plan``."""
+def recorded(
+    pstat: Potentiostat, plan_factory: Callable[[], MsgGenerator], *, hold_if_idle: bool = False
+) -> MsgGenerator:
+    """Inside an open run: record the V/I log as the ``electrochemistry`` stream around ``plan``.
+
+    The instrument sends data only while a script runs. With ``hold_if_idle`` (for plans
+    that never command the potentiostat, such as scans), a cell at rest with no step
+    running is held at open circuit while ``plan`` runs, so its voltage is logged too;
+    the hold ends with the plan.
+    """
+    hold = hold_if_idle and not pstat.client.busy
     yield from bps.kickoff(pstat, wait=True)
+    if hold:
+        yield from start_ocv_hold(pstat)
     try:
         result = yield from plan_factory()
     finally:
+        if hold:
+            yield from end_hold(pstat)
         yield from bps.complete(pstat, wait=True)
         yield from bps.collect(pstat)
     return result

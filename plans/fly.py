@@ -326,7 +326,7 @@ def fly_xrdct(
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
         if pstat is not None:
-            yield from recorded(pstat, rows)
+            yield from recorded(pstat, rows, hold_if_idle=True)
         else:
             yield from rows()
 

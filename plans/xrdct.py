@@ -107,7 +107,7 @@ def xrdct_scan(
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
         if pstat is not None:
-            yield from recorded(pstat, points)
+            yield from recorded(pstat, points, hold_if_idle=True)
         else:
             yield from points()
 

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from bluesky import RunEngine
-from event_model import DocumentNames, schema_validators
+from event_model import DocumentNames, schema_validators, unpack_event_page
 from ophyd.utils import LimitError
 
 from operando.control.session import connect_publisher
@@ -103,3 +103,35 @@ def test_scan_beyond_limits_refused_before_motion(beamline, poni_file) -> None:
             )
         )
     assert beamline.stage.x.position == pytest.approx(x0)
+
+
+def test_a_scan_at_rest_logs_the_open_circuit_voltage(beamline, poni_file) -> None:
+    """No step running: the scan holds the cell at open circuit and logs V/I meanwhile."""
+    pstat = beamline.pstat
+    assert not pstat.client.busy
+    docs: list[tuple[str, dict]] = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    RE(
+        xrdct_scan(
+            beamline.det,
+            beamline.stage,
+            beamline.diode,
+            np.linspace(0, 180, 4, endpoint=False),
+            np.linspace(-0.3, 0.3, 6),
+            poni_file=str(poni_file),
+            pstat=pstat,
+        )
+    )
+    ec = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "electrochemistry"}
+    rows = [
+        row
+        for n, d in docs
+        if n == "event_page" and d["descriptor"] in ec
+        for row in unpack_event_page(d)
+    ]
+    volts = [r["data"]["pstat_voltage"] for r in rows]
+    assert len(volts) >= 2 and all(3.0 < v < 4.4 for v in volts)
+    assert {r["data"]["pstat_current"] for r in rows} == {0.0}  # at open circuit
+    assert {r["data"]["pstat_mode"] for r in rows} == {"ocp"}
+    assert pstat.mode.get() == "ocp"  # the hold ended with the scan, the cell at rest
