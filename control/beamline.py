@@ -75,7 +75,7 @@ def make_devices(
 def not_connected(exc: Exception, limit: int = 6) -> str:
     """The PV names of an ophyd connection timeout, whole, at most ``limit`` of them."""
     text = str(exc).split("\n")[0]
-    names = [w.strip(" ,.:") for w in text.replace(",", " ").split() if ":" in w.strip(" ,.:")]
+    names = [w.strip(" ,.:()") for w in text.replace(",", " ").split() if ":" in w.strip(" ,.:()")]
     if not names:
         return text
     shown = ", ".join(names[:limit])

@@ -31,10 +31,25 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def stop_on_terminate() -> None:
+    """SIGTERM and SIGHUP stop this command as Ctrl-C does: the plan is stopped safely
+    (cell at open circuit, data written) and every child process is stopped."""
+    import os
+    import signal
+
+    def as_interrupt(signum: int, frame: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, as_interrupt)
+
+
 def _demo(args: argparse.Namespace) -> int:
     import os
 
     from ..simulators import launcher
+
+    stop_on_terminate()
 
     # Channel Access is set up before anything imports ophyd (which starts libca)
     port = launcher.free_port()
@@ -68,6 +83,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     from .sim import run_sim
+
+    stop_on_terminate()
 
     return run_sim(args.dir, args.prefix, args.port, args.phantom, args.time_factor)
 

@@ -19,7 +19,6 @@ import logging
 import signal
 import tempfile
 from pathlib import Path
-from types import FrameType
 
 from .errors import ConfigError
 
@@ -67,10 +66,6 @@ def run_sim(
     port = port or launcher.free_port()
     env = launcher.ca_client_env(port)
 
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
     procs: list[launcher.SimProcess] = []
     try:
         procs.append(launcher.start_repeater(port))

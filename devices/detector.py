@@ -60,7 +60,6 @@ class FrameDetector(Protocol):
     burst: Signal  # frames per trigger
     frame_index: Signal  # image id of the first frame of the last trigger
     series_id: Any  # readable: the stream's series id
-    array_counter: Any  # readable: frames exposed since staging
     num_images_counter: Any  # readable: frames of the last burst actually sent
 
     def trigger(self) -> Status: ...
@@ -75,7 +74,13 @@ class StreamingDetector(Device):
     # monitored: a trigger completes once the stats plugin has seen its last frame, so
     # these are current when read, without a round trip per point
     total_counts = Cpt(EpicsSignalRO, "Stats1:Total_RBV", kind="hinted", auto_monitor=True)
-    stats_counter = Cpt(EpicsSignalRO, "Stats1:ArrayCounter_RBV", kind="omitted", auto_monitor=True)
+    stats_counter = Cpt(
+        EpicsSignal,
+        "Stats1:ArrayCounter_RBV",
+        write_pv="Stats1:ArrayCounter",
+        kind="omitted",
+        auto_monitor=True,
+    )
     array_counter = Cpt(
         EpicsSignal,
         "cam:ArrayCounter_RBV",
@@ -112,6 +117,7 @@ class StreamingDetector(Device):
         self.num_images.set(burst).wait(5)
         self.trigger_mode.set("Software").wait(5)
         self.array_counter.set(0).wait(5)
+        self.stats_counter.set(0).wait(5)  # a trigger waits for the plugin to count its frames
         self.acquire.set(1).wait(10)  # arms a series: the stream 'start' message
         self._next_index = 0
         return super().stage()

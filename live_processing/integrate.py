@@ -11,6 +11,7 @@ are built per set of negative pixels (which rarely changes) and kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,19 @@ def load_poni(path: str | Path) -> AzimuthalIntegrator:
         raise GeometryError(f"PONI file {p} is not readable: {reason}") from None
     if ai.detector is None or ai.detector.max_shape is None or ai.wavelength is None:
         raise GeometryError(f"PONI file {p} lacks a detector shape or wavelength")
+    checks = (
+        ("Distance", ai.dist, "m", lambda v: v > 0),
+        ("Wavelength", ai.wavelength, "m", lambda v: v > 0),
+        ("Poni1", ai.poni1, "m", lambda v: True),
+        ("Poni2", ai.poni2, "m", lambda v: True),
+        ("Rot1", ai.rot1, "rad", lambda v: True),
+        ("Rot2", ai.rot2, "rad", lambda v: True),
+        ("Rot3", ai.rot3, "rad", lambda v: True),
+    )
+    for key, value, unit, ok in checks:
+        if not (math.isfinite(value) and ok(value)):
+            need = "finite and > 0" if key in ("Distance", "Wavelength") else "finite"
+            raise GeometryError(f"PONI file {p}: {key} = {value} {unit} must be {need}")
     return ai
 
 

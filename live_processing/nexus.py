@@ -11,6 +11,8 @@ transition of the operando protocol: time, state, reason, n, voltage, current),
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,58 +151,89 @@ def write_run(
     ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å.
     """
     tmp = path.with_suffix(".h5.part")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs.update(NX_class="NXentry", start_uid=start_uid, default="reconstruction")
-        entry.create_dataset("title", data=str(metadata.get("title", f"XRD-CT {start_uid[:8]}")))
-        entry.create_dataset("experiment_identifier", data=str(metadata.get("experiment_id", "")))
-        if times is not None:
-            for key, t in zip(("start_time", "end_time"), times, strict=True):
-                entry.create_dataset(key, data=dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat())
-        s = _nxdata(
-            entry,
-            "sinogram",
-            sinogram,
-            [("angle", angles, "deg"), ("translation", translations, "mm"), ("q", q, "1/angstrom")],
-        )
-        s["data"].attrs.update(units="counts", long_name="normalised to the mean monitor")
-        s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
-        s.create_dataset("missing", data=missing)
-        step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
-        n = reconstruction.shape[0]
-        grid = (np.arange(n) - (n - 1) / 2) * step
-        r = _nxdata(
-            entry,
-            "reconstruction",
-            reconstruction,
-            [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
-        )
-        r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
-        r["data"].attrs.update(units="counts/mm", long_name="scattering per mm of path")
-        r.attrs.update(reconstruction_attrs or {})
-        write_electrochemistry(entry, log)
-        inst = entry.create_group("instrument")
-        inst.attrs["NX_class"] = "NXinstrument"
-        det = inst.create_group("detector")
-        det.attrs["NX_class"] = "NXdetector"
-        det.create_dataset("name", data=detector_name)
-        det.create_dataset("poni", data=poni_text)
-        if wavelength is not None:
-            beam = inst.create_group("beam")
-            beam.attrs["NX_class"] = "NXbeam"
-            beam.create_dataset("incident_wavelength", data=wavelength).attrs["units"] = "angstrom"
-            energy = HC_KEV_ANGSTROM / wavelength
-            beam.create_dataset("incident_energy", data=energy).attrs["units"] = "keV"
-        if ground_truth is not None:
-            copy_ground_truth(entry, ground_truth)
-        if sample_state:
-            smp = entry.create_group("sample")
-            smp.attrs["NX_class"] = "NXsample"
-            for key, value in sample_state.items():
-                smp.create_dataset(key, data=value)
-    tmp.replace(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["default"] = "entry"
+            entry = f.create_group("entry")
+            entry.attrs.update(NX_class="NXentry", start_uid=start_uid, default="reconstruction")
+            entry.create_dataset(
+                "title", data=str(metadata.get("title", f"XRD-CT {start_uid[:8]}"))
+            )
+            entry.create_dataset(
+                "experiment_identifier", data=str(metadata.get("experiment_id", ""))
+            )
+            if times is not None:
+                for key, t in zip(("start_time", "end_time"), times, strict=True):
+                    entry.create_dataset(
+                        key, data=dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat()
+                    )
+            s = _nxdata(
+                entry,
+                "sinogram",
+                sinogram,
+                [
+                    ("angle", angles, "deg"),
+                    ("translation", translations, "mm"),
+                    ("q", q, "1/angstrom"),
+                ],
+            )
+            s["data"].attrs.update(units="counts", long_name="normalised to the mean monitor")
+            s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
+            s.create_dataset("missing", data=missing)
+            step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
+            n = reconstruction.shape[0]
+            grid = (np.arange(n) - (n - 1) / 2) * step
+            r = _nxdata(
+                entry,
+                "reconstruction",
+                reconstruction,
+                [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
+            )
+            r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
+            r["data"].attrs.update(units="counts/mm", long_name="scattering per mm of path")
+            r.attrs.update(reconstruction_attrs or {})
+            write_electrochemistry(entry, log)
+            inst = entry.create_group("instrument")
+            inst.attrs["NX_class"] = "NXinstrument"
+            det = inst.create_group("detector")
+            det.attrs["NX_class"] = "NXdetector"
+            det.create_dataset("name", data=detector_name)
+            det.create_dataset("poni", data=poni_text)
+            if wavelength is not None:
+                beam = inst.create_group("beam")
+                beam.attrs["NX_class"] = "NXbeam"
+                beam.create_dataset("incident_wavelength", data=wavelength).attrs["units"] = (
+                    "angstrom"
+                )
+                energy = HC_KEV_ANGSTROM / wavelength
+                beam.create_dataset("incident_energy", data=energy).attrs["units"] = "keV"
+            if ground_truth is not None:
+                copy_ground_truth(entry, ground_truth)
+            if sample_state:
+                smp = entry.create_group("sample")
+                smp.attrs["NX_class"] = "NXsample"
+                for key, value in sample_state.items():
+                    smp.create_dataset(key, data=value)
+        commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no partial file
     return path
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Make ``tmp`` durable (fsync), then rename it to ``path`` and sync the folder.
+
+    A crash or a full disk leaves either the old ``path`` or the new one, never a
+    truncated file under the final name.
+    """
+    with tmp.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def copy_ground_truth(entry: h5py.Group, phantom_file: Path) -> None:
@@ -217,6 +250,16 @@ def copy_ground_truth(entry: h5py.Group, phantom_file: Path) -> None:
 
 
 def update_electrochemistry(path: Path, log: ElectrochemistryLog) -> None:
-    """Replace the electrochemistry of a written file (later runs extend the log)."""
-    with h5py.File(path, "a") as f:
-        write_electrochemistry(f["entry"], log)
+    """Replace the electrochemistry of a written file (later runs extend the log).
+
+    The file is never edited in place: a copy is updated, synced and renamed over it,
+    so a full disk or a crash meanwhile leaves the earlier file intact.
+    """
+    tmp = path.with_name(path.name + ".part")
+    try:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "a") as f:
+            write_electrochemistry(f["entry"], log)
+        commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

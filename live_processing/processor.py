@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 import zmq
+from event_model import DocumentNames
 
 from ..protocols import stream_v2 as sv2
-from ..protocols.announce import announce
+from ..protocols.child_process import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
 from .integrate import Integrator, load_poni
@@ -47,17 +48,24 @@ from .workers import WorkerPool, integration_spec
 EC_STREAM = "electrochemistry"
 TRANSITIONS_STREAM = "transitions"
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
+ORPHAN_LIMIT = 512e6  # bytes of frames held for series that no run has claimed yet
 
 
 SAFE_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SCAN_FILE = re.compile(r"^scan(\d{4,})_")
 
 
+def check_uid(uid: object) -> str:
+    """A run uid that can become part of a file name, or ``ValueError`` naming it."""
+    if not isinstance(uid, str) or not SAFE_UID.match(uid) or ".." in uid:
+        raise ValueError(f"run uid {uid!r} is not a safe file name (letters, digits, - _ .)")
+    return uid
+
+
 def run_file_stem(sequence: int, uid: str) -> str:
     """``scan0001_<uid>``: files list in scan order; a uid that is no safe name is refused."""
-    if not SAFE_UID.match(uid) or ".." in uid:
-        raise ValueError(f"run uid {uid!r} is not a safe file name (letters, digits, - _ .)")
-    return f"scan{sequence:04d}_{uid}"
+    return f"scan{sequence:04d}_{check_uid(uid)}"
 
 
 def last_sequence(folder: Path) -> int:
@@ -113,6 +121,7 @@ class Processor:
         self.logs: dict[str, ElectrochemistryLog] = {}
         self.files: dict[str, list[Path]] = {}
         self.orphans: dict[int, list[sv2.ImageMessage]] = {}
+        self.orphan_bytes = 0
         self.series_info: dict[int, dict[str, Any]] = {}  # user data of each series' start
         self.integrators: dict[str, Integrator] = {}
         self.written: list[Path] = []
@@ -136,6 +145,16 @@ class Processor:
             self.results.send_json(msg, default=jsonable)
 
     # -- documents -------------------------------------------------------------------------
+    def on_raw_document(self, raw: bytes) -> None:
+        """One message of bluesky's 0MQ publisher: ``prefix name payload``."""
+        try:
+            _prefix, name, payload = raw.split(b" ", 2)
+            text = name.decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            self.report(event="error", source="docs", error=f"malformed message {raw[:60]!r}")
+            return
+        self.on_message(text, payload)
+
     def on_message(self, name: str, payload: bytes) -> None:
         """One message from the document socket: a JSON document, or a connection probe."""
         if name == "probe":
@@ -147,11 +166,14 @@ class Processor:
             self.report(event="error", document=name, error=f"{type(exc).__name__}: {exc}")
 
     def on_document(self, name: str, doc: dict[str, Any]) -> None:
+        if name not in DOCUMENT_NAMES:  # never dispatch on an arbitrary name from the wire
+            raise ValueError(f"{name!r} is not a bluesky document name")
         handler = getattr(self, f"_on_{name}", None)
         if handler is not None:
             handler(doc)
 
     def _on_start(self, doc: dict[str, Any]) -> None:
+        check_uid(doc["uid"])
         exp = str(doc.get("experiment_id", doc["uid"]))
         self.run_experiment[doc["uid"]] = exp
         self.logs.setdefault(exp, ElectrochemistryLog())
@@ -184,6 +206,7 @@ class Processor:
             run.series_id = int(conf[run.geometry.series_key])
         self.connect_frames(str(conf.get(f"{det}_stream_address", "")))
         for msg in self.orphans.pop(run.series_id, []) if run.series_id is not None else []:
+            self.orphan_bytes -= msg.data.nbytes
             self._integrate(run, msg)
 
     def _on_event(self, doc: dict[str, Any]) -> None:
@@ -266,6 +289,14 @@ class Processor:
 
     # -- frames ----------------------------------------------------------------------------
     def on_frame(self, raw: bytes | memoryview) -> None:
+        """One detector message; whatever goes wrong is reported and the loop goes on."""
+        try:
+            self._on_frame(raw)
+        except Exception as exc:
+            self.bad_frames += 1
+            self.report(event="error", source="frames", error=f"{type(exc).__name__}: {exc}")
+
+    def _on_frame(self, raw: bytes | memoryview) -> None:
         try:
             msg = sv2.decode(raw)
         except sv2.StreamProtocolError as exc:
@@ -282,9 +313,24 @@ class Processor:
             return
         self.received += 1
         if run is None:
-            self.orphans.setdefault(msg.series_id, []).append(msg)
+            self.keep_orphan(msg)
             return
         self._integrate(run, msg)
+
+    def keep_orphan(self, msg: sv2.ImageMessage) -> None:
+        """Hold a frame whose run has not started yet; bounded: the oldest series goes first."""
+        self.orphans.setdefault(msg.series_id, []).append(msg)
+        self.orphan_bytes += msg.data.nbytes
+        while self.orphan_bytes > ORPHAN_LIMIT and len(self.orphans) > 1:
+            series, dropped = next(iter(self.orphans.items()))
+            del self.orphans[series]
+            self.orphan_bytes -= sum(m.data.nbytes for m in dropped)
+            self.report(
+                event="error",
+                source="frames",
+                error=f"dropped {len(dropped)} frames of series {series}: no run claimed them "
+                f"and frames of later series arrived ({ORPHAN_LIMIT / 1e6:.0f} MB held at most)",
+            )
 
     def _integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
         if self.pool is None:
@@ -309,7 +355,10 @@ class Processor:
         if run is None:
             return  # its run was finished (timed out) meanwhile
         run.patterns[int(head["image"])] = pattern
-        run.place_ready()
+        try:
+            run.place_ready()
+        except (IndexError, ValueError) as exc:
+            self.report(event="error", run=run.uid, source="worker", error=str(exc))
 
     def report_lag(self) -> None:
         now = time.monotonic()
@@ -324,9 +373,19 @@ class Processor:
 
     # -- finishing ---------------------------------------------------------------------------
     def write_live(self) -> None:
-        """Bring every run's live file up to date (each at most about once a second)."""
+        """Bring every run's live file up to date (each at most about once a second).
+
+        A live file that cannot be written (disk full) is reported and given up; the
+        run itself goes on to its final file.
+        """
         for run in self.runs.values():
-            run.write_live()
+            try:
+                run.write_live()
+            except (OSError, RuntimeError) as exc:
+                self.report(event="error", run=run.uid, source="live", error=str(exc))
+                if run.live is not None:
+                    run.live.close(remove=True)
+                    run.live = None
 
     def finish_ready(self) -> None:
         now = time.monotonic()
@@ -337,8 +396,19 @@ class Processor:
             # fly row acquired again) are dropped, not waited for
             complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
             if complete or now - run.stop_seen_at > END_TIMEOUT:
-                self.finish(run)
                 del self.runs[uid]
+                try:
+                    self.finish(run)
+                except Exception as exc:  # e.g. disk full: say so, keep serving others
+                    if run.live is not None:  # the live file stays: the last view of the run
+                        run.live.close(remove=False)
+                        run.live = None
+                    self.report(
+                        event="error",
+                        run=uid,
+                        source="write",
+                        error=f"could not write the run's file: {type(exc).__name__}: {exc}",
+                    )
 
     def finish(self, run: RunState) -> Path:
         g = run.geometry
@@ -346,9 +416,6 @@ class Processor:
         sino = run.sinogram.normalised()
         recon = run.final_reconstruction(sino)
         compression = run.compression()
-        if run.live is not None:
-            run.live.close(remove=True)
-            run.live = None
         series = self.series_info.pop(run.series_id, {}) if run.series_id is not None else {}
         phantom = series.get("ground_truth") or g.sample.get("phantom")
         exp = run.experiment
@@ -377,6 +444,9 @@ class Processor:
             times=(run.start_time, run.stop_time or time.time()),
             wavelength=run.integrator.ai.wavelength * 1e10,
         )
+        if run.live is not None:  # only once the run's file is safely written
+            run.live.close(remove=True)
+            run.live = None
         self.files.setdefault(exp, []).append(path)
         self.written.append(path)
         self.report(
@@ -426,8 +496,7 @@ class Processor:
                         raw = self.docs.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    _prefix, name, payload = raw.split(b" ", 2)
-                    self.on_message(name.decode(), payload)
+                    self.on_raw_document(raw)
             self.write_live()
             self.report_lag()
             self.finish_ready()

@@ -15,6 +15,7 @@ unbounded queue and never a dropped frame.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from ..protocols.announce import announce
+from ..protocols.child_process import announce, die_with_parent
 from .integrate import Integrator, load_poni
 
 HWM = 4  # messages per pipe: each is a 2M frame (~12 MB)
@@ -76,7 +77,12 @@ class WorkerPool:
         env = dict(os.environ)
         env.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, n))))
         self.procs = [
-            subprocess.Popen([*cmd, *addresses], stdout=subprocess.DEVNULL, env=env)
+            subprocess.Popen(
+                [*cmd, *addresses],
+                stdout=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            )
             for _ in range(n)
         ]
 

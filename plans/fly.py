@@ -272,7 +272,7 @@ def fly_xrdct(
             yield from bps.trigger(det, group="burst")
             yield from bps.wait(group="burst")  # not the run-out: the next row waits for it
             at_start["side"] = 1 - side
-            counter = yield from bps.rd(det.array_counter)
+            first = yield from bps.rd(det.frame_index)  # image id of the burst's first frame
             sent = yield from bps.rd(det.num_images_counter)
             beam_ok = lowest["value"] >= suspend_fraction * level
             if not beam_ok:
@@ -286,7 +286,7 @@ def fly_xrdct(
                     row.row_index,
                     i,
                     row.first_frame,
-                    int(counter) - n,
+                    int(first),
                     row.reversed,
                     rev,
                     row.frames,

@@ -116,7 +116,13 @@ class StatsGroup(PVGroup):
     """An NDStats-like plugin (``det:Stats1:``): the last frame's total counts."""
 
     Total_RBV = pvproperty(value=0.0, precision=0, units="counts", read_only=True)
+    ArrayCounter = pvproperty(value=0, doc="frames the plugin has processed (writable)")
     ArrayCounter_RBV = pvproperty(value=0, read_only=True)
+
+    @ArrayCounter.putter
+    async def ArrayCounter(self, instance, value):
+        await self.ArrayCounter_RBV.write(int(value))
+        return value
 
 
 class CamGroup(PVGroup):
@@ -253,7 +259,7 @@ class CamGroup(PVGroup):
         if n and self.stats is not None:
             total = self.streamer.renderer.expected_total(angle, x, exposure, flux)
             await self.stats.Total_RBV.write(float(self._rng.poisson(total)))
-            await self.stats.ArrayCounter_RBV.write(int(self.ArrayCounter.value))
+            await self.stats.ArrayCounter.write(int(self.stats.ArrayCounter.value) + n)
         await self.NumImagesCounter.write(sent)
         rest = t_first + n * period - time.monotonic()
         if rest > 0:

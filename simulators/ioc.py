@@ -36,7 +36,7 @@ from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 
 from ..protocols import stream_v2 as sv2
-from ..protocols.announce import announce
+from ..protocols.child_process import announce
 from .detector import CamGroup, FrameStreamer, StatsGroup
 from .lithiation import lithiate
 from .motor import SimMotor

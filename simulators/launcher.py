@@ -6,6 +6,7 @@ it (with a timeout, showing the process's output if it dies) and returns the add
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -16,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..protocols.child_process import die_with_parent
 
 
 class SimulatorError(RuntimeError):
@@ -96,6 +99,8 @@ def start(
         # own session: a terminal Ctrl-C reaches only the controlling program, which
         # then stops the plan safely and shuts these down in order
         start_new_session=True,
+        # and should that program die without doing so (SIGKILL), they end with it
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
     sim = SimProcess(name, proc, {})
     ready = threading.Event()

@@ -37,18 +37,31 @@ class Phantom:
     def validate(self) -> None:
         if not self.fraction:
             raise PhantomError("phantom has no phases")
-        if not self.pixel_size > 0:
-            raise PhantomError(f"phantom pixel_size {self.pixel_size} mm must be > 0")
+        if not (np.isfinite(self.pixel_size) and self.pixel_size > 0):
+            raise PhantomError(f"phantom pixel_size {self.pixel_size} mm must be finite and > 0")
         shape = self.shape
-        if shape[0] != shape[1]:
-            raise PhantomError(f"phantom grid {shape} must be square")
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise PhantomError(f"phantom grid {shape} must be a square 2-D map")
         total = np.zeros(shape)
         for name, frac in self.fraction.items():
-            get_phase(name)
-            if frac.shape != shape or self.lattice_a[name].shape != shape:
-                raise PhantomError(f"phase {name!r} maps have shape {frac.shape}, expected {shape}")
+            phase = get_phase(name)
+            lat = self.lattice_a[name]
+            if frac.shape != shape or lat.shape != shape:
+                raise PhantomError(
+                    f"phase {name!r} maps have shapes {frac.shape} and {lat.shape}, expected "
+                    f"{shape}"
+                )
+            for what, values in (("fraction", frac), ("lattice_a", lat)):
+                if not np.isfinite(values).all():
+                    raise PhantomError(f"phase {name!r} {what} has NaN or infinite values")
             if frac.min() < 0:
                 raise PhantomError(f"phase {name!r} has negative fraction {frac.min():.3g}")
+            inside = frac > 0
+            if phase.crystalline and inside.any() and not (lat[inside] > 0).all():
+                raise PhantomError(
+                    f"phase {name!r} lattice_a {lat[inside].min():.4g} Å where its fraction is "
+                    "> 0: a crystalline phase needs a lattice parameter > 0 Å there"
+                )
             total += frac
         if total.max() > 1 + 1e-6:
             raise PhantomError(f"phase fractions sum to {total.max():.3f} > 1 in some pixel")

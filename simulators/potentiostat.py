@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocols import methodscript as ms
-from ..protocols.announce import announce
+from ..protocols.child_process import announce
 from .battery import Battery
 from .lockstep_clock import LockstepClock
 from .methodscript_vm import Interpreter, parse_script

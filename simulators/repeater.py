@@ -10,7 +10,7 @@ import os
 
 from caproto.sync.repeater import _run_repeater, check_for_running_repeater
 
-from ..protocols.announce import announce
+from ..protocols.child_process import announce
 
 
 def main() -> None:

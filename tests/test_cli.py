@@ -83,3 +83,13 @@ def test_unknown_poni_detector_is_one_short_line(tmp_path: Path) -> None:
     res = run_check(tmp_path, f'[detector]\nponi = "{bad}"\n')
     assert_one_line_error(res, str(bad))
     assert len(res.stderr) < 500, res.stderr
+
+
+def test_only_a_prefix_names_where_to_look(tmp_path: Path, ioc) -> None:
+    """No ca_addr_list: the hint names it and the port searched; PV names stay whole."""
+    res = run_check(tmp_path, '[epics]\nprefix = "NOPE:"\nconnection_timeout = 1.0\n')
+    assert_one_line_error(res, "'NOPE:'", "ca_addr_list", "port")
+    line = next(ln for ln in res.stderr.splitlines() if ln.startswith("operando: error:"))
+    listed = line.split("(", 1)[1].split(")", 1)[0]
+    names = [n.strip() for n in listed.replace(" and ", ",").split(",") if n.strip()]
+    assert names and all(n.startswith("NOPE:") or n.endswith("more") for n in names), listed

@@ -313,3 +313,67 @@ def test_ctrl_c_mid_scan_aborts_safely_and_keeps_the_data(tmp_path: Path) -> Non
     assert 3 <= complete_rows < missing.shape[0]  # what was acquired is kept, the rest flagged
     assert np.isfinite(data[~missing]).all() and np.isnan(data[missing]).all()
     assert sim_processes() <= before  # the demo stopped everything it started
+
+
+def _start_tiny_demo(out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
+    return subprocess.Popen(
+        [*cmd, "--size", "tiny"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for_row(proc: subprocess.Popen, row: int) -> list[str]:
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if f"row {row}/" in line:
+            return seen
+    raise AssertionError("".join(seen))
+
+
+def _wait_gone(before: set[str], timeout: float = 20.0) -> set[str]:
+    """The simulator/processor processes not in ``before``, once they are gone (or not)."""
+    import threading
+
+    deadline = time.monotonic() + timeout
+    left = sim_processes() - before
+    while left and time.monotonic() < deadline:
+        threading.Event().wait(0.2)
+        left = sim_processes() - before
+    return left
+
+
+def test_sigterm_stops_the_demo_safely_and_keeps_the_data(tmp_path: Path) -> None:
+    """SIGTERM to the demo process alone (a scheduler, systemd): as Ctrl-C."""
+    import signal
+
+    out = tmp_path / "out"
+    before = sim_processes()
+    proc = _start_tiny_demo(out)
+    seen = _wait_for_row(proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    _rest, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err[-3000:]
+    assert "cell to open circuit" in err and "Traceback" not in err
+    files = [p for p in out.glob("scan*.h5")]
+    assert len(files) == 1
+    assert not _wait_gone(before)
+
+
+def test_children_end_with_a_killed_demo(tmp_path: Path) -> None:
+    """``kill -9`` of the demo: its simulators and processor do not outlive it."""
+    import signal
+
+    before = sim_processes()
+    proc = _start_tiny_demo(tmp_path / "out")
+    _wait_for_row(proc, 1)
+    assert sim_processes() - before  # they run ...
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert not _wait_gone(before)  # ... and end with it

@@ -223,3 +223,86 @@ def test_live_reconstruction_is_readable_mid_scan(tmp_path: Path) -> None:
 def _angles(path: Path) -> np.ndarray:
     with h5py.File(path) as f:
         return f["entry/sinogram/angle"][()]
+
+
+def _reports(pull: zmq.Socket) -> list[dict]:
+    out = []
+    while pull.poll(200):
+        out.append(pull.recv_json())
+    return out
+
+
+def test_bad_input_is_reported_and_the_processor_keeps_serving(tmp_path: Path) -> None:
+    """Malformed messages, a frame of the wrong shape, a fly row out of range, a uid that
+    is a path: each is one report, and the run still ends in a complete file."""
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    addr = f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}"
+
+    def hostile(proc: Processor) -> None:
+        proc.on_raw_document(b"no-spaces-at-all")
+        proc.on_raw_document(b"prefix \xff\xfe {}")
+        proc.on_message("frame", b"{}")  # not a document name: never dispatched
+        proc.on_message("start", b'{"uid": "../x", "time": 0, "xrdct": {}}')
+        wrong = np.zeros((7, 9), dtype=np.uint32)
+        proc.on_frame(sv2.encode(sv2.image_message(7, "s", 999, wrong, 0.0, 0.01, {})))
+        proc.on_frame(b"\x00garbage")
+
+    try:
+        _, path = _run(tmp_path, drop=set(), results=addr, midway=(5, hostile))
+        errors = [r for r in _reports(pull) if r["event"] == "error"]
+    finally:
+        ctx.destroy(linger=0)
+    assert len(errors) >= 6, errors
+    text = " ".join(e["error"] for e in errors)
+    assert "malformed message" in text and "not a bluesky document name" in text
+    assert "'../x' is not a safe file name" in text
+    assert not (tmp_path.parent / "x.h5").exists()
+    with h5py.File(path) as f:  # the real run is whole
+        assert not f["entry/sinogram/missing"][()].any()
+
+
+def test_orphan_frames_are_bounded_and_drops_reported(tmp_path: Path, monkeypatch) -> None:
+    import operando.live_processing.processor as processor_module
+
+    frame = np.ones((64, 64), dtype=np.uint32)  # 16 kB
+    monkeypatch.setattr(processor_module, "ORPHAN_LIMIT", 10 * frame.nbytes)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    addr = f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}"
+    proc = Processor("tcp://127.0.0.1:*", [], addr, tmp_path, n_bins=50)
+    try:
+        for series in range(1, 6):  # five series nobody claims, 4 frames each
+            for k in range(4):
+                proc.on_frame(sv2.encode(sv2.image_message(series, "s", k, frame, 0, 0.01, {})))
+        assert proc.orphan_bytes <= 10 * frame.nbytes
+        assert sum(len(v) for v in proc.orphans.values()) * frame.nbytes == proc.orphan_bytes
+        assert 5 in proc.orphans  # the newest series is kept
+        dropped = [r for r in _reports(pull) if r["event"] == "error"]
+        assert dropped and all("no run claimed them" in r["error"] for r in dropped)
+    finally:
+        proc.close()
+        ctx.destroy(linger=0)
+
+
+def test_a_failed_update_leaves_the_earlier_file_intact(tmp_path: Path, monkeypatch) -> None:
+    """Later runs rewrite the V/I log of earlier files: never in place, so a failure (a full
+    disk) midway leaves the file as it was, and no partial file behind."""
+    import hashlib
+
+    from operando.live_processing import nexus
+
+    _, path = _run(tmp_path, drop=set())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    log = nexus.ElectrochemistryLog()
+    log.add(1.0, 3.9, 0.0, 0.0)
+
+    def full_disk(entry, log):  # fails after it has started changing the file
+        del entry["electrochemistry"]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nexus, "write_electrochemistry", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        nexus.update_electrochemistry(path, log)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in tmp_path.glob("*.part")) == []

@@ -60,3 +60,32 @@ def test_rendered_frame_integrates_to_the_phase_lines() -> None:
     expected = 2 * np.pi * np.sqrt([3, 4, 8]) / 4.0495  # 111, 200, 220 (311 is beyond 4.6)
     for e in expected:
         assert min(abs(p - e) for p in peaks) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("lattice", "needle"),
+    [(np.nan, "NaN or infinite"), (-8.2, "lattice parameter > 0"), (0.0, "lattice parameter > 0")],
+)
+def test_unphysical_phantoms_are_refused(tmp_path, lattice: float, needle: str) -> None:
+    from operando.simulators.phantom import Phantom, PhantomError
+
+    frac = np.zeros((4, 4))
+    frac[1:3, 1:3] = 1.0
+    lat = np.where(frac > 0, lattice, 0.0)
+    with pytest.raises(PhantomError, match=needle):
+        Phantom(0.05, {"LiMn2O4": frac}, {"LiMn2O4": lat}).validate()
+
+
+def test_unphysical_poni_values_are_refused(tmp_path) -> None:
+    from operando.live_processing.integrate import GeometryError, load_poni
+
+    good = "Detector: Pilatus1M\nPoni1: 0.05\nPoni2: 0.05\nRot1: 0\nRot2: 0\nRot3: 0\n"
+    for bad, key in (
+        ("Distance: -0.1\nWavelength: 1e-10\n", "Distance"),
+        ("Distance: nan\nWavelength: 1e-10\n", "Distance"),
+        ("Distance: 0.1\nWavelength: 0\n", "Wavelength"),
+    ):
+        path = tmp_path / "bad.poni"
+        path.write_text(good + bad)
+        with pytest.raises(GeometryError, match=rf"{key} = .* must be finite and > 0"):
+            load_poni(path)
