@@ -1,4 +1,8 @@
-"""The house rules: ruff (lint + format) and mypy are clean."""
+"""The house rules: ruff (lint + format) and mypy are clean; imports point one way.
+
+The import contracts (DESIGN.md: control -> plans -> devices -> protocols; simulators
+and live_processing read only protocols) are import-linter's, in pyproject.toml.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize(
     "cmd",
-    [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy", "."]],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy", "."],
+        ["lint-imports"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contracts"],
 )
 def test_tool_is_clean(cmd: list[str]) -> None:
     exe = shutil.which(cmd[0], path=str(Path(sys.executable).parent)) or shutil.which(cmd[0])
