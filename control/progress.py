@@ -103,8 +103,13 @@ class RunRow:
     what: str
     reason: str = ""
     status: str = "running"
-    seconds: float = 0.0
+    start: float = 0.0  # epoch s, from the start document
+    stop: float | None = None  # from the stop document
     scan: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return (self.stop or self.start) - self.start
 
 
 class RunSummary:
@@ -117,12 +122,12 @@ class RunSummary:
         if name == "start":
             what = str(doc.get("step") or doc.get("plan_name", "run"))
             reason = str(doc.get("protocol_reason", ""))
-            self.rows[doc["uid"]] = RunRow(doc["uid"], what, reason, scan=KEY in doc)
-            self.rows[doc["uid"]].seconds = float(doc["time"])
+            self.rows[doc["uid"]] = RunRow(
+                doc["uid"], what, reason, start=float(doc["time"]), scan=KEY in doc
+            )
         elif name == "stop" and doc["run_start"] in self.rows:
             row = self.rows[doc["run_start"]]
-            row.status = str(doc["exit_status"])
-            row.seconds = float(doc["time"]) - row.seconds
+            row.status, row.stop = str(doc["exit_status"]), float(doc["time"])
 
     def table(self, files: dict[str, Path] | None = None) -> str:
         """The runs as a short fixed-width table (scans with their files)."""
