@@ -3,7 +3,7 @@
 A Pilatus 2M frame (1679 x 1475, gaps masked) of a simulated powder pattern with Poisson
 noise is integrated into 2000 q bins with solid-angle correction, no pixel splitting:
 by pyFAI's ``integrate1d`` with the ("no", "csr", "cython") method and by
-:class:`operando.live_processing.fast_integrate.SparseIntegrator`, which reuses pyFAI's
+:class:`operando.live_processing.integration.fast_integrate.SparseIntegrator`, which reuses pyFAI's
 CSR matrix. Deviation is over bins holding >= 100 pixels.
 
 Run ``python benchmarks/bench_integrate.py [--quick]``; the last line is JSON.
@@ -20,7 +20,7 @@ import numpy as np
 from pyFAI.detectors import detector_factory
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from operando.live_processing.fast_integrate import METHOD, SparseIntegrator
+from operando.live_processing.integration.fast_integrate import METHOD, SparseIntegrator
 
 BINS = 2000
 

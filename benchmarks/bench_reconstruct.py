@@ -3,14 +3,14 @@
 A 351 x 350 x 1000 q sinogram (the seed's ROI preset) is made by projecting three
 component maps of a phantom with ASTRA and giving each its own diffraction pattern, plus
 noise. Ours: each projection (one angle, all q) is filtered and back-projected as it
-arrives (:class:`operando.live_processing.incremental_fbp.IncrementalFBP`); ``latency_s``
+arrives (:class:`operando.live_processing.tomography.incremental_fbp.IncrementalFBP`); ``latency_s``
 is the time from the last projection's arrival to the finished volume. ASTRA: CPU ``FBP``
 (``linear`` projector, Ram-Lak) slice by slice after the scan, as the processor did before.
 ``rms_dev`` is the largest, over the slices compared, RMS difference as a fraction of the
 ASTRA slice's range. ``--quick`` uses 200 q bins and times ASTRA on 50 of them (scaled).
 
 The same projections also go through the truncated-SVD variant
-(:class:`operando.live_processing.compressed_fbp.CompressedFBP`, ``--svd-rank``, basis
+(:class:`operando.live_processing.tomography.compressed_fbp.CompressedFBP`, ``--svd-rank``, basis
 from the first 8 projections): ``svd_cpu_s``, ``svd_latency_s`` (including the expansion
 to every q), ``svd_rel_error`` (the sinogram energy outside the basis, as it reports it)
 and ``svd_rms_dev`` (as ``rms_dev``, against ASTRA). The phantom has three phases, so
@@ -28,9 +28,9 @@ import time
 import astra
 import numpy as np
 
-from operando.live_processing.compressed_fbp import CompressedFBP
-from operando.live_processing.incremental_fbp import IncrementalFBP
-from operando.live_processing.reconstruct import fbp_stack
+from operando.live_processing.tomography.compressed_fbp import CompressedFBP
+from operando.live_processing.tomography.incremental_fbp import IncrementalFBP
+from operando.live_processing.tomography.reconstruct import fbp_stack
 
 N_T, N_A = 351, 350
 

@@ -114,11 +114,21 @@ def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[
         conf = {"det": {"data": {"det_series_id": SERIES}}}
         send(
             "descriptor",
-            {"uid": "d", "run_start": "bench", "name": "primary", "configuration": conf},
+            {
+                "uid": "d",
+                "run_start": "bench",
+                "name": "primary",
+                "time": time.time(),
+                "data_keys": {},
+                "configuration": conf,
+            },
         )
         for k in range(n_frames):
             data = {"det_frame_index": k, "diode": 1.0}
-            send("event", {"descriptor": "d", "seq_num": k + 1, "time": time.time(), "data": data})
+            t = time.time()
+            stamps = dict.fromkeys(data, t)
+            event = {"descriptor": "d", "uid": f"e{k}", "seq_num": k + 1, "time": t}
+            send("event", {**event, "data": data, "timestamps": stamps})
         go.set()
         behind, done_at, written = 0, None, None
         while written is None:
@@ -129,7 +139,7 @@ def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[
                 behind = max(behind, msg["frames_behind"])
                 if done_at is None and msg["integrated"] >= n_frames:
                     done_at = time.time()
-                    send("stop", {"run_start": "bench", "time": time.time()})
+                    send("stop", {"uid": "s", "run_start": "bench", "time": time.time()})
             elif msg["event"] == "written":
                 written = msg
             elif msg["event"] == "error":

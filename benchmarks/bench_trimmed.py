@@ -21,8 +21,8 @@ import json
 import numpy as np
 from bench_integrate import BINS, pilatus_geometry, powder_frame, rate
 
-from operando.live_processing.fast_integrate import METHOD
-from operando.live_processing.robust_integrate import RobustIntegrator
+from operando.live_processing.integration.fast_integrate import METHOD
+from operando.live_processing.integration.robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
 

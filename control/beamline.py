@@ -31,6 +31,7 @@ class Beamline:
     shutter: Shutter
     pstat: Potentiostat
     trigger: TriggerLines
+    diode_t: EpicsSignalRO | None = None  # transmitted-beam diode, if the beamline has one
 
     def destroy(self) -> None:
         self.pstat.destroy()
@@ -38,10 +39,9 @@ class Beamline:
     @property
     def devices(self) -> dict[str, Any]:
         """Every device by name."""
-        return {
-            d.name: d
-            for d in (self.stage, self.det, self.diode, self.shutter, self.pstat, self.trigger)
-        }
+        devices = (self.stage, self.det, self.diode, self.shutter, self.pstat, self.trigger)
+        extra = (self.diode_t,) if self.diode_t is not None else ()
+        return {d.name: d for d in (*devices, *extra)}
 
 
 def make_devices(
@@ -69,7 +69,10 @@ def make_devices(
         i_max=cfg.potentiostat.i_max,
         sample_interval=cfg.potentiostat.sample_interval,
     )
-    return Beamline(stage, det, diode, shutter, pstat, trigger)
+    diode_t = None
+    if cfg.epics.transmission:
+        diode_t = beam_monitor(f"{prefix}{cfg.epics.transmission}", name="diode_t", fake=fake)
+    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t)
 
 
 def not_connected(exc: Exception, limit: int = 6) -> str:
@@ -105,7 +108,8 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
     route_libca_messages()  # and should it still complain, into the debug log
     bl = make_devices(cfg, potentiostat_url)
     prefix, timeout = cfg.epics.prefix, cfg.epics.connection_timeout
-    for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger):
+    extra = (bl.diode_t,) if bl.diode_t is not None else ()
+    for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger, *extra):
         try:
             dev.wait_for_connection(timeout=timeout)
         except TimeoutError as exc:

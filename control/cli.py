@@ -16,6 +16,11 @@ from pathlib import Path
 from ..live_processing.options import METHODS, add_processor_arguments
 from .errors import ConfigError
 
+ARTEFACT_HELP = (
+    "axis_offset=MM, air[=LEVEL], decay[=PERIOD], spots[=SHARE], zingers=RATE, "
+    "jitter=MM, absorption[=SCALE]"
+)
+
 log = logging.getLogger("operando")
 
 
@@ -62,7 +67,15 @@ def _demo(args: argparse.Namespace) -> int:
         cfg = load_config(args.config) if args.config else None
         try:
             result = run_demo(
-                args.out, args.size, args.phantom, cfg, ca_port=port, protocol=args.protocol
+                args.out,
+                args.size,
+                args.phantom,
+                cfg,
+                ca_port=port,
+                protocol=args.protocol,
+                artefacts=args.artefacts,
+                method=args.method,
+                corrections=args.corrections,
             )
         except DemoInterrupted as stop:
             kept = ", ".join(p.name for p in stop.result.paths) or "no scan file"
@@ -86,11 +99,11 @@ def _sim(args: argparse.Namespace) -> int:
 
     stop_on_terminate()
 
-    return run_sim(args.dir, args.prefix, args.port, args.phantom, args.time_factor)
+    return run_sim(args.dir, args.prefix, args.port, args.phantom, args.time_factor, args.artefacts)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..live_processing.integrate import GeometryError, load_poni
+    from ..live_processing.integration.integrate import GeometryError, load_poni
     from .beamline import build
     from .config import load_config
 
@@ -128,8 +141,8 @@ def _process(args: argparse.Namespace) -> int:
 def _integrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..live_processing.integrate import GeometryError
-    from ..live_processing.offline import InputError, count_frames, integrate_files
+    from ..live_processing.integration.integrate import GeometryError
+    from ..live_processing.integration.offline import InputError, count_frames, integrate_files
 
     try:
         total = sum(count_frames(f) for f in args.files)
@@ -184,6 +197,25 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
     d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")
+    d.add_argument(
+        "--artefacts",
+        default="",
+        metavar="LIST",
+        help=f"what real data has, comma-separated name or name=value: {ARTEFACT_HELP}; "
+        "the scans then extend beyond the sample and the matching corrections are on",
+    )
+    d.add_argument(
+        "--method",
+        choices=METHODS,
+        help="the processor's integration: mean, 10 %% trimmed mean (zingers, spots) or "
+        "sigma clipping (default: the config's, else mean)",
+    )
+    d.add_argument(
+        "--corrections",
+        metavar="LIST",
+        help="the processor's sinogram corrections in order (default: normalise, "
+        "rotation_centre, and those the artefacts call for)",
+    )
     d.set_defaults(func=_demo)
     s = sub.add_parser(
         "sim",
@@ -221,6 +253,12 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="the potentiostat's cell time runs this many times faster than the wall "
         "clock (default 1: real time)",
+    )
+    s.add_argument(
+        "--artefacts",
+        default="",
+        metavar="LIST",
+        help=f"what real data has, comma-separated name or name=value: {ARTEFACT_HELP}",
     )
     s.set_defaults(func=_sim)
     c = sub.add_parser(

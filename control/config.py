@@ -5,6 +5,7 @@
 prefix = "SIM:"              # PV prefix of stage (x, rot, z), diode, shutter, det:cam:
 connection_timeout = 5.0     # s
 ca_addr_list = ""            # sets EPICS_CA_ADDR_LIST if given (loopback IOC: "127.0.0.1:5064")
+transmission = ""            # PV (after the prefix) of a transmitted-beam diode; "" if none
 
 [potentiostat]
 url = "/dev/ttyUSB0"         # anything serial_for_url takes; "sim" starts the simulator
@@ -19,7 +20,10 @@ poni = "detector.poni"       # pyFAI geometry
 
 [processing]
 docs = "tcp://127.0.0.1:*"   # where the live processor binds for documents
-bins = 400                   # q bins
+bins = 400                   # q bins; every other key of ProcessingSettings
+                             # (operando/protocols/processing.py) goes here too:
+                             # q_range, method, mask, dark, flat, polarisation,
+                             # corrections, svd_rank, workers
 ```
 """
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..protocols.processing import ProcessingSettings, SettingsError
 from .errors import ConfigError
 
 
@@ -38,6 +43,7 @@ class EpicsConfig:
     prefix: str = "SIM:"
     connection_timeout: float = 5.0
     ca_addr_list: str = ""
+    transmission: str = ""
 
 
 @dataclass
@@ -57,8 +63,23 @@ class DetectorConfig:
 
 @dataclass
 class ProcessingConfig:
+    """Where the processor binds for documents, and what it does (its settings)."""
+
     docs: str = "tcp://127.0.0.1:*"
-    bins: int = 400
+    settings: ProcessingSettings = field(default_factory=ProcessingSettings)
+
+    @classmethod
+    def from_table(cls, values: Any) -> ProcessingConfig:
+        if not isinstance(values, dict):
+            raise ConfigError(f"[processing] must be a table of keys, not {values!r}")
+        table = dict(values)
+        docs = table.pop("docs", cls.docs)
+        _check_value("processing", "docs", "str", docs)
+        try:
+            settings = ProcessingSettings.from_table(table)
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        return cls(docs, settings)
 
 
 @dataclass
@@ -76,7 +97,6 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("potentiostat", "i_max"): (1e-9, 10.0),
     ("potentiostat", "sample_interval"): (1e-3, 3600.0),
     ("detector", "exposure"): (1e-4, 100.0),
-    ("processing", "bins"): (2, 100_000),
 }
 
 
@@ -121,13 +141,15 @@ def load_config(path: str | Path | None) -> BeamlineConfig:
         "epics": EpicsConfig,
         "potentiostat": PotentiostatConfig,
         "detector": DetectorConfig,
-        "processing": ProcessingConfig,
     }
-    unknown = set(raw) - set(sections)
+    unknown = set(raw) - {*sections, "processing"}
     if unknown:
         raise ConfigError(f"config file {p} has unknown section(s): {', '.join(sorted(unknown))}")
     try:
-        cfg = BeamlineConfig(**{k: _section(cls, k, raw.get(k, {})) for k, cls in sections.items()})
+        cfg = BeamlineConfig(
+            **{k: _section(cls, k, raw.get(k, {})) for k, cls in sections.items()},
+            processing=ProcessingConfig.from_table(raw.get("processing", {})),
+        )
     except ConfigError as exc:
         raise ConfigError(f"config file {p}: {exc}") from None
     pc = cfg.potentiostat

@@ -15,6 +15,7 @@ One NeXus file per scan; the paths are printed last.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import uuid
@@ -29,7 +30,10 @@ from bluesky.utils import RunEngineInterrupted
 from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
 from ..plans.operando import minimal_operando
 from ..plans.xrdct import xrdct_scan
+from ..protocols.processing import METHODS
+from ..protocols.streams import Report
 from ..simulators import launcher
+from ..simulators.artefacts import ArtefactError, Artefacts
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
 from .beamline import Beamline, build
 from .config import BeamlineConfig
@@ -100,6 +104,9 @@ def run_demo(
     cfg: BeamlineConfig | None = None,
     ca_port: int | None = None,
     protocol: str = "minimal",
+    artefacts: str = "",
+    method: str | None = None,
+    corrections: str | None = None,
 ) -> DemoResult:
     """Run the demo experiment; return the scans' NeXus files and the runs' summary.
 
@@ -107,11 +114,24 @@ def run_demo(
     (with its repeater running); by default a free one is chosen here. Ctrl-C aborts the
     plan (the cell goes to open circuit), waits for the processor to write what was
     acquired, and raises :class:`DemoInterrupted` with it.
+
+    ``artefacts``: what the simulator adds (:mod:`..simulators.artefacts`); the scans
+    then extend :func:`margin` steps beyond the sample on each side, and the
+    processor's ``corrections`` default to those the artefacts call for
+    (:func:`corrections_for`). ``method``: the processor's integration.
     """
     t_start = time.monotonic()
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     cfg = cfg or BeamlineConfig()
+    try:
+        art = Artefacts.parse(artefacts)
+    except ArtefactError as exc:
+        raise ConfigError(f"--artefacts: {exc}") from None
+    method = method or cfg.processing.settings.method
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: use one of {', '.join(METHODS)}")
+    corrections = corrections if corrections is not None else corrections_for(art)
     size = SIZES[size_name]
     out.mkdir(parents=True, exist_ok=True)
     phantom_path, ph = prepare_phantom(out, size, phantom_file)
@@ -123,6 +143,8 @@ def run_demo(
     cfg.epics.prefix = prefix
     cfg.detector.exposure = size.exposure
     cfg.potentiostat.sample_interval = 30.0  # s of cell time: 20 packages per wall second
+    if art.absorption:
+        cfg.epics.transmission = "diode_t"
     procs: list[launcher.SimProcess] = []
     ctx = zmq.Context()
     results = ctx.socket(zmq.PULL)
@@ -136,12 +158,22 @@ def run_demo(
         )
         log.info("  starting simulators (IOC, potentiostat) and the live processor ...")
         soc, factor = (0.98, TIME_FACTOR) if protocol == "minimal" else (0.6, 2 * TIME_FACTOR)
-        ioc = launcher.start_ioc(prefix, port, phantom_path, poni, x_ref=0.98)
+        if art.any:
+            log.info("  artefacts: %s; corrections: %s; integration: %s", art, corrections, method)
+        ioc = launcher.start_ioc(prefix, port, phantom_path, poni, x_ref=0.98, artefacts=str(art))
         procs.append(ioc)
         pot = launcher.start_potentiostat(factor, CAPACITY_MAH, soc, ioc=(prefix, port))
         procs.append(pot)
         proc = launcher.start_processor(
-            ioc.info["stream"], results_addr, out, cfg.processing.bins, cfg.processing.docs
+            ioc.info["stream"],
+            results_addr,
+            out,
+            cfg.processing.settings.bins,
+            cfg.processing.docs,
+            workers=cfg.processing.settings.workers,
+            method=method,
+            corrections=corrections,
+            settings=cfg.processing.settings,
         )
         procs.append(proc)
         beamline = build(cfg, potentiostat_url=pot.info["port"])
@@ -155,7 +187,9 @@ def run_demo(
         publisher = connect_publisher(proc.info["docs"], results)
         RE = make_run_engine(publisher)
         RE.subscribe(result.summary)
-        plan = demo_plan(beamline, ph, size, phantom_file, phantom_path, poni, protocol)
+        plan = demo_plan(
+            beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph)
+        )
         try:
             RE(plan)
         except RunEngineInterrupted:
@@ -187,11 +221,12 @@ def demo_plan(
     phantom_path: Path,
     poni: Path,
     protocol: str,
+    extra: int = 0,
 ) -> Any:
-    """The demo's protocol on the built beamline."""
+    """The demo's protocol on the built beamline; ``extra`` translation steps each side."""
     n = ph.shape[0]
     step = ph.pixel_size
-    translations = (np.arange(n) - (n - 1) / 2) * step
+    translations = (np.arange(n + 2 * extra) - (n + 2 * extra - 1) / 2) * step
     n_angles = size.n_angles if phantom_file is None else n
     angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
     sample = {"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)}
@@ -211,6 +246,7 @@ def demo_plan(
             ocv_before_scan=60.0,
             resume_time=600.0,
             sample=sample,
+            transmission=bl.diode_t,
         )
 
     def scan(md: dict) -> Any:
@@ -223,11 +259,33 @@ def demo_plan(
             poni_file=str(poni),
             pstat=bl.pstat,
             sample=sample,
+            transmission=bl.diode_t,
             md=md,
         )
 
     params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
     return seed_holotomo_protocol(bl.pstat, scan, params)
+
+
+def margin(art: Artefacts, ph: Phantom) -> int:
+    """Translation steps to scan beyond the sample on each side: none for an ideal sample;
+    with artefacts, 3 of air (for the air pattern and empty row ends) plus the axis offset."""
+    if not art.any:
+        return 0
+    return 3 + math.ceil(abs(art.axis_offset) / ph.pixel_size + 3 * art.jitter / ph.pixel_size)
+
+
+def corrections_for(art: Artefacts) -> str:
+    """The processor's corrections for these artefacts, as a beamline would set them."""
+    names = ["normalise"]
+    if art.jitter:
+        names.append("jitter")
+    if art.air:
+        names.append("air")
+    if art.absorption:
+        names.append("transmission")
+    names.append("rotation_centre")
+    return ",".join(names)
 
 
 def collect_files(
@@ -263,14 +321,14 @@ def wait_for_files(
             msg = results.recv_json()  # type: ignore[assignment]
         else:
             continue
-        if msg.get("event") == "written":
+        if msg.get("event") == Report.WRITTEN:
             if msg["missing"]:
                 log.warning(
                     "  %d sinogram cells had no frame (left NaN, flagged in sinogram/missing)",
                     len(msg["missing"]),
                 )
             files[msg["run"]] = Path(msg["path"])
-        elif msg.get("event") == "error":
+        elif msg.get("event") == Report.ERROR:
             raise ConfigError(f"live processor: {msg['error']}")
 
 

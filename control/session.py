@@ -12,6 +12,7 @@ from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
 
 from ..protocols.jsonable import jsonable
+from ..protocols.streams import Report
 from .errors import ConfigError
 from .progress import ScanProgress
 
@@ -50,9 +51,9 @@ def flush(pub: Publisher, results: zmq.Socket, timeout: float = 30.0) -> list[di
         pub._socket.send(b" probe " + token.encode())
         while results.poll(50):
             msg: dict[str, Any] = results.recv_json()  # type: ignore[assignment]
-            if msg.get("event") == "probe" and msg.get("token") == token:
+            if msg.get("event") == Report.PROBE and msg.get("token") == token:
                 return others
-            if msg.get("event") != "probe":
+            if msg.get("event") != Report.PROBE:
                 others.append(msg)
     raise ConfigError(f"live processor at {pub.address} did not answer within {timeout:g} s")
 
@@ -94,9 +95,9 @@ class ProcessorLink:
         while len(paths) < n:
             while self._reports:
                 msg = self._reports.pop(0)
-                if msg.get("event") == "written":
+                if msg.get("event") == Report.WRITTEN:
                     paths.append(str(msg["path"]))
-                elif msg.get("event") == "error":
+                elif msg.get("event") == Report.ERROR:
                     raise ConfigError(f"live processor: {msg.get('error')}")
             if len(paths) >= n:
                 break

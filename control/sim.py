@@ -33,7 +33,8 @@ def beamline_toml(prefix: str, port: int, pty: str, poni: Path) -> str:
         "[epics]\n"
         f'prefix = "{prefix}"\n'
         f'ca_addr_list = "127.0.0.1:{port}"\n'
-        "connection_timeout = 5.0\n\n"
+        "connection_timeout = 5.0\n"
+        'transmission = "diode_t"    # the transmitted-beam diode behind the sample\n\n'
         "[potentiostat]\n"
         f'url = "{pty}"\n'
         "sample_interval = 1.0\n\n"
@@ -48,13 +49,23 @@ def env_lines(env: dict[str, str], config: Path) -> list[str]:
 
 
 def run_sim(
-    folder: Path | None, prefix: str, port: int, phantom: Path | None, time_factor: float
+    folder: Path | None,
+    prefix: str,
+    port: int,
+    phantom: Path | None,
+    time_factor: float,
+    artefacts: str = "",
 ) -> int:
     """Run the simulated beamline until Ctrl-C or SIGTERM; always stop every process."""
     from ..simulators import launcher
+    from ..simulators.artefacts import ArtefactError, Artefacts
 
     if not time_factor > 0:
         raise ConfigError(f"--time-factor {time_factor:g}: must be > 0")
+    try:
+        artefacts = str(Artefacts.parse(artefacts))
+    except ArtefactError as exc:
+        raise ConfigError(f"--artefacts: {exc}") from None
     folder = folder or Path(tempfile.mkdtemp(prefix="operando-sim-"))
     folder.mkdir(parents=True, exist_ok=True)
     taken = [name for name in FILES if (folder / name).exists()]
@@ -70,7 +81,7 @@ def run_sim(
     try:
         procs.append(launcher.start_repeater(port))
         poni = folder / "detector.poni"
-        ioc = launcher.start_ioc(prefix, port, phantom, poni)
+        ioc = launcher.start_ioc(prefix, port, phantom, poni, artefacts=artefacts)
         procs.append(ioc)
         pot = launcher.start_potentiostat(time_factor, 0.05, 0.98, ioc=(prefix, port))
         procs.append(pot)
@@ -86,7 +97,8 @@ def run_sim(
             f"(CA repeater on UDP {port + 1})\n"
             f"  detector      {prefix}det:cam:, frames on {ioc.info['stream']} (Stream V2)\n"
             f"  potentiostat  {pot.info['port']} (MethodSCRIPT, cell time x{time_factor:g})\n"
-            f"  folder        {folder} ({', '.join(FILES)})\n\n"
+            f"  folder        {folder} ({', '.join(FILES)})\n"
+            f"  artefacts     {artefacts or 'none (an ideal sample and beam)'}\n\n"
             "In another terminal, paste:\n"
             f"  source {folder / 'env.sh'}\n"
             f"  operando check --config {config}\n"

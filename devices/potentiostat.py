@@ -21,6 +21,7 @@ from ophyd import Device, Signal
 from ophyd.status import DeviceStatus, Status
 
 from ..protocols import methodscript as ms
+from ..protocols.streams import CELL_TIME, CURRENT, EC_STREAM, VOLTAGE
 from .ec_steps import (
     MODES,
     OCV,
@@ -47,7 +48,7 @@ __all__ = [
     "TriggeredDischarge",
 ]
 
-STREAM = "electrochemistry"
+STREAM = EC_STREAM
 
 
 class StepStatus(DeviceStatus):
@@ -236,9 +237,14 @@ class Potentiostat(Device):
     def describe_collect(self) -> dict[str, dict[str, Any]]:
         src = f"SERIAL:{self.url}"
         keys = {
-            f"{self.name}_voltage": {"source": src, "dtype": "number", "shape": [], "units": "V"},
-            f"{self.name}_current": {"source": src, "dtype": "number", "shape": [], "units": "A"},
-            f"{self.name}_cell_time": {"source": src, "dtype": "number", "shape": [], "units": "s"},
+            f"{self.name}{VOLTAGE}": {"source": src, "dtype": "number", "shape": [], "units": "V"},
+            f"{self.name}{CURRENT}": {"source": src, "dtype": "number", "shape": [], "units": "A"},
+            f"{self.name}{CELL_TIME}": {
+                "source": src,
+                "dtype": "number",
+                "shape": [],
+                "units": "s",
+            },
             f"{self.name}_mode": {"source": src, "dtype": "string", "shape": []},
         }
         return {STREAM: keys}
@@ -249,9 +255,9 @@ class Potentiostat(Device):
             self._collect_from = len(self._log)
         for stamp, v, i, t, mode in rows:
             data = {
-                f"{self.name}_voltage": v,
-                f"{self.name}_current": i,
-                f"{self.name}_cell_time": t,
+                f"{self.name}{VOLTAGE}": v,
+                f"{self.name}{CURRENT}": i,
+                f"{self.name}{CELL_TIME}": t,
                 f"{self.name}_mode": mode,
             }
             yield {"time": stamp, "data": data, "timestamps": dict.fromkeys(data, stamp)}

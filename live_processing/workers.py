@@ -1,9 +1,10 @@
 """Integration workers: frames in over ZMQ PUSH/PULL, integrated patterns back.
 
 The processor decodes each Stream V2 message once, and for an image of a known run it
-PUSHes two frames to the workers: a JSON header (series, image id, the geometry as PONI
-text, bins, q range) and the raw pixels (zero-copy). A worker PULLs them, integrates
-with :class:`.integrate.Integrator` (one per geometry, cached) and PUSHes back a JSON
+PUSHes two frames to the workers: a JSON header (series, image id, and the run's
+integration spec, ``ProcessingSettings.integration``, whose geometry is the PONI text)
+and the raw pixels (zero-copy). A worker PULLs them, integrates with
+:class:`.integration.integrate.Integrator` (cached by the spec's key) and PUSHes back a JSON
 header and the float32 pattern. Workers can run on this machine (``--workers N`` of the
 processor starts them) or on others: ``python -m operando.live_processing.workers
 --dispatch ADDR --collect ADDR`` connects to the processor's two bound addresses.
@@ -16,38 +17,21 @@ unbounded queue and never a dropped frame.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
 
 from ..protocols.child_process import announce, die_with_parent
-from .integrate import Integrator, load_poni
+from .integration.integrate import IntegratorCache
 
 HWM = 4  # messages per pipe: each is a 2M frame (~12 MB)
-
-
-def integration_spec(
-    poni_text: str, n_bins: int, q_range: tuple[float, float], method: str = "mean"
-) -> dict[str, Any]:
-    """What a worker needs to integrate a run's frames (no shared file system assumed)."""
-    key = hashlib.sha1(f"{poni_text}|{n_bins}|{q_range}|{method}".encode()).hexdigest()[:16]
-    return {
-        "key": key,
-        "poni": poni_text,
-        "bins": n_bins,
-        "q_range": list(q_range),
-        "method": method,
-    }
 
 
 class WorkerPool:
@@ -142,22 +126,9 @@ class Worker:
         self.outbox.setsockopt(zmq.SNDHWM, 64)
         self.outbox.setsockopt(zmq.LINGER, 5000)
         self.outbox.connect(collect)
-        self.integrators: dict[str, Integrator] = {}
+        self.integrator = IntegratorCache()
+        self.stop_requested = False  # set by a signal handler
         self.done = 0
-
-    def integrator(self, spec: dict[str, Any]) -> Integrator:
-        key = spec["key"]
-        if key not in self.integrators:
-            with tempfile.TemporaryDirectory() as tmp:
-                poni = Path(tmp) / "geometry.poni"
-                poni.write_text(spec["poni"])
-                ai = load_poni(poni)
-            lo, hi = spec["q_range"]
-            method = str(spec.get("method", "mean"))
-            self.integrators[key] = Integrator(
-                ai, int(spec["bins"]), (float(lo), float(hi)), method
-            )
-        return self.integrators[key]
 
     def handle(self, header: dict[str, Any], pixels: memoryview) -> None:
         frame = np.frombuffer(pixels, dtype=header["dtype"]).reshape(header["shape"])
@@ -172,7 +143,10 @@ class Worker:
         self.done += 1
 
     def serve(self) -> None:
-        while True:
+        """Integrate frames until :attr:`stop_requested` (checked every 100 ms at most)."""
+        while not self.stop_requested:
+            if not self.inbox.poll(100):
+                continue
             head, pixels = self.inbox.recv_multipart(copy=False)
             self.handle(json.loads(head.bytes), pixels.buffer)
 
@@ -190,15 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     worker = Worker(args.dispatch, args.collect)
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def stop(signum: int, frame: Any) -> None:
+        worker.stop_requested = True  # a flag: an exception raised here could be swallowed
 
-    signal.signal(signal.SIGTERM, terminate)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, stop)
     announce("WORKER", f"{os.getpid()} ready")
     try:
         worker.serve()
-    except KeyboardInterrupt:
-        pass
     finally:
         worker.close()
         sys.stdout.flush()

@@ -63,6 +63,7 @@ def minimal_operando(
     ocv_before_scan: float = 60.0,
     resume_time: float = 600.0,
     sample: dict[str, Any] | None = None,
+    transmission: Signal | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[dict[str, str]]:
     """OCV rest → XRD-CT → constant current → OCV → XRD-CT → resume constant current.
@@ -84,6 +85,8 @@ def minimal_operando(
         Initial OCV rest, OCV before the second scan, and the resumed CC step (s).
     sample, md
         Sample description; extra metadata for every run.
+    transmission
+        A transmitted-beam diode read at every scan point, if any.
 
     Returns
     -------
@@ -128,6 +131,7 @@ def minimal_operando(
             poni_file=poni_file,
             pstat=pstat,
             sample=sample,
+            transmission=transmission,
             md={**experiment, "step": f"scan {n}", "protocol_n": n},
         )
         yield from end_hold(pstat)

@@ -14,8 +14,9 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
 from ..devices.potentiostat import Potentiostat
+from ..protocols.streams import TRANSITIONS_STREAM
 
-STREAM = "transitions"
+STREAM = TRANSITIONS_STREAM
 
 
 class ProtocolLog(Device):

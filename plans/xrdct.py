@@ -46,6 +46,7 @@ def xrdct_scan(
     pstat: Potentiostat | None = None,
     snake: bool = True,
     sample: dict[str, Any] | None = None,
+    transmission: Signal | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """Acquire one diffraction frame at every (angle, translation).
@@ -64,6 +65,8 @@ def xrdct_scan(
         Alternate the translation direction on odd rows.
     sample, md
         Sample description and extra start-document metadata.
+    transmission
+        A transmitted-beam diode, read at every point (for the transmission correction).
     """
     angles = [float(a) for a in angles]
     translations = [float(x) for x in translations]
@@ -78,6 +81,7 @@ def xrdct_scan(
         poni_file=str(poni_file),
         detector={"name": det.name, "exposure": float(det.exposure.get())},
         sample=sample or {},
+        transmission_key=transmission.name if transmission is not None else "",
     )
     n_points = len(angles) * len(translations)
     _md = {
@@ -91,6 +95,8 @@ def xrdct_scan(
         **(md or {}),
     }
     readables = [det, monitor, stage.x.user_readback, stage.rot.user_readback]
+    if transmission is not None:
+        readables.append(transmission)
 
     def points() -> MsgGenerator[None]:
         row = -1

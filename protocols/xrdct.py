@@ -4,7 +4,8 @@ A run's start document carries ``xrdct`` (:class:`XrdctGeometry` as a dict).
 
 - ``mode == "step"``: events of the ``primary`` stream come in the order of
   :func:`scan_points`, one per point, and carry the detector's ``frame_index`` (Stream
-  V2 ``image_id``) and the monitor reading.
+  V2 ``image_id``) and the monitor reading (and, if ``transmission_key`` is set, the
+  transmitted-beam diode's).
 - ``mode == "fly"``: one ``primary`` event per acquired row: its angle index
   (``row_key``), the ``image_id`` of its first frame (``frame_key``), whether the
   translation ran backwards (``reversed_key``) and the monitor. Frame ``first + k`` is
@@ -41,6 +42,7 @@ class XrdctGeometry:
     row_key: str = ""
     reversed_key: str = ""
     estimated_time: float = 0.0  # s, before the scan started
+    transmission_key: str = ""  # transmitted-beam diode reading in each event (if any)
 
     def to_md(self) -> dict[str, Any]:
         return asdict(self)

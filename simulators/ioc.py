@@ -6,9 +6,11 @@ One caproto server on loopback (port from ``EPICS_CA_SERVER_PORT``). PVs, with t
 prefix ``P``::
 
     P x, P rot, P z          motor records (.VAL .RBV .DMOV .VELO .ACCL .HLM .LLM ...)
-    P beam:Current           stored-beam current (mA), decaying with a lifetime
+    P beam:Current           stored-beam current (mA), decaying with a lifetime (and,
+                             with the ``decay`` artefact, topped up every TopUp s)
     P beam:On                1 while there is beam
     P diode                  beam-monitor diode (counts/s), ∝ flux on the sample
+    P diode_t                transmitted-beam diode behind the sample (counts/s)
     P shutter:Open           shutter command (0/1); P shutter:Status its readback
     P trig:In                digital input: the potentiostat's pause line (GPIO pin 0)
     P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
@@ -37,6 +39,7 @@ from caproto.server import PVGroup, SubGroup, pvproperty, run
 
 from ..protocols import stream_v2 as sv2
 from ..protocols.child_process import announce
+from .artefacts import ArtefactError, Artefacts
 from .detector import CamGroup, FrameStreamer, StatsGroup
 from .lithiation import lithiate
 from .motor import SimMotor
@@ -45,6 +48,7 @@ from .render import FrameRenderer, default_integrator
 
 DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
 REFERENCE_CURRENT = 200.0  # mA
+TOPUP_DROP = 0.3  # share of the current lost between top-ups (the decay artefact)
 
 
 class BeamGroup(PVGroup):
@@ -53,12 +57,24 @@ class BeamGroup(PVGroup):
     Current = pvproperty(value=REFERENCE_CURRENT, precision=3, units="mA", read_only=True)
     On = pvproperty(value=1)
     Lifetime = pvproperty(value=3600.0, units="s")
+    TopUp = pvproperty(value=0.0, units="s")  # top-up period; 0: none (plain decay)
 
-    @Current.scan(period=0.1)
+    @TopUp.startup
+    async def TopUp(self, instance, async_lib) -> None:
+        await instance.write(float(self.parent.topup))
+
+    @Current.scan(period=0.05)
     async def Current(self, instance, async_lib) -> None:
+        await instance.write(self.current() if self.On.value else 0.0)
+
+    def current(self) -> float:
+        """The stored current now: a sawtooth of TOPUP_DROP per period with top-ups."""
         t = time.monotonic() - self.parent.t0
-        value = REFERENCE_CURRENT * math.exp(-t / max(float(self.Lifetime.value), 1.0))
-        await instance.write(value if self.On.value else 0.0)
+        period = float(self.TopUp.value)
+        if period > 0:
+            tau = period / math.log(1 / (1 - TOPUP_DROP))
+            return REFERENCE_CURRENT * math.exp(-(t % period) / tau)
+        return REFERENCE_CURRENT * math.exp(-t / max(float(self.Lifetime.value), 1.0))
 
 
 class ShutterGroup(PVGroup):
@@ -155,9 +171,18 @@ class BeamlineIOC(PVGroup):
     cell = SubGroup(CellGroup, prefix="cell:")
     sim = SubGroup(SimGroup, prefix="sim:")
     diode = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
+    diode_t = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
 
-    def __init__(self, *args, streamer: FrameStreamer, sample_state: SampleState, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        streamer: FrameStreamer,
+        sample_state: SampleState,
+        topup: float = 0.0,
+        **kwargs,
+    ) -> None:
         self.t0 = time.monotonic()
+        self.topup = topup  # s between top-ups of the ring (the decay artefact); 0: none
         self._streamer = streamer
         self.sample_state = sample_state
         self._rng = np.random.default_rng(1)
@@ -176,7 +201,8 @@ class BeamlineIOC(PVGroup):
     def change_sample(self, phantom: Phantom, truth_dir: Path) -> None:
         """Render from ``phantom`` from the next frame on (blocks the IOC while it loads)."""
         truth_dir.mkdir(exist_ok=True)
-        renderer = FrameRenderer(phantom, self._streamer.renderer.integrator)
+        old = self._streamer.renderer
+        renderer = FrameRenderer(phantom, old.integrator, artefacts=old.artefacts)
         state = self.sample_state
         state.base, state.phantom, state.applied = phantom, phantom, None
         state.renderer, state.truth_dir = renderer, truth_dir
@@ -184,7 +210,7 @@ class BeamlineIOC(PVGroup):
 
     def flux(self) -> float:
         """Relative flux on the sample (1 = reference current, shutter open)."""
-        beam = float(self.beam.Current.value) / REFERENCE_CURRENT
+        beam = (self.beam.current() if self.beam.On.value else 0.0) / REFERENCE_CURRENT
         return beam * (1.0 if self.shutter.Status.value else 0.0)
 
     def stage_state(self) -> tuple[float, float, float]:
@@ -194,6 +220,13 @@ class BeamlineIOC(PVGroup):
     async def diode(self, instance, async_lib) -> None:
         noise = 1 + 0.001 * self._rng.standard_normal()
         await instance.write(DIODE_FULL_BEAM * self.flux() * noise)
+
+    @diode_t.scan(period=0.05)
+    async def diode_t(self, instance, async_lib) -> None:
+        noise = 1 + 0.001 * self._rng.standard_normal()
+        renderer = self._streamer.renderer
+        t = renderer.transmission(self.rot.position, self.x.position)
+        await instance.write(DIODE_FULL_BEAM * self.flux() * t * noise)
 
 
 def enable_tcp_nodelay() -> None:
@@ -230,14 +263,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--binning", type=int, default=4)
     p.add_argument("--stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the detector")
     p.add_argument("--x-ref", type=float, default=0.98, help="lithium content of the phantom")
+    p.add_argument(
+        "--artefacts", default="", metavar="LIST", help="artefacts to simulate (see .artefacts)"
+    )
     args = p.parse_args(argv)
+    try:
+        artefacts = Artefacts.parse(args.artefacts)
+    except ArtefactError as exc:
+        p.error(str(exc))
     phantom = Phantom.load(args.phantom) if args.phantom else default_phantom()
     ai = default_integrator(args.binning)
     if args.poni:
         if args.poni.exists():
             args.poni.unlink()
         ai.write(str(args.poni))
-    renderer = FrameRenderer(phantom, ai)
+    renderer = FrameRenderer(phantom, ai, artefacts=artefacts)
     truth_dir = args.phantom.parent / "ground_truth" if args.phantom else None
     if truth_dir is not None:
         truth_dir.mkdir(exist_ok=True)
@@ -245,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     streamer = FrameStreamer(renderer, args.stream, prepare=sample)
     streamer.start()
     enable_tcp_nodelay()
-    ioc = BeamlineIOC(prefix=args.prefix, streamer=streamer, sample_state=sample)
+    ioc = BeamlineIOC(
+        prefix=args.prefix, streamer=streamer, sample_state=sample, topup=artefacts.decay
+    )
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
     ready = {
         "prefix": args.prefix,
@@ -253,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         "stream": streamer.address,
         "phantom_shape": list(phantom.shape),
         "pixel_size": phantom.pixel_size,
+        "artefacts": str(artefacts),
     }
 
     async def serving(async_lib) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocols.child_process import die_with_parent
+from ..protocols.processing import ProcessingSettings
 
 
 class SimulatorError(RuntimeError):
@@ -125,14 +126,22 @@ def start(
 
 
 def start_ioc(
-    prefix: str, port: int, phantom: Path | None, poni: Path | None, x_ref: float = 0.98
+    prefix: str,
+    port: int,
+    phantom: Path | None,
+    poni: Path | None,
+    x_ref: float = 0.98,
+    artefacts: str = "",
 ) -> SimProcess:
     """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``.
 
     Its beacons go to the CA repeater on ``port + 1`` (:func:`start_repeater`).
-    ``x_ref``: the lithium content the phantom was built at.
+    ``x_ref``: the lithium content the phantom was built at; ``artefacts``: the
+    ``--artefacts`` list (:mod:`.artefacts`).
     """
     args = ["--prefix", prefix, "--x-ref", str(x_ref)]
+    if artefacts:
+        args += ["--artefacts", artefacts]
     if phantom:
         args += ["--phantom", str(phantom)]
     if poni:
@@ -190,9 +199,18 @@ def start_processor(
     docs: str = "tcp://127.0.0.1:*",
     workers: int = 0,
     method: str = "mean",
+    corrections: str | None = None,
+    settings: ProcessingSettings | None = None,
 ) -> SimProcess:
-    """The live processor (``operando.live_processing.processor``) as its own process."""
-    args = [
+    """The live processor (``operando.live_processing.processor``) as its own process.
+
+    ``settings``: its processing settings (``--settings-json``); ``bins``, ``workers``,
+    ``method`` and ``corrections`` (a ``--corrections`` list) are given on top.
+    """
+    args = [] if corrections is None else ["--corrections", corrections]
+    if settings is not None:
+        args += ["--settings-json", settings.to_json()]
+    args += [
         "--method",
         method,
         "--workers",

@@ -4,19 +4,60 @@ Physics: a pencil beam crosses the phantom along a straight line; every voxel on
 scatters Σ_phase fraction · I_phase(q; a_voxel) per unit solid angle and path length
 (``phases.Phase.profile``). The summed 1D profile is spread on the detector through
 the PONI geometry (q per pixel, solid angle, linear polarisation) and averaged over each
-pixel's q extent; the counts are Poisson. Absorption is neglected (50 keV, ~1 mm).
+pixel's q extent; the counts are Poisson. Absorption is neglected (50 keV, ~1 mm)
+unless the ``absorption`` artefact is on.
+
+Artefacts (:mod:`.artefacts`) act here: the rotation axis off the grid centre, a
+translation error per angle, air scatter, attenuation along the ray, single-crystal
+spots on the Al ring and cosmic-ray zingers. The beam's decay is the IOC's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from .artefacts import Artefacts
 from .phantom import Phantom
 from .phases import get_phase
+
+SPOT_PHASE = "Al"  # the coarse-grained current collector
+SPOTS_PER_FRAME = 6
+SPOT_WIDTH = np.deg2rad(0.2)  # rad of azimuth (σ): single-crystal spots are sharp
+ZINGER_COUNTS = (500.0, 5000.0)  # a cosmic hit deposits this many counts (uniform)
+# phases' composition and density (g/cm³) for their attenuation at the beam energy
+MATERIALS = {
+    "LiMn2O4": ("LiMn2O4", 4.28),
+    "Li0.5Mn2O4": ("Li0.5Mn2O4", 4.15),
+    "Li0.2Mn2O4": ("Li0.2Mn2O4", 4.05),
+    "LiMnO2": ("LiMnO2", 4.40),
+    "Al": ("Al", 2.70),
+    "PEEK": ("C19H12O3", 1.32),
+    "electrolyte": ("C3H4O3", 1.30),
+}
+
+
+def attenuation(name: str, wavelength_m: float) -> float:
+    """Linear attenuation coefficient (1/mm) of a library phase at this wavelength (xraydb)."""
+    import xraydb
+
+    formula, density = MATERIALS[name]
+    energy_ev = 12398.42 / (wavelength_m * 1e10)
+    return float(xraydb.material_mu(formula, energy_ev, density)) / 10.0
+
+
+def air_shape(q: np.ndarray) -> np.ndarray:
+    """Air scatter per unit q: broad humps of N2/O2 and a small-angle rise (mean 1)."""
+    shape = (
+        np.exp(-(((q - 1.9) / 0.9) ** 2))
+        + 0.6 * np.exp(-(((q - 4.2) / 1.5) ** 2))
+        + 0.8 * np.exp(-q / 0.5)
+    )
+    return shape / shape.mean()
+
 
 WAVELENGTH = 0.2480e-10  # m, 50 keV (seed 001)
 POLARIZATION = 0.99
@@ -90,6 +131,7 @@ class FrameRenderer:
     integrator: AzimuthalIntegrator
     peak_counts: float = 2000.0  # brightest pixel of a central frame, per 0.01 s, full beam
     n_q: int = 3000
+    artefacts: Artefacts = field(default_factory=Artefacts)
 
     def __post_init__(self) -> None:
         ai = self.integrator
@@ -107,6 +149,7 @@ class FrameRenderer:
             active |= frac.ravel() > 0
         self.active = np.flatnonzero(active)
         self.patterns = self._patterns(self.phantom)
+        self._set_artefact_maps(self.phantom)
         self._lookup = np.full(n * n, -1)
         self._lookup[self.active] = np.arange(self.active.size)
         pos = q_pix.ravel() / dq
@@ -127,13 +170,60 @@ class FrameRenderer:
         # centre) sets the count scale
         n = self.phantom.shape[0]
         xs = (np.arange(n) - (n - 1) / 2) * self.phantom.pixel_size
-        brightest = max(float(self.expected(0.0, float(x), exposure=0.01).max()) for x in xs)
+        brightest = max(float(self._ideal_frame(0.0, float(x)).max()) for x in xs)
         self._scale = self.peak_counts / brightest if brightest > 0 else 1.0
+        central = self.profile(0.0, 0.0)
+        self._air = (air_shape(self.q) * 0.1 * self.artefacts.air * float(central.mean())).astype(
+            np.float32
+        )
+        self._chi = np.asarray(ai.center_array(shape, unit="chi_rad")).ravel()
 
-    def _patterns(self, phantom: Phantom) -> np.ndarray:
-        """Scattering per unit path of every active voxel (rows) on the q grid."""
+    def _set_artefact_maps(self, phantom: Phantom) -> None:
+        """Per active voxel: the spot phase's share of its pattern, and its attenuation."""
+        a = self.artefacts
+        self.spot_patterns: np.ndarray | None = None
+        if a.spots and SPOT_PHASE in phantom.fraction:
+            self.spot_patterns = self._patterns(phantom, only=SPOT_PHASE)
+        self._mu = np.zeros(self.active.size)
+        if a.absorption:
+            lam = float(self.integrator.wavelength)
+            for name, frac in phantom.fraction.items():
+                self._mu += frac.ravel()[self.active] * attenuation(name, lam) * a.absorption
+
+    def _ideal_frame(self, theta_deg: float, x_mm: float) -> np.ndarray:
+        p = self.profile(theta_deg, x_mm)
+        return p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f
+
+    def sample_position(self, theta_deg: float, x_mm: float) -> float:
+        """The translation of the beam relative to the rotation axis, in the sample's frame:
+        the stage's ``x`` less the axis offset and this angle's translation error."""
+        a = self.artefacts
+        x = x_mm - a.axis_offset
+        if a.jitter:
+            seed = round(theta_deg * 1000) & 0xFFFFFFFF
+            x += a.jitter * float(np.random.default_rng([seed, 17]).standard_normal())
+        return x
+
+    def transmission(self, theta_deg: float, x_mm: float) -> float:
+        """Transmitted fraction of the beam at this stage position (1 without absorption)."""
+        if not self.artefacts.absorption:
+            return 1.0
+        return self._transmission(theta_deg, self.sample_position(theta_deg, x_mm))
+
+    def _transmission(self, theta_deg: float, xs: float) -> float:
+        n = self.phantom.shape[0]
+        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
+        rows = self._lookup[idx]
+        keep = rows >= 0
+        return float(np.exp(-(w[keep] @ self._mu[rows[keep]])))
+
+    def _patterns(self, phantom: Phantom, only: str | None = None) -> np.ndarray:
+        """Scattering per unit path of every active voxel (rows) on the q grid
+        (of phase ``only``, if given)."""
         patterns = np.zeros((self.active.size, self.q.size))
         for name, frac in phantom.fraction.items():
+            if only is not None and name != only:
+                continue
             f = frac.ravel()[self.active]
             sel = f > 0
             if not sel.any():
@@ -155,6 +245,7 @@ class FrameRenderer:
         if phantom.shape != self.phantom.shape:
             raise ValueError(f"phantom grid {phantom.shape} differs from {self.phantom.shape}")
         self.patterns = self._patterns(phantom)
+        self._set_artefact_maps(phantom)
         self._voxel_totals = self.patterns.astype(np.float64) @ self._total_weights
         self.phantom = phantom
 
@@ -169,13 +260,53 @@ class FrameRenderer:
         return (w[keep].astype(np.float32) @ self.patterns[rows[keep]]).astype(np.float32)
 
     def expected(
-        self, theta_deg: float, x_mm: float, exposure: float, flux: float = 1.0
+        self,
+        theta_deg: float,
+        x_mm: float,
+        exposure: float,
+        flux: float = 1.0,
+        rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Mean counts per pixel for an exposure (s) at relative beam ``flux``."""
-        p = self.profile(theta_deg, x_mm)
+        """Mean counts per pixel for an exposure (s) at relative beam ``flux``.
+
+        With ``spots``, ``rng`` draws the frame's grain orientations (a fixed draw if
+        None).
+        """
+        xs = self.sample_position(theta_deg, x_mm)
+        p = self.profile(theta_deg, xs)
+        t = self._transmission(theta_deg, xs) if self.artefacts.absorption else 1.0
+        spot = self._spot_profile(theta_deg, xs) if self.spot_patterns is not None else None
+        if spot is not None:
+            p = p - spot
+        p = p * np.float32(t) + self._air
         lam = p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f
+        if spot is not None and spot.any():
+            ring = spot[self._i0] * (1 - self._f) + spot[self._i0 + 1] * self._f
+            lam = lam + ring * np.float32(t) * self._spot_modulation(rng)
         scale = self._scale * flux * exposure / 0.01
         return (lam * self._pixel_factor * scale).reshape(self.shape)
+
+    def _spot_profile(self, theta_deg: float, xs: float) -> np.ndarray:
+        assert self.spot_patterns is not None
+        n = self.phantom.shape[0]
+        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
+        rows = self._lookup[idx]
+        keep = rows >= 0
+        if not keep.any():
+            return np.zeros(self.q.size, dtype=np.float32)
+        prof = w[keep].astype(np.float32) @ self.spot_patterns[rows[keep]]
+        return (prof * np.float32(self.artefacts.spots)).astype(np.float32)
+
+    def _spot_modulation(self, rng: np.random.Generator | None) -> np.ndarray:
+        """A few bright spots around the ring: azimuthal mean 1 on average over frames,
+        fluctuating from frame to frame as the grains in reflection do."""
+        rng = rng or np.random.default_rng(0)
+        centres = rng.uniform(-np.pi, np.pi, SPOTS_PER_FRAME)
+        heights = rng.exponential(1.0, SPOTS_PER_FRAME)
+        d = np.angle(np.exp(1j * (self._chi[:, None] - centres[None, :])))
+        m = (heights[None, :] * np.exp(-0.5 * (d / SPOT_WIDTH) ** 2)).sum(axis=1)
+        mean = SPOTS_PER_FRAME * SPOT_WIDTH * np.sqrt(2 * np.pi) / (2 * np.pi)
+        return (m / mean).astype(np.float32)
 
     def expected_total(
         self, theta_deg: float, x_mm: float, exposure: float, flux: float = 1.0
@@ -185,15 +316,25 @@ class FrameRenderer:
         Each voxel's total on the detector is precomputed, so this is a dot product over
         the voxels on the ray (microseconds, cheap enough for the IOC's event loop).
         """
+        xs = self.sample_position(theta_deg, x_mm)
         n = self.phantom.shape[0]
-        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, x_mm)
+        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
         rows = self._lookup[idx]
         keep = rows >= 0
         total = float(w[keep] @ self._voxel_totals[rows[keep]])
+        if self.artefacts.absorption:
+            total *= float(np.exp(-(w[keep] @ self._mu[rows[keep]])))
+        if self.artefacts.air:
+            total += float(self._air.astype(np.float64) @ self._total_weights)
         return total * self._scale * flux * exposure / 0.01
 
     def frame(
         self, theta_deg: float, x_mm: float, exposure: float, flux: float, rng: np.random.Generator
     ) -> np.ndarray:
-        """A Poisson-noisy frame of counts (uint32)."""
-        return rng.poisson(self.expected(theta_deg, x_mm, exposure, flux)).astype(np.uint32)
+        """A Poisson-noisy frame of counts (uint32), with zingers if they are on."""
+        frame = rng.poisson(self.expected(theta_deg, x_mm, exposure, flux, rng)).astype(np.uint32)
+        if self.artefacts.zingers:
+            hits = rng.binomial(frame.size, self.artefacts.zingers)
+            where = rng.integers(0, frame.size, hits)
+            frame.ravel()[where] += rng.uniform(*ZINGER_COUNTS, hits).astype(np.uint32)
+        return frame

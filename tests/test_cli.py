@@ -93,3 +93,50 @@ def test_only_a_prefix_names_where_to_look(tmp_path: Path, ioc) -> None:
     listed = line.split("(", 1)[1].split(")", 1)[0]
     names = [n.strip() for n in listed.replace(" and ", ",").split(",") if n.strip()]
     assert names and all(n.startswith("NOPE:") or n.endswith("more") for n in names), listed
+
+
+@pytest.mark.parametrize(
+    ("command", "needles"),
+    [
+        (["demo", "--artefacts", "dust"], ["'dust' is unknown", "axis_offset"]),
+        (["demo", "--artefacts", "zingers"], ["needs a value"]),
+        (["sim", "--artefacts", "axis_offset=99"], ["within [-5, 5] mm"]),
+    ],
+)
+def test_bad_artefacts_are_one_line_errors(tmp_path: Path, command, needles) -> None:
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "operando.control.cli",
+            *command,
+            "--out" if command[0] == "demo" else "--dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_line_error(res, *needles)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_unknown_correction_stops_the_processor_with_one_line(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "operando.control.cli",
+            "process",
+            "--out",
+            str(tmp_path),
+            "--corrections",
+            "normalise,ring_of_fire",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "correction 'ring_of_fire' does not exist" in res.stderr
+    assert "rotation_centre" in res.stderr

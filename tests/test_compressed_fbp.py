@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operando.live_processing.compressed_fbp import CompressedFBP
-from operando.live_processing.incremental_fbp import IncrementalFBP
+from operando.live_processing.tomography.compressed_fbp import CompressedFBP
+from operando.live_processing.tomography.incremental_fbp import IncrementalFBP
 
 N_A, N_T, N_Q = 40, 33, 60
 

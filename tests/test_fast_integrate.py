@@ -7,7 +7,7 @@ import pytest
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from operando.live_processing.fast_integrate import METHOD, SparseIntegrator
+from operando.live_processing.integration.fast_integrate import METHOD, SparseIntegrator
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from bluesky import RunEngine
 from ophyd import EpicsSignal
 
 from operando.control.session import connect_publisher
-from operando.live_processing.maps import window_map
+from operando.live_processing.analysis.maps import window_map
 from operando.plans.fly import fly_xrdct
 from operando.plans.preset_scan import preset_xrdct
 from operando.plans.presets import PRESETS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operando.live_processing.incremental_fbp import IncrementalFBP
-from operando.live_processing.reconstruct import fbp_stack
+from operando.live_processing.tomography.incremental_fbp import IncrementalFBP
+from operando.live_processing.tomography.reconstruct import fbp_stack
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pyFAI.detectors import detector_factory
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from operando.control.cli import main
-from operando.live_processing.fast_integrate import METHOD
+from operando.live_processing.integration.fast_integrate import METHOD
 
 BINS = 1000
 
@@ -82,7 +82,7 @@ def test_text_output_agrees_with_pyfai(pilatus, fmt, tmp_path: Path) -> None:
 
 
 def _engine_indptr(ai: AzimuthalIntegrator, frame: np.ndarray) -> np.ndarray:
-    from operando.live_processing.fast_integrate import SparseIntegrator
+    from operando.live_processing.integration.fast_integrate import SparseIntegrator
 
     mask = (ai.detector.mask.astype(bool) | (frame < 0)).astype(np.int8)
     return SparseIntegrator(ai, BINS, mask=mask).matrix.indptr

@@ -13,9 +13,10 @@ import pytest
 import zmq
 
 from operando.live_processing.processor import Processor
-from operando.live_processing.reconstruct import fbp_stack
-from operando.live_processing.sinogram import fill_missing
+from operando.live_processing.tomography.reconstruct import fbp_stack
+from operando.live_processing.tomography.sinogram import fill_missing
 from operando.protocols import stream_v2 as sv2
+from operando.protocols.processing import ProcessingSettings
 from operando.protocols.xrdct import XrdctGeometry, point_of_event, scan_points
 from operando.simulators.phantom import Phantom
 from operando.simulators.render import FrameRenderer, default_integrator
@@ -35,6 +36,7 @@ def _run(
     results: str | None = None,
     midway: tuple[int, Callable[[Processor], None]] | None = None,
     svd_rank: int = 0,
+    corrections: tuple[str, ...] = ("normalise",),
 ) -> tuple[Processor, Path]:
     """A 4 x 6 step scan of a disc through the processor; ``midway`` = (after frame k, call)."""
     poni = tmp_path / "det.poni"
@@ -60,7 +62,8 @@ def _run(
         {"name": "det"},
         {"phantom": str(phantom_file)},
     )
-    proc = Processor("tcp://127.0.0.1:*", [], results, tmp_path, n_bins=100, svd_rank=svd_rank)
+    settings = ProcessingSettings(bins=100, svd_rank=svd_rank, corrections=corrections)
+    proc = Processor("tcp://127.0.0.1:*", [], results, tmp_path, settings)
     proc.on_document(
         "start", {"uid": "run1", "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"}
     )
@@ -70,6 +73,8 @@ def _run(
             "uid": "d1",
             "run_start": "run1",
             "name": "primary",
+            "time": 0.5,
+            "data_keys": {},
             "configuration": {"det": {"data": {"det_series_id": 7}}},
         },
     )
@@ -83,16 +88,18 @@ def _run(
             "event",
             {
                 "descriptor": "d1",
+                "uid": f"ev{k}",
                 "seq_num": k + 1,
                 "time": 1.0 + k,
                 "data": {"det_frame_index": k, "diode": 1e6 * flux},
+                "timestamps": {"det_frame_index": 1.0 + k, "diode": 1.0 + k},
             },
         )
         if midway is not None and k == midway[0]:
             midway[1](proc)
     proc.on_frame(sv2.encode(sv2.EndMessage(7, "s")))
-    proc.on_document("stop", {"run_start": "run1", "time": 100.0})
-    proc.finish(proc.runs.pop("run1"))
+    proc.on_document("stop", {"uid": "stop1", "run_start": "run1", "time": 100.0})
+    proc.finisher.finish(proc.runs.scans.pop("run1"))
     path = proc.written[-1]
     proc.close()
     return proc, path
@@ -183,7 +190,7 @@ def test_live_reconstruction_is_readable_mid_scan(tmp_path: Path) -> None:
     seen: dict[str, object] = {}
 
     def look(proc: Processor) -> None:
-        run = proc.runs["run1"]
+        run = proc.runs.scans["run1"]
         assert run.write_live(force=True)
         live = run.live.path
         q_index = int(np.nanargmax(np.nansum(run.sinogram.data, axis=(0, 1))))  # a ring
@@ -263,21 +270,24 @@ def test_bad_input_is_reported_and_the_processor_keeps_serving(tmp_path: Path) -
 
 
 def test_orphan_frames_are_bounded_and_drops_reported(tmp_path: Path, monkeypatch) -> None:
-    import operando.live_processing.processor as processor_module
+    import operando.live_processing.service.intake as intake_module
 
     frame = np.ones((64, 64), dtype=np.uint32)  # 16 kB
-    monkeypatch.setattr(processor_module, "ORPHAN_LIMIT", 10 * frame.nbytes)
+    monkeypatch.setattr(intake_module, "ORPHAN_LIMIT", 10 * frame.nbytes)
     ctx = zmq.Context()
     pull = ctx.socket(zmq.PULL)
     addr = f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}"
-    proc = Processor("tcp://127.0.0.1:*", [], addr, tmp_path, n_bins=50)
+    proc = Processor("tcp://127.0.0.1:*", [], addr, tmp_path, ProcessingSettings(bins=50))
     try:
         for series in range(1, 6):  # five series nobody claims, 4 frames each
             for k in range(4):
                 proc.on_frame(sv2.encode(sv2.image_message(series, "s", k, frame, 0, 0.01, {})))
-        assert proc.orphan_bytes <= 10 * frame.nbytes
-        assert sum(len(v) for v in proc.orphans.values()) * frame.nbytes == proc.orphan_bytes
-        assert 5 in proc.orphans  # the newest series is kept
+        assert proc.intake.orphan_bytes <= 10 * frame.nbytes
+        assert (
+            sum(len(v) for v in proc.intake.orphans.values()) * frame.nbytes
+            == proc.intake.orphan_bytes
+        )
+        assert 5 in proc.intake.orphans  # the newest series is kept
         dropped = [r for r in _reports(pull) if r["event"] == "error"]
         assert dropped and all("no run claimed them" in r["error"] for r in dropped)
     finally:
@@ -290,7 +300,7 @@ def test_a_failed_update_leaves_the_earlier_file_intact(tmp_path: Path, monkeypa
     disk) midway leaves the file as it was, and no partial file behind."""
     import hashlib
 
-    from operando.live_processing import nexus
+    from operando.live_processing.files import nexus
 
     _, path = _run(tmp_path, drop=set())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -306,3 +316,22 @@ def test_a_failed_update_leaves_the_earlier_file_intact(tmp_path: Path, monkeypa
         nexus.update_electrochemistry(path, log)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.glob("*.part")) == []
+
+
+def test_the_file_records_every_correction_and_the_settings(tmp_path: Path) -> None:
+    """/entry/process/<name>: applied or not, in order, with what each found; the centre
+    of a centred sample is found at the grid's centre, in mm of translation."""
+    import json
+
+    _, path = _run(tmp_path, drop=set(), corrections=("normalise", "rotation_centre"))
+    with h5py.File(path) as f:
+        p = f["entry/process"]
+        settings = json.loads(p["settings"][()])
+        assert [c["name"] for c in settings["corrections"]] == ["normalise", "rotation_centre"]
+        assert p["normalise"].attrs["NX_class"] == "NXprocess"
+        assert p["normalise/applied"][()] and p["normalise/sequence_index"][()] == 1
+        assert p["rotation_centre/sequence_index"][()] == 2
+        centre = p["rotation_centre/centre"]
+        assert centre.attrs["units"] == "mm" and abs(centre[()]) < 0.2 * 0.1
+        assert not p["air/applied"][()] and not p["jitter/applied"][()]
+        assert p["normalise/reference_monitor"][()] > 0

@@ -7,10 +7,10 @@ import pytest
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from operando.live_processing import trimmed_mean
-from operando.live_processing.fast_integrate import METHOD
-from operando.live_processing.integrate import POLARIZATION, Integrator
-from operando.live_processing.robust_integrate import RobustIntegrator
+from operando.live_processing.integration import trimmed_mean
+from operando.live_processing.integration.fast_integrate import METHOD
+from operando.live_processing.integration.integrate import POLARIZATION, Integrator
+from operando.live_processing.integration.robust_integrate import RobustIntegrator
 
 BINS = 200
 

@@ -77,7 +77,7 @@ def test_unphysical_phantoms_are_refused(tmp_path, lattice: float, needle: str) 
 
 
 def test_unphysical_poni_values_are_refused(tmp_path) -> None:
-    from operando.live_processing.integrate import GeometryError, load_poni
+    from operando.live_processing.integration.integrate import GeometryError, load_poni
 
     good = "Detector: Pilatus1M\nPoni1: 0.05\nPoni2: 0.05\nRot1: 0\nRot2: 0\nRot3: 0\n"
     for bad, key in (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zmq
 
-from operando.live_processing.integrate import Integrator
+from operando.live_processing.integration.integrate import Integrator
 from operando.protocols import stream_v2 as sv2
 from operando.protocols.xrdct import XrdctGeometry
 from operando.simulators import launcher
@@ -70,16 +70,21 @@ def test_two_workers_place_every_frame_once(tmp_path: Path, method: str) -> None
         )
         send("start", {"uid": "r", "time": time.time(), "xrdct": geom.to_md()})
         conf = {"det": {"data": {"s": SERIES}}}
-        send("descriptor", {"uid": "d", "run_start": "r", "name": "primary", "configuration": conf})
+        send(
+            "descriptor",
+            {"uid": "d", "run_start": "r", "name": "primary", "time": 0.0, "data_keys": {}}
+            | {"configuration": conf},
+        )
         for k in range(N_A * N_T):
             send(
                 "event",
-                {"descriptor": "d", "seq_num": k + 1, "time": 0.0, "data": {"f": k, "m": 2.0}},
+                {"descriptor": "d", "uid": f"e{k}", "seq_num": k + 1, "time": 0.0}
+                | {"data": {"f": k, "m": 2.0}, "timestamps": {"f": 0.0, "m": 0.0}},
             )
         for k, f in enumerate(frames):
             push.send(sv2.encode(sv2.image_message(SERIES, "u", k, f, 0.0, 0.01, {})))
         push.send(sv2.encode(sv2.EndMessage(SERIES, "u")))
-        send("stop", {"run_start": "r", "time": time.time()})
+        send("stop", {"uid": "s", "run_start": "r", "time": time.time()})
         while not reports or reports[-1]["event"] != "written":
             assert results.poll(60_000), f"no report; got {reports[-3:]}"
             reports.append(results.recv_json())

@@ -6,19 +6,23 @@ import numpy as np
 
 
 class Sinogram:
-    """(n_angles, n_translations, n_q) patterns and the monitor reading of each cell."""
+    """(n_angles, n_translations, n_q) patterns and each cell's monitor and transmission."""
 
     def __init__(self, n_angles: int, n_translations: int, n_q: int) -> None:
         self.data = np.full((n_angles, n_translations, n_q), np.nan, dtype=np.float32)
         self.monitor = np.full((n_angles, n_translations), np.nan)
+        self.transmission = np.full((n_angles, n_translations), np.nan)
         self.filled = np.zeros((n_angles, n_translations), dtype=bool)
         self.duplicates = 0
 
-    def put(self, i: int, j: int, pattern: np.ndarray, monitor: float) -> None:
+    def put(
+        self, i: int, j: int, pattern: np.ndarray, monitor: float, transmission: float = np.nan
+    ) -> None:
         if self.filled[i, j]:
             self.duplicates += 1
         self.data[i, j] = pattern
         self.monitor[i, j] = monitor
+        self.transmission[i, j] = transmission
         self.filled[i, j] = True
 
     @property

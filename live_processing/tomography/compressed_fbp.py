@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .incremental_fbp import IncrementalFBP, accept_projection
+from .incremental_fbp import IncrementalFBP, accept_projection, check_axis
 
 
 class CompressedFBP:
@@ -30,6 +30,7 @@ class CompressedFBP:
         rank: int = 32,
         basis_rows: int = 8,
         batch: int = 4,
+        axis: float | None = None,
     ) -> None:
         if not 1 <= rank <= n_q:
             raise ValueError(f"CompressedFBP: rank {rank} must be between 1 and n_q = {n_q}")
@@ -38,6 +39,7 @@ class CompressedFBP:
         self.angles = np.asarray(angles_deg, dtype=float)
         self.n_t, self.n_q, self.step_mm, self.batch = n_t, n_q, step_mm, batch
         self.rank, self.basis_rows = rank, basis_rows
+        self.axis = (n_t - 1) / 2 if axis is None else check_axis(axis, n_t)
         self.added = np.zeros(len(self.angles), dtype=bool)
         self.basis: np.ndarray | None = None  # (n_q, r), orthonormal columns
         self._basis64 = np.zeros((n_q, 0))
@@ -78,7 +80,7 @@ class CompressedFBP:
         self._basis64 = np.ascontiguousarray(vectors[:, ::-1][:, : self.rank])
         self.basis = self._basis64.astype(np.float32)
         r = self.basis.shape[1]
-        self._inner = IncrementalFBP(self.angles, self.n_t, r, self.step_mm, self.batch)
+        self._inner = IncrementalFBP(self.angles, self.n_t, r, self.step_mm, self.batch, self.axis)
         for index, projection, scale in self._early:
             self._feed(index, projection, scale)
         self._early.clear()
@@ -99,6 +101,31 @@ class CompressedFBP:
         if self._inner is not None:
             self._inner.flush()
 
+    def replace(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
+        """Put a corrected projection ``index`` in place of the one added."""
+        if not self.added[index]:
+            raise ValueError(f"projection {index} was never added; it cannot be replaced")
+        projection = np.asarray(projection, dtype=np.float32)
+        self._expanded = None
+        for k, (idx, _old, _s) in enumerate(self._early):
+            if idx == index:
+                self._early[k] = (index, projection, scale)
+                return
+        assert self._inner is not None
+        coef = (projection.astype(np.float64) @ self._basis64).astype(np.float32)
+        self._inner.replace(index, coef, scale)
+
+    def set_axis(self, axis: float) -> bool:
+        """Move the rotation axis to ``axis`` (bins); True if the volume was made again."""
+        axis = check_axis(axis, self.n_t)
+        if axis == self.axis:
+            return False
+        self.axis = axis
+        self._expanded = None
+        if self._inner is not None:
+            self._inner.set_axis(axis)
+        return True
+
     def result(self) -> np.ndarray:
         """The volume so far, (ny, nx, n_q) per mm: the r channels expanded on the basis.
 
@@ -107,7 +134,9 @@ class CompressedFBP:
         """
         if self._expanded is None:
             if self._inner is None or self.basis is None:
-                full = IncrementalFBP(self.angles, self.n_t, self.n_q, self.step_mm, self.batch)
+                full = IncrementalFBP(
+                    self.angles, self.n_t, self.n_q, self.step_mm, self.batch, self.axis
+                )
                 for index, projection, scale in self._early:
                     full.add(index, projection, scale)
                 self._expanded = full.result()

@@ -12,6 +12,12 @@ row lands. The result is ASTRA's CPU ``FBP`` with its ``linear`` projector, term
   ``max(0, 1 − |u − k|/s)/s`` with ``s = max(|cos θ|, |sin θ|)`` (a unit-area triangle of
   half-width ``s`` ≤ 1, so at most two bins), summed over angles and scaled by ``π/n_angles``.
 
+The rotation axis sits at translation index ``axis`` (default the grid's centre,
+``(n − 1)/2``); the volume is centred on it, ``size`` pixels a side (default the
+number of translations; a smaller one reconstructs only a central disc, as for an
+ROI). :meth:`IncrementalFBP.set_axis` moves the axis and back-projects the filtered
+projections kept so far again.
+
 Geometry is that of :mod:`.reconstruct`: the translation axis is reversed against
 ASTRA's detector axis, rows are y (top = +y), columns x, one pixel per translation step,
 values per mm of path. The volume is (ny, nx, n_q) float32 with q contiguous, and the
@@ -50,10 +56,20 @@ def filter_projection(row: np.ndarray, filt: np.ndarray, size: int) -> np.ndarra
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _backproject(
-    volume: np.ndarray, rows: np.ndarray, cos: np.ndarray, sin: np.ndarray, gain: np.ndarray
+    volume: np.ndarray,
+    rows: np.ndarray,
+    cos: np.ndarray,
+    sin: np.ndarray,
+    gain: np.ndarray,
+    axis: float,
 ) -> None:
-    """volume[r, c, :] += Σ_a gain_a · (Joseph-transposed weights) · rows[a, bins, :]."""
-    n = volume.shape[0]
+    """volume[r, c, :] += Σ_a gain_a · (Joseph-transposed weights) · rows[a, bins, :].
+
+    ``axis``: the detector position (in bins) of the rotation axis, on which the
+    volume is centred.
+    """
+    n = volume.shape[0]  # the volume's side (pixels of one translation step)
+    n_bins = rows.shape[1]  # the projection's length
     n_q = volume.shape[2]
     n_a = rows.shape[0]
     half = (n - 1) / 2.0
@@ -64,14 +80,14 @@ def _backproject(
             out = volume[r, c]
             for a in range(n_a):
                 s = max(abs(cos[a]), abs(sin[a]))
-                u = half - (x * cos[a] + y * sin[a])
+                u = axis - (x * cos[a] + y * sin[a])
                 i0 = math.floor(u)
                 d0 = u - i0
                 w0 = max(0.0, 1.0 - d0 / s) * gain[a] / s
                 w1 = max(0.0, 1.0 - (1.0 - d0) / s) * gain[a] / s
-                if i0 < 0 or i0 >= n:
+                if i0 < 0 or i0 >= n_bins:
                     w0 = 0.0
-                if i0 + 1 < 0 or i0 + 1 >= n:
+                if i0 + 1 < 0 or i0 + 1 >= n_bins:
                     w1 = 0.0
                 if w0 != 0.0 and w1 != 0.0:
                     r0 = rows[a, i0]
@@ -109,7 +125,14 @@ class IncrementalFBP:
     """A running FBP of an (n_angles, n_t, n_q) sinogram, fed one projection at a time."""
 
     def __init__(
-        self, angles_deg: np.ndarray, n_t: int, n_q: int, step_mm: float = 1.0, batch: int = 4
+        self,
+        angles_deg: np.ndarray,
+        n_t: int,
+        n_q: int,
+        step_mm: float = 1.0,
+        batch: int = 4,
+        axis: float | None = None,
+        size: int | None = None,
     ) -> None:
         if n_t < 2 or n_q < 1 or len(angles_deg) < 1:
             raise ValueError(f"IncrementalFBP: need n_t >= 2, n_q >= 1, angles; got {n_t}, {n_q}")
@@ -118,11 +141,16 @@ class IncrementalFBP:
         theta = np.deg2rad(np.asarray(angles_deg, dtype=float))
         self.cos, self.sin = np.cos(theta), np.sin(theta)
         self.n_t, self.n_q, self.batch = n_t, n_q, max(1, batch)
+        self.axis = (n_t - 1) / 2 if axis is None else check_axis(axis, n_t)
         self.gain = np.pi / len(theta) / step_mm
         self.filter, self.size = ramp_filter(n_t)
-        self.volume = np.zeros((n_t, n_t, n_q), dtype=np.float32)
+        size = n_t if size is None else size
+        if not 1 <= size <= 4 * n_t:
+            raise ValueError(f"IncrementalFBP: volume size {size} for {n_t} translations")
+        self.volume = np.zeros((size, size, n_q), dtype=np.float32)
         self.added = np.zeros(len(theta), dtype=bool)
         self._pending: list[tuple[int, np.ndarray, float]] = []
+        self._done: list[tuple[int, np.ndarray, float]] = []  # filtered, for set_axis
 
     @property
     def n_added(self) -> int:
@@ -139,13 +167,57 @@ class IncrementalFBP:
         """Back-project every queued projection."""
         if not self._pending:
             return
-        idx = np.array([p[0] for p in self._pending])
-        rows = np.stack([p[1] for p in self._pending])
-        gain = np.array([p[2] for p in self._pending]) * self.gain
+        self._project(self._pending)
+        self._done.extend(self._pending)
         self._pending.clear()
-        _backproject(self.volume, rows, self.cos[idx], self.sin[idx], gain)
+
+    def _project(self, items: list[tuple[int, np.ndarray, float]]) -> None:
+        for start in range(0, len(items), max(self.batch, 16)):
+            part = items[start : start + max(self.batch, 16)]
+            idx = np.array([p[0] for p in part])
+            rows = np.stack([p[1] for p in part])
+            gain = np.array([p[2] for p in part]) * self.gain
+            _backproject(self.volume, rows, self.cos[idx], self.sin[idx], gain, self.axis)
+
+    def replace(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
+        """Put a corrected projection ``index`` in place of the one added (FBP is linear:
+        the difference is back-projected)."""
+        if not self.added[index]:
+            raise ValueError(f"projection {index} was never added; it cannot be replaced")
+        projection = np.asarray(projection, dtype=np.float32)
+        if projection.shape != (self.n_t, self.n_q):
+            raise ValueError(f"projection {index} has shape {projection.shape}")
+        new = filter_projection(projection, self.filter, self.size)
+        for k, (idx, _old, _old_scale) in enumerate(self._pending):
+            if idx == index:
+                self._pending[k] = (index, new, scale)
+                return
+        for k, (idx, old, old_scale) in enumerate(self._done):
+            if idx == index:
+                diff = (new * np.float32(scale) - old * np.float32(old_scale)).astype(np.float32)
+                self._project([(index, diff, 1.0)])
+                self._done[k] = (index, new, scale)
+                return
+
+    def set_axis(self, axis: float) -> bool:
+        """Move the rotation axis to ``axis`` (bins); True if the volume was made again."""
+        axis = check_axis(axis, self.n_t)
+        if axis == self.axis:
+            return False
+        self.axis = axis
+        self.flush()
+        self.volume[:] = 0.0
+        self._project(self._done)
+        return True
 
     def result(self) -> np.ndarray:
         """The volume so far (every queued projection included), (ny, nx, n_q), per mm."""
         self.flush()
         return self.volume
+
+
+def check_axis(axis: float, n_t: int) -> float:
+    """A rotation-axis position inside the translation grid, or ``ValueError`` naming it."""
+    if not (np.isfinite(axis) and 0 <= axis <= n_t - 1):
+        raise ValueError(f"rotation axis at bin {axis} is outside the {n_t}-point translation grid")
+    return float(axis)

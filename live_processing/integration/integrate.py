@@ -12,17 +12,18 @@ are built per set of negative pixels (which rarely changes) and kept.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyFAI
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from ...protocols.processing import METHODS
 from .fast_integrate import SparseIntegrator
-from .options import METHODS
 from .robust_integrate import RobustIntegrator
 
 POLARIZATION = 0.99
@@ -94,25 +95,45 @@ def load_poni(path: str | Path) -> AzimuthalIntegrator:
 
 @dataclass
 class Integrator:
-    """Integrates frames into ``n_bins`` q bins (Å⁻¹) over ``q_range``; negative pixels masked."""
+    """Integrates frames into ``n_bins`` q bins (Å⁻¹) over ``q_range``; negative pixels masked.
+
+    ``mask`` (True = masked) adds to the detector's own mask; ``dark`` is subtracted from
+    and ``flat`` divides every frame, inside the engines (pyFAI's semantics).
+    """
 
     ai: AzimuthalIntegrator
     n_bins: int = 400
     q_range: tuple[float, float] = (0.8, 4.6)
     method: str = "mean"
+    polarisation: float = POLARIZATION
+    mask: np.ndarray | None = None
+    dark: np.ndarray | None = None
+    flat: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"integration method {self.method!r}: use one of {METHODS}")
+        shape = self.ai.detector.shape
+        for name in ("mask", "dark", "flat"):
+            image = getattr(self, name)
+            if image is not None and image.shape != tuple(shape):
+                raise GeometryError(
+                    f"{name} image shape {image.shape} differs from the detector's {shape}"
+                )
         self.fast = SparseIntegrator(
             self.ai,
             self.n_bins,
             radial_range=self.q_range,
-            polarization_factor=POLARIZATION,
+            mask=self.mask,
+            dark=self.dark,
+            flat=self.flat,
+            polarization_factor=self.polarisation,
         )
         self.q = self.fast.radial
         det_mask = self.ai.detector.mask
-        base = np.zeros(self.ai.detector.shape, bool) if det_mask is None else det_mask
+        base = np.zeros(shape, bool) if det_mask is None else det_mask.astype(bool)
+        if self.mask is not None:
+            base = base | self.mask.astype(bool)
         self._robust = NegativeMaskedEngines(
             base,
             lambda mask: RobustIntegrator(
@@ -120,7 +141,9 @@ class Integrator:
                 self.n_bins,
                 radial_range=self.q_range,
                 mask=mask,
-                polarization_factor=POLARIZATION,
+                dark=self.dark,
+                flat=self.flat,
+                polarization_factor=self.polarisation,
             ),
             keep=4,
         )
@@ -132,3 +155,58 @@ class Integrator:
         else:
             res = self._robust(frame).integrate(frame, self.method)
         return self.q, res.intensity.astype(np.float32)
+
+
+def read_image(path: str | Path, what: str) -> np.ndarray:
+    """The first frame of an image file (any format fabio reads); the error names it."""
+    import fabio
+
+    p = Path(path)
+    try:
+        with fabio.open(str(p)) as img:
+            return np.asarray(img.data)
+    except Exception as exc:  # fabio raises several kinds on bad files
+        raise GeometryError(f"{what} file {p} is not readable: {exc}") from None
+
+
+def integrator_for(spec: dict[str, Any]) -> Integrator:
+    """The integrator of a run's integration spec (``ProcessingSettings.integration``).
+
+    The geometry comes as the PONI file's text, so the same spec builds the same
+    integrator in the processor and in a worker on another machine.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        poni = Path(tmp) / "geometry.poni"
+        poni.write_text(spec["poni"])
+        ai = load_poni(poni)
+    lo, hi = spec["q_range"]
+    images = {
+        name: read_image(spec[name], name) if spec.get(name) else None
+        for name in ("mask", "dark", "flat")
+    }
+    return Integrator(
+        ai,
+        int(spec["bins"]),
+        (float(lo), float(hi)),
+        str(spec.get("method", "mean")),
+        float(spec.get("polarisation", POLARIZATION)),
+        mask=None if images["mask"] is None else images["mask"] != 0,
+        dark=images["dark"],
+        flat=images["flat"],
+    )
+
+
+class IntegratorCache:
+    """Integrators by spec key (a hash of the PONI's contents and the settings), last few."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._items: dict[str, Integrator] = {}
+
+    def __call__(self, spec: dict[str, Any]) -> Integrator:
+        key = spec["key"]
+        if key not in self._items:
+            if len(self._items) >= self.keep:
+                del self._items[next(iter(self._items))]
+            self._items[key] = integrator_for(spec)
+        return self._items[key]

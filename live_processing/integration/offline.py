@@ -38,9 +38,9 @@ import h5py
 import numpy as np
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from ...protocols.processing import METHODS
 from .fast_integrate import IntegrationResult, SparseIntegrator
 from .integrate import NegativeMaskedEngines, load_poni
-from .options import METHODS
 from .robust_integrate import RobustIntegrator
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")

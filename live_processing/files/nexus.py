@@ -11,6 +11,7 @@ transition of the operando protocol: time, state, reason, n, voltage, current),
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -145,10 +146,14 @@ def write_run(
     reconstruction_attrs: dict[str, Any] | None = None,
     times: tuple[float, float] | None = None,
     wavelength: float | None = None,
+    process: dict[str, dict[str, Any]] | None = None,
+    settings_json: str = "",
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
-    ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å.
+    ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å;
+    ``process``: each correction's record (:func:`write_process`); ``settings_json``:
+    the processing settings, kept with them.
     """
     tmp = path.with_suffix(".h5.part")
     try:
@@ -177,7 +182,7 @@ def write_run(
                     ("q", q, "1/angstrom"),
                 ],
             )
-            s["data"].attrs.update(units="counts", long_name="normalised to the mean monitor")
+            s["data"].attrs.update(units="counts", long_name="corrected (see /entry/process)")
             s.create_dataset("monitor", data=monitor).attrs["units"] = "counts/s"
             s.create_dataset("missing", data=missing)
             step = float(abs(translations[1] - translations[0])) if len(translations) > 1 else 1.0
@@ -189,10 +194,12 @@ def write_run(
                 reconstruction,
                 [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
             )
-            r.attrs["units_note"] = "scattering per mm of path, normalised to the mean monitor"
+            r.attrs["units_note"] = "scattering per mm of path, from the corrected sinogram"
             r["data"].attrs.update(units="counts/mm", long_name="scattering per mm of path")
             r.attrs.update(reconstruction_attrs or {})
             write_electrochemistry(entry, log)
+            if process is not None:
+                write_process(entry, process, settings_json)
             inst = entry.create_group("instrument")
             inst.attrs["NX_class"] = "NXinstrument"
             det = inst.create_group("detector")
@@ -218,6 +225,28 @@ def write_run(
     finally:
         tmp.unlink(missing_ok=True)  # a failed write leaves no partial file
     return path
+
+
+def write_process(entry: h5py.Group, process: dict[str, dict[str, Any]], settings: str) -> None:
+    """``entry/process/<name>`` (NXprocess) per correction: applied, parameters, findings."""
+    top = entry.create_group("process")
+    top.attrs["NX_class"] = "NXcollection"
+    if settings:
+        top.create_dataset("settings", data=settings).attrs["format"] = "json"
+    for name, record in process.items():
+        g = top.create_group(name)
+        g.attrs["NX_class"] = "NXprocess"
+        g.create_dataset("program", data="operando")
+        units = record.get("_units", {})
+        for key, value in record.items():
+            if key == "_units" or value is None:
+                continue
+            if isinstance(value, str | bool | int | float | np.ndarray | np.number):
+                d = g.create_dataset(key, data=value)
+            else:
+                d = g.create_dataset(key, data=json.dumps(value, default=str))
+            if key in units:
+                d.attrs["units"] = units[key]
 
 
 def commit(tmp: Path, path: Path) -> None:

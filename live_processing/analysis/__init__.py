@@ -1,0 +1,1 @@
+"""From reconstructed patterns to chemistry: q windows and maps."""

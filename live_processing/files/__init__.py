@@ -1,0 +1,1 @@
+"""The files the processor writes: NeXus run files and the live SWMR file."""

@@ -1,0 +1,1 @@
+"""Integration of detector frames: pyFAI geometry, sparse, trimmed-mean, sigma-clip engines."""

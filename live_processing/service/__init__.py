@@ -1,0 +1,1 @@
+"""The processor's parts: run bookkeeping, frame intake and the finisher."""

@@ -1,0 +1,155 @@
+"""The finisher: live files kept current, and each run's file written when it is complete.
+
+After a run's stop document every event is in. The run is finished when every cell
+holds a frame, or its series ended with no frame still expected (frames no event refers
+to, such as a re-acquired fly row, are dropped, not waited for), or :data:`END_TIMEOUT`
+after the stop. Cells without a frame are reported and left NaN; the live file is
+removed only once the run's file is safely written.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...protocols.streams import Report
+from ..files.nexus import update_electrochemistry, write_run
+from .intake import FrameIntake
+from .run_state import RunState
+from .runs import Reporter, Runs
+
+END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+
+
+class Finisher:
+    """Writes the files of the runs in :class:`.runs.Runs`."""
+
+    def __init__(self, runs: Runs, intake: FrameIntake, report: Reporter) -> None:
+        self.runs, self.intake, self.report = runs, intake, report
+        self.written: list[Path] = []
+
+    def write_live(self) -> None:
+        """Bring every run's live file up to date (each at most about once a second).
+
+        A live file that cannot be written (disk full) is reported and given up; the
+        run itself goes on to its final file.
+        """
+        for run in self.runs.scans.values():
+            try:
+                run.write_live()
+            except (OSError, RuntimeError) as exc:
+                self.report(event=Report.ERROR, run=run.uid, source="live", error=str(exc))
+                if run.live is not None:
+                    run.live.close(remove=True)
+                    run.live = None
+
+    def service(self) -> None:
+        """Finish what is due: logs of stopped runs, complete or timed-out scans."""
+        self.update_logs()
+        self.finish_due()
+
+    def update_logs(self) -> None:
+        """A run without a scan has stopped: its V/I go into the experiment's scan files."""
+        while self.runs.stopped:
+            uid, exp = self.runs.stopped.pop(0)
+            if uid not in self.runs.scans:  # a run without a scan: its V/I go into the files
+                for path in self.runs.files.get(exp, []):
+                    log = self.runs.logs[exp]
+                    self._guard(uid, "log", lambda p=path, g=log: update_electrochemistry(p, g))
+
+    def finish_due(self) -> None:
+        """Write the scans that are complete, or whose frames stopped coming."""
+        now = time.monotonic()
+        for uid, run in list(self.runs.scans.items()):
+            if run.stop_seen_at is None:
+                continue
+            complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
+            if complete or now - run.stop_seen_at > END_TIMEOUT:
+                del self.runs.scans[uid]
+                if not self._guard(uid, "write", lambda r=run: self.finish(r)):
+                    if run.live is not None:  # the live file stays: the last view of the run
+                        run.live.close(remove=False)
+                        run.live = None
+
+    def _guard(self, uid: str, source: str, action: Any) -> bool:
+        try:
+            action()
+        except Exception as exc:  # e.g. disk full: say so, keep serving the others
+            what = "the run's file" if source == "write" else "the V/I log into a file"
+            self.report(
+                event=Report.ERROR,
+                run=uid,
+                source=source,
+                error=f"could not write {what}: {type(exc).__name__}: {exc}",
+            )
+            return False
+        return True
+
+    def finish(self, run: RunState) -> Path:
+        """Reconstruct at the refined axis and write the run's file; report it."""
+        g = run.geometry
+        missing = run.sinogram.missing
+        recon = run.final_reconstruction()
+        compression = run.compression()
+        info = self.intake.series_info
+        series = info.pop(run.series_id, {}) if run.series_id is not None else {}
+        phantom = series.get("ground_truth") or g.sample.get("phantom")
+        exp = run.experiment
+        sample: dict[str, Any] = {}
+        if g.sample.get("name"):
+            sample["name"] = str(g.sample["name"])
+        if "lithium_x" in series:
+            sample["lithium_x"] = series["lithium_x"]
+        process = run.pipeline.record()
+        path = write_run(
+            self.runs.out_dir / f"{run.stem}.h5",
+            start_uid=run.uid,
+            angles=np.asarray(g.angles),
+            translations=np.asarray(g.translations),
+            q=run.integrator.q,
+            sinogram=run.written_sinogram(),
+            monitor=run.sinogram.monitor,
+            missing=~run.sinogram.filled,
+            reconstruction=recon,
+            log=self.runs.logs[exp],
+            poni_text=run.spec["poni"],  # read once, when the run started
+            detector_name=str(g.detector.get("model") or g.detector.get("name", "")),
+            ground_truth=Path(phantom) if phantom and Path(phantom).is_file() else None,
+            metadata={"experiment_id": exp},
+            sample_state=sample or None,
+            reconstruction_attrs=compression,
+            times=(run.start_time, run.stop_time or time.time()),
+            wavelength=run.integrator.ai.wavelength * 1e10,
+            process=process,
+            settings_json=self.runs.settings.to_json(),
+        )
+        if run.live is not None:  # only once the run's file is safely written
+            run.live.close(remove=True)
+            run.live = None
+        self.runs.files.setdefault(exp, []).append(path)
+        self.written.append(path)
+        centre = process.get("rotation_centre", {})
+        self.report(
+            event=Report.WRITTEN,
+            run=run.uid,
+            path=str(path),
+            missing=[list(m) for m in missing],
+            duplicates=run.sinogram.duplicates,
+            rotation_centre=centre.get("centre"),
+            recentred=run.recentred,
+            **compression,
+        )
+        return path
+
+    def close(self) -> None:
+        """Write every open run that has events (the processor is stopping)."""
+        for uid, run in list(self.runs.scans.items()):
+            del self.runs.scans[uid]
+            if run.n_events:
+                self._guard(uid, "write", lambda r=run: self.finish(r))
+            elif run.live is not None:
+                run.live.close(remove=True)
+        self.update_logs()

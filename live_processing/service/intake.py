@@ -1,0 +1,115 @@
+"""Frame intake: Stream V2 messages decoded, matched to runs, integrated here or by workers.
+
+Frames of a series that no run has claimed yet (its descriptor is still on its way) are
+held as orphans, at most :data:`ORPHAN_LIMIT` bytes: when more arrive, the oldest
+series is dropped and the drop reported. Whatever goes wrong with one frame is
+reported and counted; the next frame is served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...protocols import stream_v2 as sv2
+from ...protocols.streams import Report
+from ..workers import WorkerPool
+from .run_state import RunState
+from .runs import Reporter, Runs
+
+ORPHAN_LIMIT = 512e6  # bytes of frames held for series that no run has claimed yet
+
+
+class FrameIntake:
+    """Detector messages in; patterns placed in their runs' sinograms."""
+
+    def __init__(self, runs: Runs, report: Reporter, pool: WorkerPool | None = None) -> None:
+        self.runs, self.report, self.pool = runs, report, pool
+        self.orphans: dict[int, list[sv2.ImageMessage]] = {}
+        self.orphan_bytes = 0
+        self.series_info: dict[int, dict[str, Any]] = {}  # user data of each series' start
+        self.bad_frames = 0
+        self.received = 0  # image messages read from the detector streams
+
+    def on_frame(self, raw: bytes | memoryview) -> None:
+        """One detector message; whatever goes wrong is reported and the loop goes on."""
+        try:
+            self._on_frame(raw)
+        except Exception as exc:
+            self.bad_frames += 1
+            self.report(event=Report.ERROR, source="frames", error=f"{type(exc).__name__}: {exc}")
+
+    def _on_frame(self, raw: bytes | memoryview) -> None:
+        try:
+            msg = sv2.decode(raw)
+        except sv2.StreamProtocolError as exc:
+            self.bad_frames += 1
+            self.report(event=Report.ERROR, source="frames", error=str(exc))
+            return
+        if isinstance(msg, sv2.StartMessage):
+            self.series_info[msg.series_id] = dict(msg.user_data)
+            return
+        run = self.runs.scan_of_series(msg.series_id)
+        if isinstance(msg, sv2.EndMessage):
+            if run is not None:
+                run.series_ended = True
+            return
+        self.received += 1
+        if run is None:
+            self.keep_orphan(msg)
+            return
+        self.integrate(run, msg)
+
+    def keep_orphan(self, msg: sv2.ImageMessage) -> None:
+        """Hold a frame whose run has not started yet; bounded: the oldest series goes first."""
+        self.orphans.setdefault(msg.series_id, []).append(msg)
+        self.orphan_bytes += msg.data.nbytes
+        while self.orphan_bytes > ORPHAN_LIMIT and len(self.orphans) > 1:
+            series, dropped = next(iter(self.orphans.items()))
+            del self.orphans[series]
+            self.orphan_bytes -= sum(m.data.nbytes for m in dropped)
+            self.report(
+                event=Report.ERROR,
+                source="frames",
+                error=f"dropped {len(dropped)} frames of series {series}: no run claimed them "
+                f"and frames of later series arrived ({ORPHAN_LIMIT / 1e6:.0f} MB held at most)",
+            )
+
+    def claim(self, run: RunState) -> None:
+        """The run's series is known: integrate the frames held for it."""
+        if run.series_id is None:
+            return
+        for msg in self.orphans.pop(run.series_id, []):
+            self.orphan_bytes -= msg.data.nbytes
+            self.integrate(run, msg)
+
+    def integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
+        if self.pool is None:
+            run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
+            run.place_ready()
+            return
+        header = {
+            "series": msg.series_id,
+            "image": msg.image_id,
+            "dtype": msg.data.dtype.str,
+            "shape": list(msg.data.shape),
+            "spec": run.spec,
+        }
+        self.pool.submit(header, msg.data)
+
+    def on_result(self, head: dict[str, Any], pattern: np.ndarray | None) -> None:
+        """A pattern (or an error) back from a worker."""
+        if pattern is None:
+            self.report(
+                event=Report.ERROR, source="worker", image=head["image"], error=head["error"]
+            )
+            return
+        run = self.runs.scan_of_series(int(head["series"]))
+        if run is None:
+            return  # its run was finished (timed out) meanwhile
+        run.patterns[int(head["image"])] = pattern
+        try:
+            run.place_ready()
+        except (IndexError, ValueError) as exc:
+            self.report(event=Report.ERROR, run=run.uid, source="worker", error=str(exc))

@@ -1,0 +1,185 @@
+"""What the live processor holds for one XRD-CT run, and how its reconstruction grows.
+
+Every complete projection row goes through the run's correction pipeline
+(:mod:`..tomography.corrections`) and into the running reconstruction at the pipeline's
+current rotation axis; when the axis estimate moves, the reconstruction is made again
+from the filtered rows it keeps. At the end, rows still missing (gaps, bad monitor) are
+filled along the translation, the axis is refined from every projection, and the final
+volume uses the refined axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...protocols.processing import ProcessingSettings
+from ...protocols.xrdct import XrdctGeometry
+from ..files.live_file import LiveReconstructionFile
+from ..integration.integrate import Integrator
+from ..tomography.compressed_fbp import CompressedFBP
+from ..tomography.corrections import Pipeline, Readings, StageError
+from ..tomography.corrections.base import Grid
+from ..tomography.incremental_fbp import IncrementalFBP
+from ..tomography.sinogram import Sinogram, fill_missing
+
+
+@dataclass
+class RunState:
+    """Everything the processor holds for one XRD-CT run."""
+
+    uid: str
+    geometry: XrdctGeometry
+    integrator: Integrator
+    sinogram: Sinogram
+    experiment: str
+    start_time: float
+    fbp: IncrementalFBP | CompressedFBP
+    spec: dict[str, Any]
+    pipeline: Pipeline
+    corrected: np.ndarray  # (n_angles, n_t, n_q): rows as they went into the volume
+    live: LiveReconstructionFile | None = None
+    series_id: int | None = None
+    # frame id -> (angle index, translation index, monitor, transmission)
+    cell_of_frame: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)
+    patterns: dict[int, np.ndarray] = field(default_factory=dict)
+    stop_time: float | None = None
+    series_ended: bool = False
+    stop_seen_at: float | None = None
+    n_events: int = 0
+    stem: str = ""
+    recentred: int = 0  # times the volume was made again for a new axis
+
+    @classmethod
+    def begin(
+        cls,
+        uid: str,
+        geometry: XrdctGeometry,
+        integrator: Integrator,
+        experiment: str,
+        start_time: float,
+        settings: ProcessingSettings,
+        spec: dict[str, Any],
+        out_dir: Path,
+        stem: str = "",
+    ) -> RunState:
+        """A new run: empty sinogram, running reconstruction and live file ``<stem>.live.h5``.
+
+        ``stem``: the run's file name without suffix (``scan0001_<uid>``; default the uid).
+
+        ``settings.svd_rank`` > 0 reconstructs a truncated-SVD basis of q
+        (:mod:`..tomography.compressed_fbp`) made from the first quarter of the rows, at
+        most 8.
+        """
+        n_a, n_t, n_q = len(geometry.angles), len(geometry.translations), integrator.q.size
+        ts = np.asarray(geometry.translations, dtype=float)
+        step = abs(ts[1] - ts[0]) if len(ts) > 1 else 1.0
+        angles = np.asarray(geometry.angles, dtype=float)
+        pipeline = Pipeline(settings.corrections, Grid(angles, ts))
+        fbp: IncrementalFBP | CompressedFBP
+        if settings.svd_rank > 0:
+            rank, basis_rows = min(settings.svd_rank, n_q), max(1, min(8, n_a // 4))
+            fbp = CompressedFBP(angles, n_t, n_q, step, rank, basis_rows, axis=pipeline.axis)
+        else:
+            fbp = IncrementalFBP(angles, n_t, n_q, step, axis=pipeline.axis)
+        grid = (np.arange(n_t) - (n_t - 1) / 2) * step
+        stem = stem or uid
+        live = LiveReconstructionFile(out_dir / f"{stem}.live.h5", grid, grid, integrator.q, n_a)
+        sinogram = Sinogram(n_a, n_t, n_q)
+        corrected = np.full((n_a, n_t, n_q), np.nan, dtype=np.float32)
+        return cls(
+            uid,
+            geometry,
+            integrator,
+            sinogram,
+            experiment,
+            start_time,
+            fbp,
+            spec,
+            pipeline,
+            corrected,
+            live,
+            stem=stem,
+        )
+
+    def compression(self) -> dict[str, Any]:
+        """``svd_rank`` and ``svd_relative_error`` when q was compressed; else empty."""
+        if isinstance(self.fbp, CompressedFBP) and self.fbp.basis is not None:
+            return {
+                "svd_rank": self.fbp.basis.shape[1],
+                "svd_relative_error": self.fbp.relative_error,
+            }
+        return {}
+
+    def place_ready(self) -> None:
+        for idx in [k for k in self.patterns if k in self.cell_of_frame]:
+            i, j, mon, trans = self.cell_of_frame.pop(idx)
+            self.sinogram.put(i, j, self.patterns.pop(idx), mon, trans)
+            self.project_if_complete(i)
+
+    def project_if_complete(self, i: int) -> None:
+        """Correct angle row ``i`` and back-project it, once all its cells hold a frame.
+
+        A row the pipeline refuses (a monitor it needs is missing) is left for the end.
+        """
+        s = self.sinogram
+        if self.fbp.added[i] or not s.filled[i].all():
+            return
+        try:
+            row = self.pipeline.row(i, s.data[i], Readings(s.monitor[i], s.transmission[i]))
+        except StageError:
+            return
+        self._add(i, row)
+
+    def _add(self, i: int, row: np.ndarray) -> None:
+        self.corrected[i] = row
+        if self.pipeline.axis != self.fbp.axis and self.fbp.set_axis(self.pipeline.axis):
+            self.recentred += 1
+        self.fbp.add(i, row)
+
+    def final_reconstruction(self) -> np.ndarray:
+        """The volume of every q at the refined axis; rows not yet in are filled and added.
+
+        Gaps are interpolated along the translation (and their monitor with them) before
+        the row goes through the pipeline.
+        """
+        rest = np.flatnonzero(~self.fbp.added)
+        data = fill_missing(self.sinogram.data)
+        mon = fill_missing(self.sinogram.monitor[..., None])[..., 0]
+        trans = fill_missing(self.sinogram.transmission[..., None])[..., 0]
+
+        def corrected(i: int) -> np.ndarray:
+            try:
+                return self.pipeline.row(i, data[i], Readings(mon[i], trans[i]))
+            except StageError:  # no usable monitor at all in this row
+                return np.zeros_like(data[i])
+
+        for i in rest:
+            self._add(int(i), corrected(int(i)))
+        if self.pipeline.final_pass:  # stages that know better now every row is in
+            self.pipeline.finalise()
+            for k in range(len(self.corrected)):
+                row = corrected(k)
+                if not np.array_equal(row, self.corrected[k]):
+                    self.corrected[k] = row
+                    self.fbp.replace(k, row)
+        axis = self.pipeline.refine(self.corrected)
+        if axis != self.fbp.axis and self.fbp.set_axis(axis):
+            self.recentred += 1
+        return self.fbp.result()
+
+    def written_sinogram(self) -> np.ndarray:
+        """The corrected sinogram, NaN where no frame came (the volume used interpolations)."""
+        out = self.corrected.copy()
+        out[~self.sinogram.filled] = np.nan
+        return out
+
+    def write_live(self, force: bool = False) -> bool:
+        """Write the running reconstruction to the live file when due; True if written."""
+        if self.live is None or not self.fbp.n_added or not (force or self.live.due()):
+            return False
+        self.live.update(self.fbp.result(), self.fbp.added)
+        return True

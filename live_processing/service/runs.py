@@ -1,0 +1,202 @@
+"""Run bookkeeping: bluesky documents → runs, without sockets.
+
+Documents go through event-model's :class:`~event_model.RunRouter`; each run gets a
+:class:`RunDocuments` router that knows its streams:
+
+- ``primary`` events of an XRD-CT run (a start document with ``xrdct``) say which
+  sinogram cell each frame is; the run's :class:`.run_state.RunState` places the
+  patterns and grows the reconstruction;
+- ``electrochemistry`` events (any run) extend the experiment's V/I log;
+- ``transitions`` events record the protocol's changes of state.
+
+A run whose start is refused (an unsafe uid, a bad geometry) is reported once and its
+later documents are dropped quietly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from event_model import DocumentNames, DocumentRouter, RunRouter
+from event_model.documents import Event, EventDescriptor, RunStop
+
+from ...protocols.processing import ProcessingSettings
+from ...protocols.streams import (
+    CELL_TIME,
+    CURRENT,
+    EC_STREAM,
+    TRANSITIONS_STREAM,
+    VOLTAGE,
+    Report,
+    reading,
+)
+from ...protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
+from ..files.naming import check_uid, last_sequence, run_file_stem
+from ..files.nexus import ElectrochemistryLog
+from ..integration.integrate import IntegratorCache
+from .run_state import RunState
+
+DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
+
+Reporter = Callable[..., None]
+
+
+class Runs:
+    """Every run the processor knows, fed one document at a time (``runs(name, doc)``)."""
+
+    def __init__(
+        self,
+        settings: ProcessingSettings,
+        out_dir: Path,
+        report: Reporter,
+        on_descriptor: Callable[[RunState, str], None] = lambda run, address: None,
+    ) -> None:
+        self.settings = settings
+        self.out_dir = out_dir
+        self.report = report
+        self.on_descriptor = on_descriptor  # a scan's frame series is known: (run, address)
+        self.scans: dict[str, RunState] = {}
+        self.experiment_of: dict[str, str] = {}
+        self.logs: dict[str, ElectrochemistryLog] = {}
+        self.files: dict[str, list[Path]] = {}  # experiment -> its written scan files
+        self.integrators = IntegratorCache()
+        self.sequence = last_sequence(out_dir)  # scan files number on from the folder's
+        self.stopped: list[tuple[str, str]] = []  # (run uid, experiment) of stops seen
+        self._refused: set[str] = set()  # run and descriptor uids of refused runs
+        self._router = RunRouter([self._factory])
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """One document; ``ValueError``/``KeyError`` for what cannot be used."""
+        if name not in DOCUMENT_NAMES:  # never dispatch on an arbitrary name from the wire
+            raise ValueError(f"{name!r} is not a bluesky document name")
+        if self._is_refused(name, doc):
+            return
+        try:
+            self._router(name, doc)
+        except Exception:
+            if name == "start":
+                self._refused.add(str(doc.get("uid")))
+            raise
+
+    def _is_refused(self, name: str, doc: dict[str, Any]) -> bool:
+        if not self._refused:
+            return False
+        if name == "descriptor" and doc.get("run_start") in self._refused:
+            self._refused.add(doc["uid"])
+            return True
+        if name in ("event", "event_page"):
+            return doc.get("descriptor") in self._refused
+        if name == "stop":
+            return doc.get("run_start") in self._refused
+        return False
+
+    def log_of(self, run_uid: str) -> ElectrochemistryLog:
+        return self.logs.setdefault(self.experiment_of.get(run_uid, run_uid), ElectrochemistryLog())
+
+    def scan_of_series(self, series_id: int) -> RunState | None:
+        return next((r for r in self.scans.values() if r.series_id == series_id), None)
+
+    def _factory(self, name: str, start: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        uid = check_uid(start["uid"])
+        exp = str(start.get("experiment_id", uid))
+        self.experiment_of[uid] = exp
+        self.logs.setdefault(exp, ElectrochemistryLog())
+        if KEY in start:
+            self._begin_scan(start, exp)
+        return [RunDocuments(self, uid)], []
+
+    def _begin_scan(self, start: dict[str, Any], exp: str) -> None:
+        geom = XrdctGeometry.from_md(start[KEY])
+        poni_text = Path(geom.poni_file).read_text()
+        spec = self.settings.integration(poni_text)
+        integrator = self.integrators(spec)
+        stem = run_file_stem(self.sequence + 1, start["uid"])
+        run = RunState.begin(
+            start["uid"], geom, integrator, exp, start["time"], self.settings, spec,
+            self.out_dir, stem,
+        )  # fmt: skip
+        self.sequence += 1
+        self.scans[run.uid] = run
+        self.logs[exp].scan_start.append(start["time"])
+
+
+class RunDocuments(DocumentRouter):
+    """One run's documents: its streams, its scan (if any), its part of the log."""
+
+    def __init__(self, runs: Runs, uid: str) -> None:
+        super().__init__()
+        self.runs, self.uid = runs, uid
+        self.streams: dict[str, str] = {}  # descriptor uid -> stream name
+
+    def descriptor(self, doc: EventDescriptor) -> None:
+        self.streams[doc["uid"]] = doc.get("name", PRIMARY)
+        run = self.runs.scans.get(self.uid)
+        if run is None or doc.get("name", PRIMARY) != PRIMARY:
+            return
+        det = run.geometry.detector.get("name", "")
+        conf = doc.get("configuration", {}).get(det, {}).get("data", {})
+        if run.geometry.series_key in conf:
+            run.series_id = int(conf[run.geometry.series_key])
+        self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
+
+    def event(self, doc: Event) -> Event:
+        stream = self.streams.get(doc["descriptor"], "")
+        data = doc["data"]
+        if stream == EC_STREAM:
+            # the readings' timestamps are the packages' arrival times (host clock);
+            # the event's own time is when bluesky collected it
+            t = reading(doc.get("timestamps", {}), VOLTAGE, doc["time"])
+            self.runs.log_of(self.uid).add(
+                float(t),
+                float(reading(data, VOLTAGE, np.nan)),
+                float(reading(data, CURRENT, np.nan)),
+                float(reading(data, CELL_TIME, np.nan)),
+            )
+        elif stream == TRANSITIONS_STREAM:
+            row = {key.split("_", 1)[-1]: value for key, value in data.items()}
+            self.runs.log_of(self.uid).transitions.append({**row, "time": doc["time"]})
+        elif stream == PRIMARY and self.uid in self.runs.scans:
+            self._scan_event(self.runs.scans[self.uid], doc)
+        return doc
+
+    def _scan_event(self, run: RunState, doc: Event) -> None:
+        g, data = run.geometry, doc["data"]
+        mon = float(data[g.monitor_key])
+        trans = float(data[g.transmission_key]) if g.transmission_key in data else np.nan
+        n_t = len(g.translations)
+        if g.mode == "fly":  # one event per row: every frame of the row
+            i = int(data[g.row_key])
+            if not 0 <= i < len(g.angles):
+                raise IndexError(f"fly event row {i} is outside the scan's {len(g.angles)} rows")
+            cells = cells_of_row(n_t, int(data[g.frame_key]), bool(data[g.reversed_key]))
+            for frame, j in cells.items():
+                run.cell_of_frame[frame] = (i, j, mon, trans)
+            run.n_events += n_t
+        else:
+            i, j = point_of_event(doc["seq_num"], len(g.angles), n_t, g.snake)
+            run.cell_of_frame[int(data[g.frame_key])] = (i, j, mon, trans)
+            run.n_events += 1
+        run.place_ready()
+        if run.n_events % n_t == 0:
+            self.runs.report(
+                event=Report.PROGRESS,
+                run=run.uid,
+                rows=run.n_events // n_t,
+                n_rows=len(g.angles),
+                placed=int(run.sinogram.filled.sum()),
+                projections=run.fbp.n_added,
+                axis=run.pipeline.grid.mm(run.pipeline.axis),
+                live=str(run.live.path) if run.live is not None else None,
+            )
+
+    def stop(self, doc: RunStop) -> None:
+        run = self.runs.scans.get(self.uid)
+        if run is not None:
+            run.stop_time = doc["time"]
+            run.stop_seen_at = time.monotonic()
+            self.runs.log_of(self.uid).scan_end.append(doc["time"])
+        self.runs.stopped.append((self.uid, self.runs.experiment_of.get(self.uid, self.uid)))

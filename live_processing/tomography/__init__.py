@@ -1,0 +1,1 @@
+"""Sinograms, their corrections and the reconstructions (incremental, compressed, ASTRA)."""

@@ -1,0 +1,196 @@
+"""How the live processor processes: one typed value from the TOML to the workers.
+
+:class:`ProcessingSettings` is read from a beamline config's ``[processing]`` table (or a
+``--settings FILE``), overridden by command-line options, carried to the processor and,
+as :meth:`ProcessingSettings.integration`, to every integration worker. It is written
+into each run's file, so a run can be processed again the same way.
+
+```toml
+[processing]
+bins = 400
+q_range = [0.8, 4.6]                 # Å⁻¹
+method = "trimmed"                   # mean | trimmed | sigmaclip
+mask = ""                            # mask image (non-zero = masked), fabio-readable
+dark = ""                            # dark image, subtracted from every frame
+flat = ""                            # flat-field image, frames divided by it
+polarisation = 0.99
+corrections = ["normalise", "rotation_centre", { name = "air", edge = 3 }]
+svd_rank = 0
+workers = 0
+```
+
+A correction is a name with parameters; the live processor's registry
+(``live_processing.tomography.corrections``) says which names exist and checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+METHODS = ("mean", "trimmed", "sigmaclip")
+DEFAULT_CORRECTIONS = ("normalise", "rotation_centre")
+
+
+class SettingsError(ValueError):
+    """A processing setting of the wrong type or outside its limits (one line, names it)."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One stage of the sinogram corrections: its registered name and its parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: object) -> Correction:
+        """From ``"name"``, ``"name=value"`` (its ``value`` parameter) or ``{name=…, k=v}``."""
+        if isinstance(value, Correction):
+            return value
+        if isinstance(value, str):
+            name, eq, arg = value.strip().partition("=")
+            if not name:
+                raise SettingsError(f"correction {value!r}: empty name")
+            return cls(name, {"value": _number(arg)} if eq else {})
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            params = {k: v for k, v in value.items() if k != "name"}
+            return cls(value["name"], params)
+        raise SettingsError(f"correction {value!r}: give a name or a table with 'name'")
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """Everything that decides what the processor makes of the frames."""
+
+    bins: int = 400
+    q_range: tuple[float, float] = (0.8, 4.6)
+    method: str = "mean"
+    mask: str = ""
+    dark: str = ""
+    flat: str = ""
+    polarisation: float = 0.99
+    corrections: tuple[Correction, ...] = tuple(Correction(n) for n in DEFAULT_CORRECTIONS)
+    svd_rank: int = 0
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "q_range", tuple(float(v) for v in self.q_range))
+        object.__setattr__(
+            self, "corrections", tuple(Correction.parse(c) for c in self.corrections)
+        )
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`SettingsError` naming the first bad value and its limit."""
+        for key in ("bins", "svd_rank", "workers"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SettingsError(f"processing {key} = {value!r}: must be a whole number")
+        for key in ("polarisation",):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"processing {key} = {value!r}: must be a number")
+        for key in ("method", "mask", "dark", "flat"):
+            if not isinstance(getattr(self, key), str):
+                raise SettingsError(
+                    f"processing {key} = {getattr(self, key)!r}: must be a string (in quotes)"
+                )
+        if not 2 <= self.bins <= 100_000:
+            raise SettingsError(f"processing bins = {self.bins!r}: must be within [2, 100000]")
+        lo, hi = self.q_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+            raise SettingsError(f"processing q_range = {self.q_range}: need 0 <= low < high Å⁻¹")
+        if self.method not in METHODS:
+            raise SettingsError(f"processing method = {self.method!r}: use one of {METHODS}")
+        if not -1.0 <= self.polarisation <= 1.0:
+            raise SettingsError(
+                f"processing polarisation = {self.polarisation}: must be within [-1, 1]"
+            )
+        if not isinstance(self.svd_rank, int) or self.svd_rank < 0:
+            raise SettingsError(
+                f"processing svd_rank = {self.svd_rank!r}: need 0 (every q bin) or a rank >= 1"
+            )
+        if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
+            raise SettingsError(f"processing workers = {self.workers!r}: must be within [0, 256]")
+        names = [c.name for c in self.corrections]
+        if len(set(names)) != len(names):
+            raise SettingsError(f"processing corrections {names}: each may appear once")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str = "[processing]") -> ProcessingSettings:
+        """From a TOML table; unknown keys and bad types are errors naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise SettingsError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values = dict(table)
+        if "q_range" in values:
+            q = values["q_range"]
+            if not (isinstance(q, list | tuple) and len(q) == 2):
+                raise SettingsError(f"{where} q_range = {q!r}: give [low, high] in Å⁻¹")
+        if "corrections" in values and not isinstance(values["corrections"], list | tuple):
+            raise SettingsError(f"{where} corrections = {values['corrections']!r}: give a list")
+        try:
+            return cls(**values)
+        except SettingsError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+
+    def with_options(self, **options: Any) -> ProcessingSettings:
+        """A copy with the options that were given (``None`` values are left alone)."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return replace(self, **given) if given else self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["q_range"] = list(self.q_range)
+        d["corrections"] = [{"name": c.name, **c.params} for c in self.corrections]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ProcessingSettings:
+        return cls.from_table(json.loads(text), where="processing settings")
+
+    def correction(self, name: str) -> Correction | None:
+        """The correction called ``name`` if it is switched on."""
+        return next((c for c in self.corrections if c.name == name), None)
+
+    def integration(self, poni_text: str) -> dict[str, Any]:
+        """What a worker needs to integrate a run's frames (no shared file system for PONI)."""
+        spec = {
+            "poni": poni_text,
+            "bins": self.bins,
+            "q_range": list(self.q_range),
+            "method": self.method,
+            "mask": self.mask,
+            "dark": self.dark,
+            "flat": self.flat,
+            "polarisation": self.polarisation,
+        }
+        key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return {"key": key, **spec}
+
+
+def parse_corrections(text: str) -> tuple[Correction, ...]:
+    """``"normalise,rotation_centre,air"`` → corrections; ``""`` or ``"none"`` → none."""
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    return tuple(Correction.parse(part) for part in text.split(",") if part.strip())

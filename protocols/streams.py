@@ -1,0 +1,36 @@
+"""Names on the wire between the control session and the live processor.
+
+- Bluesky stream names the processor reads besides ``primary`` (:mod:`.xrdct`).
+- Field-key suffixes of the potentiostat's readings (``<device>_voltage`` …).
+- The processor's report events: JSON objects ``{"event": <name>, ...}`` it PUSHes to the
+  session's results socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+EC_STREAM = "electrochemistry"  # the cell's V/I/time readings
+TRANSITIONS_STREAM = "transitions"  # protocol step changes (plans.protocol_log)
+
+VOLTAGE = "_voltage"  # V
+CURRENT = "_current"  # A
+CELL_TIME = "_cell_time"  # s on the instrument's clock
+
+
+class Report(StrEnum):
+    """The ``event`` of a processor report."""
+
+    READY = "ready"  # serving; ``docs``: the bound document address
+    PROBE = "probe"  # a probe came through; ``token`` echoed
+    PROGRESS = "progress"  # a row is in; ``run``, ``rows``, ``n_rows``, ``placed`` …
+    LAG = "lag"  # frames at the workers; ``frames_behind``, ``received``, ``integrated``
+    WRITTEN = "written"  # a run's file; ``run``, ``path``, ``missing``, ``duplicates``
+    ERROR = "error"  # something failed and was skipped; ``source``, ``error`` (one line)
+
+
+def reading(data: Mapping[str, Any], suffix: str, default: Any = None) -> Any:
+    """The value of the first key of ``data`` ending in ``suffix`` (``default`` if none)."""
+    return next((value for key, value in data.items() if key.endswith(suffix)), default)
