@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ def xrdct_scan(
     snake: bool = True,
     sample: dict[str, Any] | None = None,
     transmission: Signal | None = None,
+    combine: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """Acquire one diffraction frame at every (angle, translation).
@@ -67,6 +69,9 @@ def xrdct_scan(
         Sample description and extra start-document metadata.
     transmission
         A transmitted-beam diode, read at every point (for the transmission correction).
+    combine
+        ``{"id": ..., "role": "coarse" | "roi"}``: this scan is reconstructed with
+        another (:func:`roi_coarse_scan`).
     """
     angles = [float(a) for a in angles]
     translations = [float(x) for x in translations]
@@ -82,6 +87,7 @@ def xrdct_scan(
         detector={"name": det.name, "exposure": float(det.exposure.get())},
         sample=sample or {},
         transmission_key=transmission.name if transmission is not None else "",
+        combine=dict(combine or {}),
     )
     n_points = len(angles) * len(translations)
     _md = {
@@ -118,3 +124,53 @@ def xrdct_scan(
             yield from points()
 
     yield from inner()
+
+
+def roi_coarse_scan(
+    det: FrameDetector,
+    stage: TomoStage,
+    monitor: Signal,
+    coarse: tuple[Sequence[float], Sequence[float]],
+    roi: tuple[Sequence[float], Sequence[float]],
+    *,
+    poni_file: str,
+    pstat: Potentiostat | None = None,
+    sample: dict[str, Any] | None = None,
+    transmission: Signal | None = None,
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[None]:
+    """A coarse scan of the whole sample, then a fine scan of its middle (seed 000).
+
+    The two runs share a ``combine`` id in their ``xrdct`` metadata; the live processor
+    reconstructs the ROI's disc from the ROI merged into the coarse sinogram (no
+    truncation ring at its edge).
+
+    Parameters
+    ----------
+    coarse, roi
+        (angles in deg, translations in mm) of each scan; the ROI's translations must
+        lie inside the coarse scan's, around the rotation axis.
+    Others as :func:`xrdct_scan`.
+    """
+    (c_angles, c_x), (r_angles, r_x) = coarse, roi
+    if not (min(c_x) <= min(r_x) and max(r_x) <= max(c_x)):
+        raise ScanLimitError(
+            f"ROI translations {min(r_x):g}..{max(r_x):g} mm must lie inside the coarse "
+            f"scan's {min(c_x):g}..{max(c_x):g} mm"
+        )
+    check_limits(stage, [*c_angles, *r_angles], [*c_x, *r_x])
+    link = uuid.uuid4().hex
+    for role, (angles, translations) in (("coarse", coarse), ("roi", roi)):
+        yield from xrdct_scan(
+            det,
+            stage,
+            monitor,
+            angles,
+            translations,
+            poni_file=poni_file,
+            pstat=pstat,
+            sample=sample,
+            transmission=transmission,
+            combine={"id": link, "role": role},
+            md={**(md or {}), "scan_role": role, "combine_id": link},
+        )

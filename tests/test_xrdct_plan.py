@@ -13,7 +13,7 @@ from event_model import DocumentNames, schema_validators, unpack_event_page
 from ophyd.utils import LimitError
 
 from operando.control.session import connect_publisher
-from operando.plans.xrdct import ScanLimitError, xrdct_scan
+from operando.plans.xrdct import ScanLimitError, roi_coarse_scan, xrdct_scan
 
 
 def test_plan_runs_through_real_protocols(
@@ -135,3 +135,47 @@ def test_a_scan_at_rest_logs_the_open_circuit_voltage(beamline, poni_file) -> No
     assert {r["data"]["pstat_current"] for r in rows} == {0.0}  # at open circuit
     assert {r["data"]["pstat_mode"] for r in rows} == {"ocp"}
     assert pstat.mode.get() == "ocp"  # the hold ended with the scan, the cell at rest
+
+
+def test_roi_and_coarse_scans_are_reconstructed_together(
+    beamline, ioc, processor, poni_file, wait_written
+) -> None:
+    """The pair shares a combine id; the ROI's file holds the merged disc and says so."""
+    proc, results = processor
+    RE = RunEngine({})
+    docs: list[tuple[str, dict]] = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    publisher = connect_publisher(proc.info["docs"], results)
+    RE.subscribe(publisher)
+    coarse = (np.linspace(0, 180, 5, endpoint=False), np.linspace(-0.6, 0.6, 7))
+    roi = (np.linspace(0, 180, 6, endpoint=False), np.linspace(-0.2, 0.2, 9))
+    RE(
+        roi_coarse_scan(
+            beamline.det, beamline.stage, beamline.diode, coarse, roi, poni_file=str(poni_file)
+        )
+    )
+    starts = [d for n, d in docs if n == "start"]
+    assert [s["xrdct"]["combine"]["role"] for s in starts] == ["coarse", "roi"]
+    assert starts[0]["xrdct"]["combine"]["id"] == starts[1]["xrdct"]["combine"]["id"]
+    first, second = wait_written(results), wait_written(results)
+    publisher.close()
+    with h5py.File(first["path"]) as f:  # the coarse scan: whole, its own file
+        assert f["entry/reconstruction/data"].shape == (7, 7, 200)
+        assert "roi_coarse" not in f["entry/process"]
+    with h5py.File(second["path"]) as f:
+        e = f["entry"]
+        assert e.attrs["start_uid"] == starts[1]["uid"]
+        assert e["reconstruction/data"].shape == (9, 9, 200)  # the ROI's disc, fine grid
+        assert e["process/roi_coarse/coarse_run"][()].decode() == starts[0]["uid"]
+        assert e["process/roi_coarse/expansion"][()] == pytest.approx(4.0)
+    with pytest.raises(ScanLimitError, match="inside the coarse scan"):
+        RE(
+            roi_coarse_scan(
+                beamline.det,
+                beamline.stage,
+                beamline.diode,
+                coarse,
+                (roi[0], [0.0, 0.9]),
+                poni_file=str(poni_file),
+            )
+        )

@@ -17,11 +17,13 @@ import numpy as np
 
 from ...protocols.streams import Report
 from ..files.nexus import update_electrochemistry, write_run
+from ..tomography.combine import CoarseScan, roi_with_coarse
 from .intake import FrameIntake
 from .run_state import RunState
 from .runs import Reporter, Runs
 
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+MAX_COARSE = 4  # coarse scans kept for ROI scans to come
 
 
 class Finisher:
@@ -30,6 +32,7 @@ class Finisher:
     def __init__(self, runs: Runs, intake: FrameIntake, report: Reporter) -> None:
         self.runs, self.intake, self.report = runs, intake, report
         self.written: list[Path] = []
+        self.coarse: dict[str, CoarseScan] = {}  # by combination id, until their ROI scan
 
     def write_live(self) -> None:
         """Bring every run's live file up to date (each at most about once a second).
@@ -93,6 +96,8 @@ class Finisher:
         g = run.geometry
         missing = run.sinogram.missing
         recon = run.final_reconstruction()
+        process = run.pipeline.record()
+        recon = self._combine(run, recon, process)
         compression = run.compression()
         info = self.intake.series_info
         series = info.pop(run.series_id, {}) if run.series_id is not None else {}
@@ -103,7 +108,6 @@ class Finisher:
             sample["name"] = str(g.sample["name"])
         if "lithium_x" in series:
             sample["lithium_x"] = series["lithium_x"]
-        process = run.pipeline.record()
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
@@ -143,6 +147,39 @@ class Finisher:
             **compression,
         )
         return path
+
+    def _combine(
+        self, run: RunState, recon: np.ndarray, process: dict[str, dict[str, Any]]
+    ) -> np.ndarray:
+        """Keep a coarse scan for its ROI scan; give an ROI scan the merged reconstruction."""
+        link = run.geometry.combine
+        if link.get("role") == "coarse":
+            while len(self.coarse) >= MAX_COARSE:
+                del self.coarse[next(iter(self.coarse))]
+            self.coarse[str(link["id"])] = CoarseScan(
+                run.uid,
+                run.corrected.copy(),
+                np.asarray(run.geometry.angles, dtype=float),
+                np.asarray(run.geometry.translations, dtype=float),
+                run.pipeline.grid.mm(run.pipeline.axis),
+            )
+        elif link.get("role") == "roi":
+            coarse = self.coarse.pop(str(link.get("id")), None)
+            if coarse is None:
+                self.report(
+                    event=Report.ERROR,
+                    run=run.uid,
+                    source="combine",
+                    error=f"ROI scan {run.uid}: its coarse scan ({link.get('id')}) is not "
+                    "known here; the ROI is reconstructed alone",
+                )
+                return recon
+            g = run.geometry
+            recon, record = roi_with_coarse(
+                coarse, run.corrected, np.asarray(g.angles), np.asarray(g.translations)
+            )
+            process["roi_coarse"] = {"applied": True, **record, "_units": {"axis": "mm"}}
+        return recon
 
     def close(self) -> None:
         """Write every open run that has events (the processor is stopping)."""
