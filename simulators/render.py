@@ -211,11 +211,22 @@ class FrameRenderer:
         return self._transmission(theta_deg, self.sample_position(theta_deg, x_mm))
 
     def _transmission(self, theta_deg: float, xs: float) -> float:
-        n = self.phantom.shape[0]
-        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
+        rows, w = self._ray(theta_deg, xs)
+        return float(np.exp(-(w @ self._mu[rows])))
+
+    def _ray(self, theta_deg: float, xs: float) -> tuple[np.ndarray, np.ndarray]:
+        """The scattering voxels on the beam at sample position ``xs``: (rows of
+        :attr:`patterns`, path lengths in mm)."""
+        idx, w = ray_weights(self.phantom.shape[0], self.phantom.pixel_size, theta_deg, xs)
         rows = self._lookup[idx]
         keep = rows >= 0
-        return float(np.exp(-(w[keep] @ self._mu[rows[keep]])))
+        return rows[keep], w[keep]
+
+    def _along(self, patterns: np.ndarray, rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The profile of ``patterns`` summed along a ray (zeros if it meets none)."""
+        if not rows.size:
+            return np.zeros(self.q.size, dtype=np.float32)
+        return (w.astype(np.float32) @ patterns[rows]).astype(np.float32)
 
     def _patterns(self, phantom: Phantom, only: str | None = None) -> np.ndarray:
         """Scattering per unit path of every active voxel (rows) on the q grid
@@ -251,13 +262,7 @@ class FrameRenderer:
 
     def profile(self, theta_deg: float, x_mm: float) -> np.ndarray:
         """The 1D scattering profile (per solid angle) along the beam at this position."""
-        n = self.phantom.shape[0]
-        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, x_mm)
-        rows = self._lookup[idx]
-        keep = rows >= 0
-        if not keep.any():
-            return np.zeros(self.q.size, dtype=np.float32)
-        return (w[keep].astype(np.float32) @ self.patterns[rows[keep]]).astype(np.float32)
+        return self._along(self.patterns, *self._ray(theta_deg, x_mm))
 
     def expected(
         self,
@@ -272,11 +277,12 @@ class FrameRenderer:
         With ``spots``, ``rng`` draws the frame's grain orientations (a fixed draw if
         None).
         """
-        xs = self.sample_position(theta_deg, x_mm)
-        p = self.profile(theta_deg, xs)
-        t = self._transmission(theta_deg, xs) if self.artefacts.absorption else 1.0
-        spot = self._spot_profile(theta_deg, xs) if self.spot_patterns is not None else None
-        if spot is not None:
+        rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
+        p = self._along(self.patterns, rows, w)
+        t = float(np.exp(-(w @ self._mu[rows]))) if self.artefacts.absorption else 1.0
+        spot = None
+        if self.spot_patterns is not None:
+            spot = self._along(self.spot_patterns, rows, w) * np.float32(self.artefacts.spots)
             p = p - spot
         p = p * np.float32(t) + self._air
         lam = p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f
@@ -285,17 +291,6 @@ class FrameRenderer:
             lam = lam + ring * np.float32(t) * self._spot_modulation(rng)
         scale = self._scale * flux * exposure / 0.01
         return (lam * self._pixel_factor * scale).reshape(self.shape)
-
-    def _spot_profile(self, theta_deg: float, xs: float) -> np.ndarray:
-        assert self.spot_patterns is not None
-        n = self.phantom.shape[0]
-        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
-        rows = self._lookup[idx]
-        keep = rows >= 0
-        if not keep.any():
-            return np.zeros(self.q.size, dtype=np.float32)
-        prof = w[keep].astype(np.float32) @ self.spot_patterns[rows[keep]]
-        return (prof * np.float32(self.artefacts.spots)).astype(np.float32)
 
     def _spot_modulation(self, rng: np.random.Generator | None) -> np.ndarray:
         """A few bright spots around the ring: azimuthal mean 1 on average over frames,
@@ -316,14 +311,10 @@ class FrameRenderer:
         Each voxel's total on the detector is precomputed, so this is a dot product over
         the voxels on the ray (microseconds, cheap enough for the IOC's event loop).
         """
-        xs = self.sample_position(theta_deg, x_mm)
-        n = self.phantom.shape[0]
-        idx, w = ray_weights(n, self.phantom.pixel_size, theta_deg, xs)
-        rows = self._lookup[idx]
-        keep = rows >= 0
-        total = float(w[keep] @ self._voxel_totals[rows[keep]])
+        rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
+        total = float(w @ self._voxel_totals[rows])
         if self.artefacts.absorption:
-            total *= float(np.exp(-(w[keep] @ self._mu[rows[keep]])))
+            total *= float(np.exp(-(w @ self._mu[rows])))
         if self.artefacts.air:
             total += float(self._air.astype(np.float64) @ self._total_weights)
         return total * self._scale * flux * exposure / 0.01

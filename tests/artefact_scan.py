@@ -158,37 +158,6 @@ def reconstruct(scan: Scan, corrections: str, out: Path) -> tuple[np.ndarray, Ru
     return volume, run
 
 
-def phase_errors(
-    volume: np.ndarray, scan: Scan, background: bool = False
-) -> dict[str, tuple[float, float]]:
-    """Per major phase: (Pearson r, normalised RMS) of its q-window map against its fraction.
-
-    The map is scaled to the fraction by least squares through zero, so an offset (air,
-    a wrong background) counts as error; the volume is cropped to the phantom's grid.
-    """
-    ph = scan.phantom
-    n = ph.shape[0]
-    m = (volume.shape[0] - n) // 2
-    vol = volume[m : m + n, m : m + n]
-    q = scan.integrator.q
-    present = {
-        k: (float(np.median(a[f > 0])) if (a[f > 0] > 0).any() else None)
-        for k, f, a in ((k, ph.fraction[k], ph.lattice_a[k]) for k in ph.fraction)
-        if f.max() > 0.05
-    }
-    out = {}
-    for name, frac in ph.fraction.items():
-        if frac.max() < 0.5:
-            continue
-        centre, half, _bg = feature_window(name, present)
-        mp = window_map(vol, q, centre, half, background).ravel()
-        f = frac.ravel()
-        scale = float(mp @ f / (mp @ mp)) if mp @ mp > 0 else 0.0
-        nrms = float(np.linalg.norm(mp * scale - f) / np.linalg.norm(f))
-        out[name] = (float(np.corrcoef(mp, f)[0, 1]), nrms)
-    return out
-
-
 def maps(volume: np.ndarray, scan: Scan) -> dict[str, np.ndarray]:
     """Each major phase's map (the #2 metric's q window), on the phantom's grid."""
     ph = scan.phantom

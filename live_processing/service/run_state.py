@@ -147,6 +147,8 @@ class RunState:
         the row goes through the pipeline.
         """
         rest = np.flatnonzero(~self.fbp.added)
+        if not rest.size and not self.pipeline.final_pass:  # every row is in, as it is
+            return self._at_final_axis()
         data = fill_missing(self.sinogram.data)
         mon = fill_missing(self.sinogram.monitor[..., None])[..., 0]
         trans = fill_missing(self.sinogram.transmission[..., None])[..., 0]
@@ -166,6 +168,10 @@ class RunState:
                 if not np.array_equal(row, self.corrected[k]):
                     self.corrected[k] = row
                     self.fbp.replace(k, row)
+        return self._at_final_axis()
+
+    def _at_final_axis(self) -> np.ndarray:
+        """The volume at the axis refined from every corrected row."""
         axis = self.pipeline.refine(self.corrected)
         if axis != self.fbp.axis and self.fbp.set_axis(axis):
             self.recentred += 1

@@ -20,10 +20,9 @@ from .base import Grid, Readings, Stage, register
 class Air(Stage):
     name = "air"
     defaults = {"edge": 3, "tolerance": 0.5}
+    value_param = "edge"
 
     def __init__(self, params: dict[str, Any], grid: Grid) -> None:
-        if "value" in params:
-            params = {"edge": params.pop("value"), **params}
         super().__init__(params, grid)
         self.edge = int(self.number("edge", 1, max(1, grid.n_t // 3)))
         self.tolerance = self.number("tolerance", 0.0, 10.0)

@@ -57,8 +57,12 @@ class Stage:
     defaults: ClassVar[dict[str, Any]] = {}
     units: ClassVar[dict[str, str]] = {}  # of the recorded values that have one
     final_pass: ClassVar[bool] = False  # True: rows are corrected again at the end
+    value_param: ClassVar[str] = "value"  # the parameter that "name=value" sets
 
     def __init__(self, params: dict[str, Any], grid: Grid) -> None:
+        if "value" in params and self.value_param != "value":  # "air=4" is air's edge
+            rest = {k: v for k, v in params.items() if k != "value"}
+            params = {self.value_param: params["value"], **rest}
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise StageError(

@@ -44,30 +44,28 @@ def centre_of_mass(row: np.ndarray) -> float:
     return float(weights @ np.arange(weights.size) / total)
 
 
-def sinusoid_centre(angles_deg: np.ndarray, com: np.ndarray) -> float:
-    """Least-squares ``c`` of ``com = c + A cos θ + B sin θ`` (NaN rows left out)."""
+def _sinusoid_fit(angles_deg: np.ndarray, com: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(design matrix, coefficients c, A, B) of ``com = c + A cos θ + B sin θ``; NaN rows
+    left out of the fit; coefficients NaN with fewer than three rows."""
     th = np.deg2rad(np.asarray(angles_deg, dtype=float))
     com = np.asarray(com, dtype=float)
+    design = np.stack([np.ones(th.size), np.cos(th), np.sin(th)], axis=1)
     ok = np.isfinite(com)
     if ok.sum() < 3:
-        return float("nan")
-    design = np.stack([np.ones(ok.sum()), np.cos(th[ok]), np.sin(th[ok])], axis=1)
-    coef, *_ = np.linalg.lstsq(design, com[ok], rcond=None)
-    return float(coef[0])
+        return design, np.full(3, np.nan)
+    coef, *_ = np.linalg.lstsq(design[ok], com[ok], rcond=None)
+    return design, coef
+
+
+def sinusoid_centre(angles_deg: np.ndarray, com: np.ndarray) -> float:
+    """Least-squares ``c`` of ``com = c + A cos θ + B sin θ`` (NaN rows left out)."""
+    return float(_sinusoid_fit(angles_deg, com)[1][0])
 
 
 def sinusoid_residuals(angles_deg: np.ndarray, com: np.ndarray) -> np.ndarray:
     """Each row's centre of mass minus the fitted sinusoid (NaN where unknown)."""
-    th = np.deg2rad(np.asarray(angles_deg, dtype=float))
-    com = np.asarray(com, dtype=float)
-    ok = np.isfinite(com)
-    out = np.full(com.shape, np.nan)
-    if ok.sum() < 3:
-        return out
-    design = np.stack([np.ones(th.size), np.cos(th), np.sin(th)], axis=1)
-    coef, *_ = np.linalg.lstsq(design[ok], com[ok], rcond=None)
-    out[ok] = com[ok] - design[ok] @ coef
-    return out
+    design, coef = _sinusoid_fit(angles_deg, com)
+    return np.asarray(com, dtype=float) - design @ coef
 
 
 def _groups(rows: np.ndarray, n_groups: int = 16) -> np.ndarray:

@@ -37,12 +37,11 @@ def shift_row(row: np.ndarray, shift: float) -> np.ndarray:
 class Jitter(Stage):
     name = "jitter"
     defaults = {"max_shift": 3.0}
+    value_param = "max_shift"
     units: ClassVar[dict[str, str]] = {"shifts": "mm", "rms_shift": "mm"}
     final_pass = True
 
     def __init__(self, params: dict[str, Any], grid: Grid) -> None:
-        if "value" in params:
-            params = {"max_shift": params.pop("value"), **params}
         super().__init__(params, grid)
         self.max_shift = self.number("max_shift", 0.0, grid.n_t)
         self.com = np.full(grid.angles.size, np.nan)

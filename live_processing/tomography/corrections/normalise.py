@@ -23,10 +23,9 @@ MODES = ("auto", "monitor", "total")
 class Normalise(Stage):
     name = "normalise"
     defaults = {"by": "auto"}
+    value_param = "by"
 
     def __init__(self, params: dict[str, Any], grid: Grid) -> None:
-        if "value" in params:  # "normalise=total"
-            params = {"by": params.pop("value"), **params}
         super().__init__(params, grid)
         if self.params["by"] not in MODES:
             raise StageError(
