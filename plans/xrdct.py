@@ -174,3 +174,58 @@ def roi_coarse_scan(
             combine={"id": link, "role": role},
             md={**(md or {}), "scan_role": role, "combine_id": link},
         )
+
+
+def interlaced_scans(
+    det: FrameDetector,
+    stage: TomoStage,
+    monitor: Signal,
+    n_angles: int,
+    translations: Sequence[float],
+    *,
+    poni_file: str,
+    sets: int = 2,
+    count: int | None = None,
+    window: int = 2,
+    pstat: Potentiostat | None = None,
+    sample: dict[str, Any] | None = None,
+    transmission: Signal | None = None,
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[None]:
+    """Interlaced sub-scans, one run each, for a sliding-window reconstruction (seed 003).
+
+    Sub-scan ``s`` takes angle set ``s % sets`` of :func:`.presets.interlaced_angles`
+    (``n_angles`` over 180°, in ``sets`` sets): each alone a coarse tomogram. The runs
+    share an interlaced-series id in their ``xrdct`` metadata; from the ``window``-th
+    on, the live processor writes each with the slice of the last ``window`` sub-scans,
+    stamped with their time window and the cell's state over it.
+
+    ``count``: sub-scans to take (default ``sets``, one of each).
+    """
+    from .presets import interlaced_angles  # presets builds on this module
+
+    order = interlaced_angles(n_angles, sets)
+    per = n_angles // sets
+    count = sets if count is None else count
+    if count < 1 or not 1 <= window <= max(count, sets):
+        raise ScanLimitError(
+            f"interlaced scans: {count} sub-scans with a window of {window} (need at least "
+            "one sub-scan, and a window of 1 up to the sub-scans or sets)"
+        )
+    check_limits(stage, order, translations)
+    link = uuid.uuid4().hex
+    for s in range(count):
+        angles = order[(s % sets) * per : (s % sets + 1) * per]
+        yield from xrdct_scan(
+            det,
+            stage,
+            monitor,
+            angles,
+            translations,
+            poni_file=poni_file,
+            pstat=pstat,
+            sample=sample,
+            transmission=transmission,
+            combine={"id": link, "role": "interlaced", "index": s, "window": window},
+            md={**(md or {}), "scan_role": "interlaced", "combine_id": link, "subscan": s},
+        )

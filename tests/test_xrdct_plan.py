@@ -179,3 +179,42 @@ def test_roi_and_coarse_scans_are_reconstructed_together(
                 poni_file=str(poni_file),
             )
         )
+
+
+def test_interlaced_subscans_give_stamped_window_slices(
+    beamline, ioc, processor, poni_file, wait_written
+) -> None:
+    """Three sub-scans of two interlaced sets: each its own file; from the second on,
+    the slice of it and the one before, stamped with their times (seed 003)."""
+    from operando.plans.xrdct import interlaced_scans
+
+    proc, results = processor
+    RE = RunEngine({})
+    docs: list[tuple[str, dict]] = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    publisher = connect_publisher(proc.info["docs"], results)
+    RE.subscribe(publisher)
+    x = np.linspace(-0.2, 0.2, 5)
+    RE(interlaced_scans(beamline.det, beamline.stage, beamline.diode, 8, x,
+                        poni_file=str(poni_file), count=3))  # fmt: skip
+    starts = [d for n, d in docs if n == "start"]
+    stops = {d["run_start"]: d["time"] for n, d in docs if n == "stop"}
+    assert [s["xrdct"]["angles"] for s in starts] == [
+        [0.0, 45.0, 90.0, 135.0], [22.5, 67.5, 112.5, 157.5], [0.0, 45.0, 90.0, 135.0]
+    ]  # fmt: skip
+    assert len({s["xrdct"]["combine"]["id"] for s in starts}) == 1
+    written = [wait_written(results) for _ in starts]
+    publisher.close()
+    with h5py.File(written[0]["path"]) as f:
+        assert "window" not in f["entry"]
+    for k in (1, 2):
+        with h5py.File(written[k]["path"]) as f:
+            w, rec = f["entry/window"], f["entry/process/sliding_window"]
+            assert list(w.attrs["runs"]) == [starts[k - 1]["uid"], starts[k]["uid"]]
+            assert w["data"].shape == (5, 5, 200)
+            assert rec["angles"][()] == 8
+            assert rec["start"][()] == pytest.approx(starts[k - 1]["time"])
+            assert rec["stop"][()] == pytest.approx(stops[starts[k]["uid"]])
+    with pytest.raises(ScanLimitError, match="cannot be split into 3"):
+        RE(interlaced_scans(beamline.det, beamline.stage, beamline.diode, 8, x,
+                            poni_file=str(poni_file), sets=3))  # fmt: skip

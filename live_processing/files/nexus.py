@@ -16,10 +16,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..tomography.sliding import WindowSlice
 
 HC_KEV_ANGSTROM = 12.398419843320026  # h·c in keV·Å (CODATA 2018)
 
@@ -148,12 +151,14 @@ def write_run(
     wavelength: float | None = None,
     process: dict[str, dict[str, Any]] | None = None,
     settings_json: str = "",
+    window: WindowSlice | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
     ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å;
     ``process``: each correction's record (:func:`write_process`); ``settings_json``:
-    the processing settings, kept with them.
+    the processing settings, kept with them; ``window``: an interlaced series'
+    sliding-window slice, as ``entry/window`` (its record in ``process``).
     """
     tmp = path.with_suffix(".h5.part")
     try:
@@ -197,6 +202,19 @@ def write_run(
             r.attrs["units_note"] = "scattering per mm of path, from the corrected sinogram"
             r["data"].attrs.update(units="counts/mm", long_name="scattering per mm of path")
             r.attrs.update(reconstruction_attrs or {})
+            if window is not None:
+                w = _nxdata(
+                    entry,
+                    "window",
+                    window.volume,
+                    [("y", grid, "mm"), ("x", grid, "mm"), ("q", q, "1/angstrom")],
+                )
+                w["data"].attrs.update(units="counts/mm", long_name="sliding-window slice")
+                w.attrs.update(
+                    runs=list(window.runs),
+                    start_time=dt.datetime.fromtimestamp(window.start, tz=dt.UTC).isoformat(),
+                    end_time=dt.datetime.fromtimestamp(window.stop, tz=dt.UTC).isoformat(),
+                )
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)

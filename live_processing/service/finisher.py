@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 
 from ...protocols.streams import Report
+from ..analysis.cell_state import cell_state
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
+from ..tomography.sliding import SubScan, WindowSlice, window_slice
 from .intake import FrameIntake
 from .run_state import RunState
 from .runs import Reporter, Runs
 
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
 MAX_COARSE = 4  # coarse scans kept for ROI scans to come
+MAX_INTERLACED = 4  # interlaced series whose last sub-scans are kept for the next window
 
 
 class Finisher:
@@ -33,6 +36,8 @@ class Finisher:
         self.runs, self.intake, self.report = runs, intake, report
         self.written: list[Path] = []
         self.coarse: dict[str, CoarseScan] = {}  # by combination id, until their ROI scan
+        # by interlaced series id: its latest sub-scans (and their lithium content)
+        self.subscans: dict[str, list[tuple[SubScan, float | None]]] = {}
 
     def write_live(self) -> None:
         """Bring every run's live file up to date (each at most about once a second).
@@ -108,6 +113,7 @@ class Finisher:
             sample["name"] = str(g.sample["name"])
         if "lithium_x" in series:
             sample["lithium_x"] = series["lithium_x"]
+        window = self._window(run, process, sample.get("lithium_x"))
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
@@ -129,6 +135,7 @@ class Finisher:
             wavelength=run.integrator.ai.wavelength * 1e10,
             process=process,
             settings_json=self.runs.settings.to_json(),
+            window=window,
         )
         if run.live is not None:  # only once the run's file is safely written
             run.live.close(remove=True)
@@ -180,6 +187,56 @@ class Finisher:
             )
             process["roi_coarse"] = {"applied": True, **record, "_units": {"axis": "mm"}}
         return recon
+
+    def _window(
+        self, run: RunState, process: dict[str, dict[str, Any]], lithium: float | None
+    ) -> WindowSlice | None:
+        """An interlaced sub-scan: the window of it and the sub-scans before it (seed 003).
+
+        The window's slice is stamped with its time window and the cell's state over
+        it: mean voltage and current and the charge passed from the V/I log, and the
+        mean lithium content where the sub-scans know it.
+        """
+        link = run.geometry.combine
+        if link.get("role") != "interlaced":
+            return None
+        width = max(1, int(link.get("window", 2)))
+        g = run.geometry
+        sub = SubScan(
+            run.uid,
+            run.corrected.copy(),
+            np.asarray(g.angles, dtype=float),
+            np.asarray(g.translations, dtype=float),
+            run.pipeline.grid.mm(run.pipeline.axis),
+            run.start_time,
+            run.stop_time or time.time(),
+        )
+        key = str(link.get("id"))
+        kept = [*self.subscans.pop(key, []), (sub, lithium)][-width:]
+        self.subscans[key] = kept
+        while len(self.subscans) > MAX_INTERLACED:
+            del self.subscans[next(iter(self.subscans))]
+        if len(kept) < width:
+            return None
+        window = window_slice([s for s, _ in kept])
+        log = self.runs.logs[run.experiment]
+        state = cell_state(log.time, log.voltage, log.current, window.start, window.stop)
+        known = [x for _, x in kept if x is not None]
+        if known:
+            state["lithium_x"] = float(np.mean(known))
+        process["sliding_window"] = {
+            "applied": True,
+            "series": key,
+            "width": width,
+            "runs": list(window.runs),
+            "start": window.start,
+            "stop": window.stop,
+            "angles": int(window.angles.size),
+            **state,
+            "_units": {"start": "s", "stop": "s", "mean_voltage": "V", "mean_current": "A",
+                       "charge_mah": "mA h"},
+        }  # fmt: skip
+        return window
 
     def close(self) -> None:
         """Write every open run that has events (the processor is stopping)."""
