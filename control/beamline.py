@@ -59,6 +59,7 @@ def make_devices(
     prefix = cfg.epics.prefix
     stage = cls(TomoStage)(prefix, name="stage")
     det = cls(StreamingDetector)(f"{prefix}det:", name="det", exposure=cfg.detector.exposure)
+    det.raw_folder.put(cfg.detector.raw)
     diode = beam_monitor(f"{prefix}diode", fake=fake)
     shutter = cls(Shutter)(f"{prefix}shutter:", name="shutter")
     trigger = cls(TriggerLines)(prefix, name="trigger")

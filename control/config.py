@@ -17,6 +17,8 @@ sample_interval = 1.0        # s between data packages (instrument clock)
 [detector]
 exposure = 0.01              # s per frame
 poni = "detector.poni"       # pyFAI geometry
+raw = "/data/raw"            # where the detector's file writer keeps every frame
+                             # ("" : off; operando demo uses <out>/raw)
 
 [processing]
 docs = "tcp://127.0.0.1:*"   # where the live processor binds for documents
@@ -59,6 +61,7 @@ class PotentiostatConfig:
 class DetectorConfig:
     exposure: float = 0.01
     poni: str = ""
+    raw: str = ""  # the detector's raw-frame folder ("" : its file writer is off)
 
 
 @dataclass

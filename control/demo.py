@@ -19,6 +19,7 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ from .beamline import Beamline, build
 from .config import BeamlineConfig
 from .errors import ConfigError
 from .progress import RunSummary
-from .session import connect_publisher, flush, make_run_engine
+from .session import make_run_engine
+from .spool import DocumentSpool
+from .supervisor import SupervisedProcessor
 
 log = logging.getLogger("operando.demo")
 
@@ -142,6 +145,7 @@ def run_demo(
     os.environ.update(launcher.ca_client_env(port))
     cfg.epics.prefix = prefix
     cfg.detector.exposure = size.exposure
+    cfg.detector.raw = str((out / "raw").resolve())  # every frame, whatever the processor does
     cfg.potentiostat.sample_interval = 30.0  # s of cell time: 20 packages per wall second
     if art.absorption:
         cfg.epics.transmission = "diode_t"
@@ -150,7 +154,7 @@ def run_demo(
     results = ctx.socket(zmq.PULL)
     results_addr = f"tcp://127.0.0.1:{results.bind_to_random_port('tcp://127.0.0.1')}"
     beamline = None
-    publisher = None
+    supervisor: SupervisedProcessor | None = None
     result = DemoResult(out)
     try:
         log.info(
@@ -164,18 +168,23 @@ def run_demo(
         procs.append(ioc)
         pot = launcher.start_potentiostat(factor, CAPACITY_MAH, soc, ioc=(prefix, port))
         procs.append(pot)
-        proc = launcher.start_processor(
-            ioc.info["stream"],
-            results_addr,
-            out,
-            cfg.processing.settings.bins,
-            cfg.processing.docs,
-            workers=cfg.processing.settings.workers,
-            method=method,
-            corrections=corrections,
-            settings=cfg.processing.settings,
-        )
-        procs.append(proc)
+        spool = DocumentSpool(out / "documents")
+
+        def start_processor() -> launcher.SimProcess:
+            return launcher.start_processor(
+                ioc.info["stream"],
+                results_addr,
+                out,
+                cfg.processing.settings.bins,
+                cfg.processing.docs,
+                workers=cfg.processing.settings.workers,
+                method=method,
+                corrections=corrections,
+                settings=cfg.processing.settings,
+            )
+
+        supervisor = SupervisedProcessor(start_processor, results, spool)
+        log.info("  live processor: pid %d", supervisor.pid)
         beamline = build(cfg, potentiostat_url=pot.info["port"])
         log.info(
             "  connected: IOC %s on 127.0.0.1:%d, potentiostat %s (%s)",
@@ -184,8 +193,7 @@ def run_demo(
             pot.info["port"],
             beamline.pstat.firmware.get(),
         )
-        publisher = connect_publisher(proc.info["docs"], results)
-        RE = make_run_engine(publisher)
+        RE = make_run_engine(supervisor, spool=spool)
         RE.subscribe(result.summary)
         plan = demo_plan(
             beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph)
@@ -197,14 +205,14 @@ def run_demo(
             # circuit and the open runs close (the processor writes what it has)
             log.warning("  interrupted: aborting the plan, cell to open circuit ...")
             RE.abort("interrupted by the user")
-            collect_files(publisher, results, result, proc)
+            collect_files(supervisor, result)
             raise DemoInterrupted(result) from None
-        collect_files(publisher, results, result, proc)
+        collect_files(supervisor, result)
         log.info("done in %.0f s: %d scan files", time.monotonic() - t_start, len(result.files))
         return result
     finally:
-        if publisher is not None:
-            publisher.close()
+        if supervisor is not None:
+            supervisor.close()
         if beamline is not None:
             beamline.destroy()
             close_channel_access()
@@ -288,27 +296,26 @@ def corrections_for(art: Artefacts) -> str:
     return ",".join(names)
 
 
-def collect_files(
-    publisher: Any, results: zmq.Socket, result: DemoResult, proc: launcher.SimProcess
-) -> None:
+def collect_files(supervisor: SupervisedProcessor, result: DemoResult) -> None:
     """Wait until the processor has written a file for every scan run that started."""
     try:
-        early = flush(publisher, results)  # every document sent so far is handled
+        early = supervisor.flush()  # every document sent so far is handled
         scans = [uid for uid, row in result.summary.rows.items() if row.scan]
-        wait_for_files(results, scans, result.files, timeout=120.0, early=early)
+        wait_for_files(supervisor.receive, scans, result.files, timeout=120.0, early=early)
     except ConfigError:
-        log.error("%s", "\n".join(list(proc.log)[-30:]))
+        log.error("%s", "\n".join(list(supervisor.proc.log)[-30:]))
         raise
 
 
 def wait_for_files(
-    results: zmq.Socket,
+    receive: Callable[[int], dict[str, Any] | None],
     runs: list[str],
     files: dict[str, Path],
     timeout: float,
     early: list[dict] | None = None,
 ) -> None:
-    """Wait for the processor's 'written' reports of ``runs`` (some may be in ``early``)."""
+    """Wait for the processor's 'written' reports of ``runs`` (some may be in ``early``);
+    ``receive(ms)`` gives the next report or None."""
     deadline = time.monotonic() + timeout
     pending = list(early or [])
     while any(uid not in files for uid in runs):
@@ -317,10 +324,11 @@ def wait_for_files(
             raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
         if pending:
             msg = pending.pop(0)
-        elif results.poll(min(200, int(left * 1000) + 1)):
-            msg = results.recv_json()  # type: ignore[assignment]
         else:
-            continue
+            got = receive(min(200, int(left * 1000) + 1))
+            if got is None:
+                continue
+            msg = got
         if msg.get("event") == Report.WRITTEN:
             if msg["missing"]:
                 log.warning(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -15,6 +17,7 @@ from ..protocols.jsonable import jsonable
 from ..protocols.streams import Report
 from .errors import ConfigError
 from .progress import ScanProgress
+from .spool import DocumentSpool
 
 
 def serialize(doc: dict[str, Any]) -> bytes:
@@ -22,17 +25,25 @@ def serialize(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, default=jsonable).encode()
 
 
-def connect_publisher(docs_address: str, results: zmq.Socket, timeout: float = 10.0) -> Publisher:
+def connect_publisher(
+    docs_address: str,
+    results: zmq.Socket,
+    timeout: float = 10.0,
+    others: list[dict[str, Any]] | None = None,
+) -> Publisher:
     """A bluesky 0MQ ``Publisher`` to the processor, returned once messages get through.
 
     PUB drops what it sends before the connection is up, so probes are sent until the
-    processor acknowledges one on the results socket.
+    processor acknowledges one on the results socket. Other reports read meanwhile are
+    appended to ``others``.
     """
     pub = Publisher(docs_address, serializer=serialize)
     # bounded linger: documents for a processor that is gone must never block exit
     pub._socket.setsockopt(zmq.LINGER, 2000)
     try:
-        flush(pub, results, timeout)
+        read = flush(pub, results, timeout)
+        if others is not None:
+            others.extend(read)
     except ConfigError:
         pub.close()
         raise
@@ -58,9 +69,19 @@ def flush(pub: Publisher, results: zmq.Socket, timeout: float = 30.0) -> list[di
     raise ConfigError(f"live processor at {pub.address} did not answer within {timeout:g} s")
 
 
-def make_run_engine(publisher: Publisher | None, progress: bool = True) -> RunEngine:
-    """A RunEngine with the document publisher and scan progress subscribed."""
+def make_run_engine(
+    publisher: Callable[[str, dict[str, Any]], Any] | None,
+    progress: bool = True,
+    spool: DocumentSpool | Path | None = None,
+) -> RunEngine:
+    """A RunEngine with the document spool, the publisher and scan progress subscribed.
+
+    ``spool``: what keeps every document (:mod:`.spool`; a folder or the spool itself);
+    subscribed first, so a document is on disk before anything else sees it.
+    """
     RE = RunEngine({}, call_returns_result=True)
+    if spool is not None:
+        RE.subscribe(spool if isinstance(spool, DocumentSpool) else DocumentSpool(spool))
     if publisher is not None:
         RE.subscribe(publisher)
     if progress:

@@ -11,6 +11,11 @@ that the event describes, so the live processor can pair frames and events.
 with ``bps.mv`` so they appear in documents and can be restored; staging writes them
 to the camera. The series id and the stream address are configuration, so they are in
 every descriptor.
+
+Raw frames: with ``raw_folder`` set (a soft signal), staging points the detector's
+file writer at it and enables it, so every frame of the series is written to disk by
+the detector itself, whatever the live processor does; ``file_path`` is configuration
+(in every descriptor), and unstaging checks the writer's status and count.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ class FrameDetector(Protocol):
     def unstage(self) -> list[Any]: ...
 
 
+class RawWriteError(OSError):
+    """The detector's file writer could not keep a frame (disk full, a name taken)."""
+
+
 class StreamingDetector(Device):
     """Cam PVs at ``{prefix}cam:``, stats at ``{prefix}Stats1:``."""
 
@@ -101,9 +110,19 @@ class StreamingDetector(Device):
     drop_frames = Cpt(EpicsSignal, "cam:DropFrames", kind="omitted")
     state = Cpt(EpicsSignalRO, "cam:DetectorState", string=True, kind="omitted")
     series_id = Cpt(EpicsSignalRO, "cam:SeriesId", kind="config")
+    series_uid = Cpt(EpicsSignalRO, "cam:SeriesUid_RBV", string=True, kind="config")
     stream_address = Cpt(EpicsSignalRO, "cam:StreamAddress", string=True, kind="config")
     model = Cpt(EpicsSignalRO, "cam:Model", string=True, kind="config")
     user_data = Cpt(EpicsSignal, "cam:UserData", string=True, kind="omitted")
+    raw_folder = Cpt(Signal, value="", kind="omitted")  # "" : the file writer stays off
+    # put_complete: done when the IOC has the value (a char waveform's readback is no
+    # test of a string put)
+    file_writer = Cpt(EpicsSignal, "cam:FileWriter", string=True, kind="omitted", put_complete=True)
+    file_path = Cpt(EpicsSignal, "cam:FilePath", string=True, kind="config", put_complete=True)
+    frames_written = Cpt(EpicsSignalRO, "cam:FramesWritten_RBV", kind="omitted")
+    file_writer_status = Cpt(
+        EpicsSignalRO, "cam:FileWriterStatus_RBV", string=True, kind="omitted", auto_monitor=True
+    )
 
     def __init__(self, prefix: str, *, name: str, exposure: float = 0.01, **kwargs: Any) -> None:
         super().__init__(prefix, name=name, **kwargs)
@@ -118,7 +137,16 @@ class StreamingDetector(Device):
         self.trigger_mode.set("Software").wait(5)
         self.array_counter.set(0).wait(5)
         self.stats_counter.set(0).wait(5)  # a trigger waits for the plugin to count its frames
+        folder = str(self.raw_folder.get())
+        if folder:
+            self.file_path.set(folder).wait(5)
+        self.file_writer.set("Enabled" if folder else "Disabled").wait(5)
         self.acquire.set(1).wait(10)  # arms a series: the stream 'start' message
+        if folder:  # a raw folder the detector refused: no series without its raw frames
+            status = str(self.file_writer_status.get(use_monitor=False) or "").strip()
+            if status not in ("", "OK"):
+                self.acquire.set(0).wait(10)
+                raise RawWriteError(f"{self.name}: raw frames: {status}")
         self._next_index = 0
         return super().stage()
 
@@ -128,6 +156,13 @@ class StreamingDetector(Device):
         finally:
             result = super().unstage()
         return result
+
+    def raw_error(self) -> str:
+        """Why the file writer stopped recording this series ("" while it records)."""
+        if not str(self.raw_folder.get()):
+            return ""
+        status = str(self.file_writer_status.get() or "").strip()
+        return "" if status in ("", "OK") else status
 
     def trigger(self) -> Status:
         burst = int(self.burst.get())
@@ -142,7 +177,10 @@ class StreamingDetector(Device):
         status = Status(obj=self, timeout=timeout)
 
         def done(st: Status) -> None:
-            if st.success:
+            error = self.raw_error()
+            if st.success and error:
+                status.set_exception(RawWriteError(f"{self.name}: raw frames: {error}"))
+            elif st.success:
                 self.frame_index.put(index)
                 status.set_finished()
             else:

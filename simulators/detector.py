@@ -18,6 +18,13 @@ itself is rendered later in the streamer thread); ``NumImagesCounter`` the
 frames of the current burst that were actually sent. ``DropFrames`` (fault injection
 for tests) makes the next N frames be exposed but lost before the stream.
 
+File writer (an Eiger's, in areaDetector-style PVs): with ``FileWriter=Enabled`` every
+frame of a series is written to ``FilePath`` as it is rendered, before it is streamed,
+whatever the consumer does (:mod:`operando.protocols.raw_frames`; the name from
+``FileNamePattern``). ``FramesWritten_RBV``, ``FileWriterFile_RBV`` and
+``FileWriterStatus_RBV`` report it; a file that cannot be written says why there and
+the stream goes on.
+
 Frames are rendered from the phantom at the stage position read mid-exposure, in a
 worker thread, and pushed (ZMQ PUSH, blocking when the high-water mark is reached, so
 nothing is dropped) in order.
@@ -32,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +48,16 @@ from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
 from ..protocols import stream_v2 as sv2
+from ..protocols.raw_frames import (
+    DEFAULT_PATTERN,
+    RawFileError,
+    RawRecorder,
+    check_target,
+    file_name,
+)
 from .render import FrameRenderer
+
+STATUS_LENGTH = 400  # characters of the file writer's status message
 
 DETECTOR_STATES = [
     "Idle",
@@ -75,6 +92,7 @@ class FrameStreamer(threading.Thread):
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.rng = np.random.default_rng(seed)
+        self.recorder = RawRecorder()
 
     def run(self) -> None:
         while True:
@@ -91,7 +109,7 @@ class FrameStreamer(threading.Thread):
 
                     traceback.print_exc()
                     continue
-                msg: sv2.Message = sv2.image_message(
+                image = sv2.image_message(
                     job["series_id"],
                     job["series_uid"],
                     job["image_id"],
@@ -100,15 +118,24 @@ class FrameStreamer(threading.Thread):
                     job["exposure"],
                     job["user_data"],
                 )
+                self.recorder.frame(image)
+                msg: sv2.Message = image
+            elif isinstance(job, tuple):  # a series starts: (message, raw folder, pattern)
+                begin, folder, pattern = job
+                if self.prepare is not None:
+                    self.prepare(begin)
+                self.recorder.begin(begin, folder, pattern)
+                msg = begin
             else:
                 msg = job
-                if isinstance(msg, sv2.StartMessage) and self.prepare is not None:
-                    self.prepare(msg)
+                if isinstance(msg, sv2.EndMessage):
+                    self.recorder.end()
             self.sock.send(sv2.encode(msg))
 
     def close(self) -> None:
         self.jobs.put(None)
         self.join(timeout=10)
+        self.recorder.end(complete=False)
         self.sock.close()
 
 
@@ -148,11 +175,37 @@ class CamGroup(PVGroup):
         value="Idle", enum_strings=DETECTOR_STATES, dtype=ChannelType.ENUM, read_only=True
     )
     SeriesId = pvproperty(value=0, read_only=True)
+    SeriesUid_RBV = pvproperty(
+        value="-".ljust(32), dtype=ChannelType.CHAR, max_length=32, string_encoding="utf-8",
+        read_only=True, doc="the current series' unique id (32 hex digits)",
+    )  # fmt: skip
     UserData = pvproperty(
         value="{}", dtype=ChannelType.CHAR, max_length=4000, string_encoding="utf-8"
     )
     StreamAddress = pvproperty(
         value="", dtype=ChannelType.CHAR, max_length=200, string_encoding="utf-8", read_only=True
+    )
+    FileWriter = pvproperty(
+        value="Disabled", enum_strings=["Disabled", "Enabled"], dtype=ChannelType.ENUM
+    )
+    FilePath = pvproperty(
+        value="", dtype=ChannelType.CHAR, max_length=1000, string_encoding="utf-8"
+    )
+    FileNamePattern = pvproperty(
+        value=DEFAULT_PATTERN, dtype=ChannelType.CHAR, max_length=200, string_encoding="utf-8"
+    )
+    FramesWritten_RBV = pvproperty(value=0, read_only=True, doc="raw frames on disk, all series")
+    FileWriterFile_RBV = pvproperty(
+        value="", dtype=ChannelType.CHAR, max_length=1000, string_encoding="utf-8", read_only=True
+    )
+    # written padded to its full length: a Channel Access client reads as many
+    # characters as the value had when it connected, so the length never changes
+    FileWriterStatus_RBV = pvproperty(
+        value="OK".ljust(STATUS_LENGTH),
+        dtype=ChannelType.CHAR,
+        max_length=STATUS_LENGTH,
+        string_encoding="utf-8",
+        read_only=True,
     )
     Model = pvproperty(
         value="Pilatus3 X CdTe 2M (sim)",
@@ -214,10 +267,21 @@ class CamGroup(PVGroup):
     async def _arm(self, n_images: int) -> None:
         await self.SeriesId.write(int(self.SeriesId.value) + 1)
         self._series_uid = uuid.uuid4().hex
+        await self.SeriesUid_RBV.write(self._series_uid)
         self._image_id = 0
         self._t_arm = time.monotonic()
         self._armed = True
-        self.streamer.jobs.put(self._start_message(n_images))
+        folder, status = None, "OK"
+        pattern = self.FileNamePattern.value or DEFAULT_PATTERN
+        if self.FileWriter.value == "Enabled" and self.FilePath.value:
+            folder = Path(self.FilePath.value)
+            try:  # refused now, so that the arming client reads why at once
+                check_target(folder, file_name(pattern, self.SeriesId.value, self._series_uid))
+            except RawFileError as exc:
+                folder, status = None, str(exc)
+        self.streamer.recorder.error = ""  # a new series: an old file's error is history
+        await self.FileWriterStatus_RBV.write(status[:STATUS_LENGTH].ljust(STATUS_LENGTH))
+        self.streamer.jobs.put((self._start_message(n_images), folder, pattern))
 
     async def _disarm(self) -> None:
         if self._armed:
@@ -269,6 +333,17 @@ class CamGroup(PVGroup):
     async def ArrayCounter(self, instance, value):
         await self.ArrayCounter_RBV.write(int(value))
         return value
+
+    @FramesWritten_RBV.scan(period=0.1)
+    async def FramesWritten_RBV(self, instance, async_lib) -> None:
+        rec = self.streamer.recorder
+        if instance.value != rec.written:
+            await instance.write(rec.written)
+        if self.FileWriterFile_RBV.value != rec.path:
+            await self.FileWriterFile_RBV.write(rec.path)
+        status = (rec.error or "OK")[:STATUS_LENGTH].ljust(STATUS_LENGTH)
+        if self.FileWriterStatus_RBV.value != status:
+            await self.FileWriterStatus_RBV.write(status)
 
     @Acquire.putter
     async def Acquire(self, instance, value):

@@ -5,15 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SAFE_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from ...protocols.uids import check_uid
+
 SCAN_FILE = re.compile(r"^scan(\d{4,})_")
-
-
-def check_uid(uid: object) -> str:
-    """A run uid that can become part of a file name, or ``ValueError`` naming it."""
-    if not isinstance(uid, str) or not SAFE_UID.match(uid) or ".." in uid:
-        raise ValueError(f"run uid {uid!r} is not a safe file name (letters, digits, - _ .)")
-    return uid
 
 
 def run_file_stem(sequence: int, uid: str) -> str:
@@ -22,6 +16,14 @@ def run_file_stem(sequence: int, uid: str) -> str:
 
 
 def last_sequence(folder: Path) -> int:
-    """The highest scan number of the files already in ``folder`` (0 if none)."""
-    numbers = [int(m.group(1)) for p in folder.glob("scan*") if (m := SCAN_FILE.match(p.name))]
+    """The highest scan number of the run files already in ``folder`` (0 if none).
+
+    Live files do not count: one left by a processor that died is its run's, and the
+    run keeps its number when a new processor takes it over.
+    """
+    numbers = [
+        int(m.group(1))
+        for p in folder.glob("scan*")
+        if not p.name.endswith(".live.h5") and (m := SCAN_FILE.match(p.name))
+    ]
     return max(numbers, default=0)

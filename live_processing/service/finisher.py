@@ -21,10 +21,12 @@ from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
 from ..tomography.sliding import SubScan, WindowSlice, window_slice
 from .intake import FrameIntake
+from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
 
 END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+RAW_CHECK = 0.5  # s between looks at a stopped run's raw file while frames are missing
 MAX_COARSE = 4  # coarse scans kept for ROI scans to come
 MAX_INTERLACED = 4  # interlaced series whose last sub-scans are kept for the next window
 
@@ -75,12 +77,30 @@ class Finisher:
             if run.stop_seen_at is None:
                 continue
             complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
+            if not complete and run.raw is not None and now - run.raw_checked >= RAW_CHECK:
+                self._from_raw(run, timed_out=now - run.stop_seen_at > END_TIMEOUT)
+                complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
             if complete or now - run.stop_seen_at > END_TIMEOUT:
                 del self.runs.scans[uid]
                 if not self._guard(uid, "write", lambda r=run: self.finish(r)):
                     if run.live is not None:  # the live file stays: the last view of the run
                         run.live.close(remove=False)
                         run.live = None
+
+    def _from_raw(self, run: RunState, timed_out: bool) -> None:
+        """A stopped run still waits for frames: take them from the detector's raw file
+        once its series is complete there (or the wait is over)."""
+        run.raw_checked = time.monotonic()
+        series = raw_series(run)
+        if series is None or not (series.complete or timed_out):
+            return
+        n = fill_from_raw(run, series)
+        run.series_ended = run.series_ended or series.complete
+        if n:
+            placed = int(run.sinogram.filled.sum())
+            self.report(
+                event=Report.PROGRESS, run=run.uid, from_raw=n, placed=placed, raw=str(series.path)
+            )
 
     def _guard(self, uid: str, source: str, action: Any) -> bool:
         try:

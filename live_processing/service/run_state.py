@@ -43,6 +43,8 @@ class RunState:
     corrected: np.ndarray  # (n_angles, n_t, n_q): rows as they went into the volume
     live: LiveReconstructionFile | None = None
     series_id: int | None = None
+    raw: tuple[str, str] | None = None  # the detector's raw folder and this series' uid
+    raw_checked: float = 0.0  # monotonic time the raw file was last looked at
     # frame id -> (angle index, translation index, monitor, transmission)
     cell_of_frame: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)
     patterns: dict[int, np.ndarray] = field(default_factory=dict)

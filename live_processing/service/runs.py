@@ -15,6 +15,7 @@ later documents are dropped quietly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +35,14 @@ from ...protocols.streams import (
     Report,
     reading,
 )
+from ...protocols.uids import check_uid
 from ...protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
-from ..files.naming import check_uid, last_sequence, run_file_stem
+from ..files.naming import last_sequence, run_file_stem
 from ..files.nexus import ElectrochemistryLog
 from ..integration.integrate import IntegratorCache
 from .run_state import RunState
+
+log = logging.getLogger(__name__)
 
 DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
 
@@ -110,6 +114,14 @@ class Runs:
         return [RunDocuments(self, uid)], []
 
     def _begin_scan(self, start: dict[str, Any], exp: str) -> None:
+        done = sorted(self.out_dir.glob(f"scan*_{start['uid']}.h5"))
+        if done:  # replayed after a restart: its file was written before; never again
+            log.info("run %s was written before (%s): not again", start["uid"], done[0].name)
+            self.logs[exp].scan_start.append(start["time"])
+            return
+        for stale in self.out_dir.glob(f"scan*_{start['uid']}.live.h5"):
+            log.info("run %s: taking over from %s (a processor that ended)", start["uid"], stale)
+            stale.unlink()  # the processor's own view file, never a user's
         geom = XrdctGeometry.from_md(start[KEY])
         poni_text = Path(geom.poni_file).read_text()
         spec = self.settings.integration(poni_text)
@@ -141,6 +153,8 @@ class RunDocuments(DocumentRouter):
         conf = doc.get("configuration", {}).get(det, {}).get("data", {})
         if run.geometry.series_key in conf:
             run.series_id = int(conf[run.geometry.series_key])
+        if conf.get(f"{det}_file_path"):
+            run.raw = (str(conf[f"{det}_file_path"]), str(conf.get(f"{det}_series_uid", "")))
         self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
 
     def event(self, doc: Event) -> Event:
