@@ -17,6 +17,7 @@ and the only reader of the processor's reports (:meth:`receive`, :meth:`flush`).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5  # in one session: a processor that dies again and again is a bug to fix
 REPLAY_BATCH = 200  # documents replayed between acknowledgements
+SESSION_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class SupervisedProcessor:
@@ -64,6 +66,9 @@ class SupervisedProcessor:
         threading.Thread(target=self._supervise, daemon=True, name="processor-watch").start()
 
     def _supervise(self) -> None:
+        # the session's signals (Ctrl-C, SIGTERM) are the main thread's to handle: a
+        # signal taken by this thread would leave the RunEngine's wait unwoken
+        signal.pthread_sigmask(signal.SIG_BLOCK, SESSION_SIGNALS)
         while True:
             proc = self.proc
             code = proc.proc.wait()

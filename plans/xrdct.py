@@ -8,6 +8,7 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
@@ -34,6 +35,25 @@ def check_limits(stage: TomoStage, angles: Sequence[float], translations: Sequen
                 f"{motor.name}: scan point {bad[0]:g} {motor.egu} is outside the soft limits "
                 f"[{lo:g}, {hi:g}] {motor.egu}"
             )
+
+
+class MoveTimeoutError(TimeoutError):
+    """A move that did not end in its time: names the motors, targets and the time."""
+
+
+def move_within(targets: dict[Any, float], timeout: float) -> MsgGenerator[None]:
+    """Move each motor to its target together; fail naming them after ``timeout`` s."""
+    args = [v for motor, target in targets.items() for v in (motor, target)]
+    try:
+        yield from bps.mv(*args, timeout=timeout)
+    except WaitForTimeoutError:
+        where = ", ".join(
+            f"{m.name} to {t:g} {getattr(m, 'egu', '')} (at {m.position:g})"
+            for m, t in targets.items()
+        )
+        raise MoveTimeoutError(
+            f"move of {where} did not end within {timeout:.1f} s: a hung controller or a lost IOC?"
+        ) from None
 
 
 def xrdct_scan(
@@ -105,14 +125,20 @@ def xrdct_scan(
         readables.append(transmission)
 
     def points() -> MsgGenerator[None]:
+        # nothing waits for ever on a motor (a hung controller, a lost IOC): every move
+        # has a timeout for the longest move of its kind in this scan
+        span = max(translations) - min(translations)
+        to_row = max(stage.rot.timeout_for(max(angles) - min(angles)), stage.x.timeout_for(span))
+        to_point = stage.x.timeout_for(span)
         row = -1
         for i, j in scan_points(len(angles), len(translations), snake):
             if i != row:
                 row = i
                 yield from bps.checkpoint()
-                yield from bps.mv(stage.rot, angles[i], stage.x, translations[j])
+                targets = {stage.rot: angles[i], stage.x: translations[j]}
+                yield from move_within(targets, to_row)
             else:
-                yield from bps.mv(stage.x, translations[j])
+                yield from move_within({stage.x: translations[j]}, to_point)
             yield from bps.trigger_and_read(readables, name=PRIMARY)
 
     @bpp.stage_decorator([det])

@@ -33,7 +33,12 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent(parent: int) -> None:
-    """In a child before exec: SIGTERM when process ``parent`` dies (Linux only)."""
+    """In a child before exec: SIGTERM when process ``parent`` dies (Linux only).
+
+    The child also gets every signal unblocked: a thread that blocked some (to leave
+    them to its main thread) would otherwise pass its mask on to the child.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     if _PRCTL is None:
         return
     _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

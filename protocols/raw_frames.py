@@ -188,6 +188,15 @@ class RawSeries:
             return np.asarray(data[index])
 
 
+def series_complete(path: Path) -> bool:
+    """Whether the detector has written the series' end into its file (a cheap look)."""
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            return bool(f["entry/data/complete"][()])
+    except (OSError, KeyError) as exc:
+        raise RawFileError(f"raw file {path}: not a readable raw series ({exc})") from exc
+
+
 def read_series(path: Path) -> RawSeries:
     """What a raw data file holds so far (it may still be being written)."""
     try:

@@ -166,30 +166,92 @@ def decode(raw: bytes | memoryview) -> Message:
         if kind == "start":
             names = StartMessage.__dataclass_fields__
             start = StartMessage(**{k: item[k] for k in names if k in item})
+            _check_start(start)
             start.user_data = _plain(start.user_data)
             return start
         if kind == "image":
             channels = item["data"]
+            if not isinstance(channels, Mapping) or not channels:
+                raise StreamProtocolError(
+                    "Stream V2 image message: 'data' is not a map of channels"
+                )
             data = _decode_array(next(iter(channels.values())))
             return ImageMessage(
-                series_id=item["series_id"],
-                series_unique_id=item["series_unique_id"],
-                image_id=item["image_id"],
+                series_id=_integer(item, "series_id"),
+                series_unique_id=_text(item, "series_unique_id"),
+                image_id=_integer(item, "image_id"),
                 data=data,
-                real_time=tuple(item["real_time"]),
-                start_time=tuple(item["start_time"]),
-                stop_time=tuple(item["stop_time"]),
-                user_data=_plain(item.get("user_data") or {}),
+                real_time=_time(item, "real_time"),
+                start_time=_time(item, "start_time"),
+                stop_time=_time(item, "stop_time"),
+                user_data=_plain(_map(item.get("user_data") or {}, "user_data")),
             )
         if kind == "end":
             return EndMessage(
-                series_id=item["series_id"], series_unique_id=item["series_unique_id"]
+                series_id=_integer(item, "series_id"),
+                series_unique_id=_text(item, "series_unique_id"),
             )
-    except (KeyError, TypeError, ValueError, StopIteration) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
         if isinstance(exc, StreamProtocolError):
             raise
         raise StreamProtocolError(f"Stream V2 {kind!r} message lacks a field: {exc}") from exc
-    raise StreamProtocolError(f"unknown Stream V2 message type {kind!r}")
+    raise StreamProtocolError(f"unknown Stream V2 message type {kind!r:.40}")
+
+
+def _integer(item: Mapping[str, Any], key: str) -> int:
+    value = item[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StreamProtocolError(f"Stream V2 field {key} = {value!r:.40} is not a count (int ≥ 0)")
+    return value
+
+
+def _text(item: Mapping[str, Any], key: str) -> str:
+    value = item[key]
+    if not isinstance(value, str):
+        raise StreamProtocolError(f"Stream V2 field {key} = {value!r:.40} is not a string")
+    return value
+
+
+def _map(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StreamProtocolError(f"Stream V2 field {key} = {value!r:.40} is not a map")
+    return value
+
+
+def _time(item: Mapping[str, Any], key: str) -> tuple[int, int]:
+    """A rational time ``[numerator, denominator]`` (denominator > 0)."""
+    value = item[key]
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or value[1] <= 0
+    ):
+        raise StreamProtocolError(f"Stream V2 field {key} = {value!r:.40} is not a rational time")
+    return (value[0], value[1])
+
+
+def _check_start(start: StartMessage) -> None:
+    """The start message's counts are counts, its lengths finite numbers."""
+    for key in ("series_id", "number_of_images", "image_size_x", "image_size_y"):
+        _integer(vars(start), key)
+    _text(vars(start), "series_unique_id")
+    for key in (
+        "pixel_size_x",
+        "pixel_size_y",
+        "count_time",
+        "frame_time",
+        "incident_wavelength",
+        "detector_distance",
+        "beam_center_x",
+        "beam_center_y",
+    ):
+        value = getattr(start, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise StreamProtocolError(
+                f"Stream V2 start field {key} = {value!r:.40} is not a number"
+            )
+    _map(start.user_data, "user_data")
 
 
 def image_message(

@@ -125,9 +125,10 @@ class SampleState:
 
 
 class SimGroup(PVGroup):
-    """Simulation controls: a sample changer (load another phantom file)."""
+    """Simulation controls: a sample changer (load another phantom file), and faults."""
 
     Phantom = pvproperty(value="", dtype=ChannelType.CHAR, max_length=1000, string_encoding="utf-8")
+    MotorStall = pvproperty(value=0, doc="simulation fault: motors take moves, never arrive")
 
     @Phantom.putter
     async def Phantom(self, instance, value):

@@ -118,6 +118,11 @@ class SimMotor(PVGroup):
                 await self._apply_limits(lo, hi)
             await self._move(instance, fields)
 
+    def _stalled(self) -> bool:
+        """The IOC's ``sim:MotorStall`` fault is on."""
+        sim = getattr(self.parent, "sim", None)
+        return bool(getattr(getattr(sim, "MotorStall", None), "value", 0))
+
     async def _move(self, instance, fields: MotorFields) -> None:
         start = float(fields.user_readback_value.value)
         target = self._target
@@ -126,6 +131,8 @@ class SimMotor(PVGroup):
         await fields.done_moving_to_value.write(0)
         await fields.motor_is_moving.write(1)
         await fields.direction_of_travel.write(1 if target >= start else 0)
+        while self._stalled() and not fields.stop.value:  # a hung controller: never arrives
+            await asyncio.sleep(TICK)
         total = move_duration(target - start, velocity, accel)
         if total == 0:
             await asyncio.sleep(TICK)  # one servo cycle, even for a move to where it is

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from bluesky import RunEngine
+from bluesky.callbacks.zmq import Publisher
 from event_model import DocumentNames, schema_validators, unpack_event_page
 from ophyd.utils import LimitError
 
@@ -137,16 +138,23 @@ def test_a_scan_at_rest_logs_the_open_circuit_voltage(beamline, poni_file) -> No
     assert pstat.mode.get() == "ocp"  # the hold ended with the scan, the cell at rest
 
 
-def test_roi_and_coarse_scans_are_reconstructed_together(
-    beamline, ioc, processor, poni_file, wait_written
-) -> None:
-    """The pair shares a combine id; the ROI's file holds the merged disc and says so."""
+def engine_to(processor) -> tuple[RunEngine, list[tuple[str, dict]], Publisher]:
+    """A RunEngine whose documents are kept and published to the processor."""
     proc, results = processor
     RE = RunEngine({})
     docs: list[tuple[str, dict]] = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     publisher = connect_publisher(proc.info["docs"], results)
     RE.subscribe(publisher)
+    return RE, docs, publisher
+
+
+def test_roi_and_coarse_scans_are_reconstructed_together(
+    beamline, ioc, processor, poni_file, wait_written
+) -> None:
+    """The pair shares a combine id; the ROI's file holds the merged disc and says so."""
+    _proc, results = processor
+    RE, docs, publisher = engine_to(processor)
     coarse = (np.linspace(0, 180, 5, endpoint=False), np.linspace(-0.6, 0.6, 7))
     roi = (np.linspace(0, 180, 6, endpoint=False), np.linspace(-0.2, 0.2, 9))
     RE(
@@ -188,12 +196,8 @@ def test_interlaced_subscans_give_stamped_window_slices(
     the slice of it and the one before, stamped with their times (seed 003)."""
     from operando.plans.xrdct import interlaced_scans
 
-    proc, results = processor
-    RE = RunEngine({})
-    docs: list[tuple[str, dict]] = []
-    RE.subscribe(lambda name, doc: docs.append((name, doc)))
-    publisher = connect_publisher(proc.info["docs"], results)
-    RE.subscribe(publisher)
+    _proc, results = processor
+    RE, docs, publisher = engine_to(processor)
     x = np.linspace(-0.2, 0.2, 5)
     RE(interlaced_scans(beamline.det, beamline.stage, beamline.diode, 8, x,
                         poni_file=str(poni_file), count=3))  # fmt: skip

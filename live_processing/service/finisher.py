@@ -91,8 +91,8 @@ class Finisher:
         """A stopped run still waits for frames: take them from the detector's raw file
         once its series is complete there (or the wait is over)."""
         run.raw_checked = time.monotonic()
-        series = raw_series(run)
-        if series is None or not (series.complete or timed_out):
+        series = raw_series(run, only_complete=not timed_out)
+        if series is None:
             return
         n = fill_from_raw(run, series)
         run.series_ended = run.series_ended or series.complete

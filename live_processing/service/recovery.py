@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...protocols.raw_frames import RawFileError, RawSeries, read_series
+from ...protocols.raw_frames import RawFileError, RawSeries, read_series, series_complete
 from .run_state import RunState
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,15 @@ def raw_file(folder: str, series_uid: str) -> Path | None:
     return found[0] if found else None
 
 
-def raw_series(run: RunState) -> RawSeries | None:
-    """What the run's raw file holds now (None without one)."""
+def raw_series(run: RunState, only_complete: bool = False) -> RawSeries | None:
+    """What the run's raw file holds now (None without one; with ``only_complete``,
+    None until the detector has closed the series: a cheap look, not a read)."""
     path = raw_file(*run.raw) if run.raw is not None else None
     if path is None:
         return None
     try:
+        if only_complete and not series_complete(path):
+            return None
         return read_series(path)
     except RawFileError as exc:
         log.warning("%s", exc)
