@@ -101,4 +101,4 @@ def test_a_killed_processor_is_restarted_and_the_scan_is_whole(tmp_path: Path, f
                 assert scale == pytest.approx(ratio, rel=1e-5), key
                 assert np.linalg.norm(a * scale - b) <= 1e-5 * np.linalg.norm(b), key
     fault_table(fault=f"processor kill -9 at row {row}/12", outcome="restarted, scan whole",
-                frames_lost=lost, cell="open circuit (demo ended normally)")  # fmt: skip
+                frames_lost=lost, cell="protocol ran to its end")  # fmt: skip
