@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -186,17 +187,12 @@ def roi_coarse_scan(
         )
     check_limits(stage, [*c_angles, *r_angles], [*c_x, *r_x])
     link = uuid.uuid4().hex
+    scan = partial(xrdct_scan, det, stage, monitor, poni_file=poni_file, pstat=pstat,
+                   sample=sample, transmission=transmission)  # fmt: skip
     for role, (angles, translations) in (("coarse", coarse), ("roi", roi)):
-        yield from xrdct_scan(
-            det,
-            stage,
-            monitor,
+        yield from scan(
             angles,
             translations,
-            poni_file=poni_file,
-            pstat=pstat,
-            sample=sample,
-            transmission=transmission,
             combine={"id": link, "role": role},
             md={**(md or {}), "scan_role": role, "combine_id": link},
         )
@@ -240,18 +236,13 @@ def interlaced_scans(
         )
     check_limits(stage, order, translations)
     link = uuid.uuid4().hex
+    scan = partial(xrdct_scan, det, stage, monitor, poni_file=poni_file, pstat=pstat,
+                   sample=sample, transmission=transmission)  # fmt: skip
     for s in range(count):
         angles = order[(s % sets) * per : (s % sets + 1) * per]
-        yield from xrdct_scan(
-            det,
-            stage,
-            monitor,
+        yield from scan(
             angles,
             translations,
-            poni_file=poni_file,
-            pstat=pstat,
-            sample=sample,
-            transmission=transmission,
             combine={"id": link, "role": "interlaced", "index": s, "window": window},
             md={**(md or {}), "scan_role": "interlaced", "combine_id": link, "subscan": s},
         )

@@ -71,6 +71,12 @@ DETECTOR_STATES = [
 ]
 
 
+def padded(text: str) -> str:
+    """``text`` at the status PV's fixed length (a CA client reads as many characters as
+    the value had when it connected)."""
+    return text[:STATUS_LENGTH].ljust(STATUS_LENGTH)
+
+
 class FrameStreamer(threading.Thread):
     """Renders queued exposures and pushes them; one thread, in order."""
 
@@ -201,7 +207,7 @@ class CamGroup(PVGroup):
     # written padded to its full length: a Channel Access client reads as many
     # characters as the value had when it connected, so the length never changes
     FileWriterStatus_RBV = pvproperty(
-        value="OK".ljust(STATUS_LENGTH),
+        value=padded("OK"),
         dtype=ChannelType.CHAR,
         max_length=STATUS_LENGTH,
         string_encoding="utf-8",
@@ -280,7 +286,7 @@ class CamGroup(PVGroup):
             except RawFileError as exc:
                 folder, status = None, str(exc)
         self.streamer.recorder.error = ""  # a new series: an old file's error is history
-        await self.FileWriterStatus_RBV.write(status[:STATUS_LENGTH].ljust(STATUS_LENGTH))
+        await self.FileWriterStatus_RBV.write(padded(status))
         self.streamer.jobs.put((self._start_message(n_images), folder, pattern))
 
     async def _disarm(self) -> None:
@@ -341,7 +347,7 @@ class CamGroup(PVGroup):
             await instance.write(rec.written)
         if self.FileWriterFile_RBV.value != rec.path:
             await self.FileWriterFile_RBV.write(rec.path)
-        status = (rec.error or "OK")[:STATUS_LENGTH].ljust(STATUS_LENGTH)
+        status = padded(rec.error or "OK")
         if self.FileWriterStatus_RBV.value != status:
             await self.FileWriterStatus_RBV.write(status)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,33 +63,11 @@ def sample(n: int = 24, pixel: float = 0.05, blur: float = 0.7) -> Phantom:
 
 
 def acquire(
-    phantom: Phantom,
-    artefacts: Artefacts,
-    *,
-    n_angles: int = 30,
-    margin: int = 3,
-    method: str = "mean",
-    angles: np.ndarray | None = None,
-    seed: int = 0,
-    binning: int = 8,
-    decay_period: float = 0.0,
-    noise: bool = True,
-    translations: np.ndarray | None = None,
+    phantom: Phantom, artefacts: Artefacts, *, method: str = "mean", **options: Any
 ) -> Scan:
-    """Step-scan the phantom over 0–180° with ``margin`` extra positions at each side."""
-    return acquire_each(
-        phantom,
-        artefacts,
-        (method,),
-        n_angles=n_angles,
-        margin=margin,
-        angles=angles,
-        seed=seed,
-        binning=binning,
-        decay_period=decay_period,
-        noise=noise,
-        translations=translations,
-    )[method]
+    """Step-scan the phantom over 0–180° with ``margin`` extra positions at each side
+    (``options``: those of :func:`acquire_each`)."""
+    return acquire_each(phantom, artefacts, (method,), **options)[method]
 
 
 def acquire_each(
