@@ -26,6 +26,8 @@ from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import Status, SubscriptionStatus
 
+from .brief import BriefRepr
+
 EXPOSURE_LIMITS = (1e-4, 100.0)  # s
 BURST_LIMITS = (1, 10_000_000)  # frames per trigger
 
@@ -63,6 +65,7 @@ class FrameDetector(Protocol):
     name: str
     exposure: Signal  # s per frame
     burst: Signal  # frames per trigger
+    trigger_source: Signal  # "Software" (the trigger starts a burst) or "External"
     frame_index: Signal  # image id of the first frame of the last trigger
     series_id: Any  # readable: the stream's series id
     num_images_counter: Any  # readable: frames of the last burst actually sent
@@ -77,7 +80,7 @@ class RawWriteError(OSError):
     """The detector's file writer could not keep a frame (disk full, a name taken)."""
 
 
-class StreamingDetector(Device):
+class StreamingDetector(BriefRepr, Device):
     """Cam PVs at ``{prefix}cam:``, stats at ``{prefix}Stats1:``."""
 
     # monitored: a trigger completes once the stats plugin has seen its last frame, so
@@ -102,6 +105,9 @@ class StreamingDetector(Device):
     acquire_period = Cpt(EpicsSignal, "cam:AcquirePeriod", kind="config")
     exposure = Cpt(LimitedSignal, value=0.01, limits=EXPOSURE_LIMITS, unit="s", kind="config")
     burst = Cpt(LimitedSignal, value=1, limits=BURST_LIMITS, unit="frames", kind="config")
+    # "Software": a burst starts at the trigger; "External": at the trigger input's next
+    # pulse after it (a fly scan's position compare)
+    trigger_source = Cpt(Signal, value="Software", kind="config")
     num_images = Cpt(EpicsSignal, "cam:NumImages", kind="omitted")
     trigger_mode = Cpt(EpicsSignal, "cam:TriggerMode", string=True, kind="config")
     acquire = Cpt(EpicsSignal, "cam:Acquire", kind="omitted", put_complete=True)
@@ -134,7 +140,7 @@ class StreamingDetector(Device):
         self.acquire_time.set(exposure).wait(5)
         self.acquire_period.set(exposure).wait(5)
         self.num_images.set(burst).wait(5)
-        self.trigger_mode.set("Software").wait(5)
+        self.trigger_mode.set(str(self.trigger_source.get())).wait(5)
         self.array_counter.set(0).wait(5)
         self.stats_counter.set(0).wait(5)  # a trigger waits for the plugin to count its frames
         folder = str(self.raw_folder.get())
@@ -170,10 +176,10 @@ class StreamingDetector(Device):
         self._next_index += burst
         timeout = max(10.0, 20 * float(self.exposure.get()) * burst)
         target = index + burst  # the array counter once this trigger's frames are exposed
-        seen = SubscriptionStatus(
-            self.stats_counter, lambda *, value, **_: int(value) >= target, timeout=timeout
-        )
-        inner = self.soft_trigger.set(1, timeout=timeout) & seen
+        # one timer for the whole trigger (the outer status): ophyd starts a thread for
+        # every status given a timeout, and at 30 points/s the inner two need none
+        seen = SubscriptionStatus(self.stats_counter, lambda *, value, **_: int(value) >= target)
+        inner = self.soft_trigger.set(1) & seen
         status = Status(obj=self, timeout=timeout)
 
         def done(st: Status) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsMotor, EpicsSignalRO
+from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO
+
+from .brief import BriefRepr
 
 MOVE_MARGIN = 10.0  # s beyond twice the time a move needs: then it has failed
 
@@ -20,7 +22,7 @@ def move_timeout(
     return margin + 2 * (abs(distance) / velocity + 2 * max(accel_time, 0.0))
 
 
-class Motor(EpicsMotor):
+class Motor(BriefRepr, EpicsMotor):
     """A motor record with its maximum speed (``.VMAX``), which fly scans check.
 
     :meth:`timeout_for` is how long a move of a distance may take (the plans wait on
@@ -36,9 +38,20 @@ class Motor(EpicsMotor):
         return move_timeout(distance, velocity, accel, self.move_margin)
 
 
+class PositionCompare(Device):
+    """The translation's position-compare output (PSO, Zebra, PandA): one pulse, to the
+    detector's trigger input, as ``x`` passes ``start`` going ``direction``."""
+
+    start = Cpt(EpicsSignal, "Start", kind="config")
+    direction = Cpt(EpicsSignal, "Dir", string=True, kind="config")
+    pulses = Cpt(EpicsSignalRO, "Pulses_RBV", kind="omitted")
+
+
 class TomoStage(Device):
-    """Three motor records under one prefix: ``{prefix}x``, ``{prefix}rot``, ``{prefix}z``."""
+    """Three motor records under one prefix: ``{prefix}x``, ``{prefix}rot``, ``{prefix}z``;
+    and the position compare on ``x`` (``{prefix}pc:``), which starts fly-scan bursts."""
 
     x = Cpt(Motor, "x", kind="hinted")
     rot = Cpt(Motor, "rot", kind="hinted")
     z = Cpt(Motor, "z", kind="normal")
+    pc = Cpt(PositionCompare, "pc:", kind="omitted")

@@ -2,8 +2,9 @@
 
 For each angle the stage rotates, then the translation runs from a run-up point
 through the row at ``v = step / exposure`` while the detector exposes one burst of
-``n_translations`` frames on its own clock, started as the stage passes the first
-frame's edge, so frame k is centred on translation point k. Rows alternate direction
+``n_translations`` frames on its own clock, started by the stage's position compare
+as x passes the first frame's edge (not by the host's clock), so frame k is centred on
+translation point k. Rows alternate direction
 (snake), so the translation never travels back. Each row is one event (its angle
 index, first frame id, direction, monitor): the contract in ``protocols.xrdct``.
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 START_MARGIN = 0.005  # s at full speed between the end of the ramp and the first frame
 ROW_OVERHEAD = 0.03  # s per row for Channel Access round trips (measured on the simulator)
 MAX_ATTEMPTS = 5  # acquisitions of one row before the scan fails
+DIRECTIONS = ("Positive", "Negative")  # of the sweep, by the side it starts from
 
 
 class FlyRow(Device):
@@ -212,7 +214,7 @@ def fly_xrdct(
     step = translations[1] - translations[0]
     runup = run_up(step, exposure, x_prof)
     ends = (translations[0] - runup, translations[-1] + runup)
-    t_go = x_prof.accel_time + START_MARGIN
+    edges = (translations[0] - step / 2, translations[-1] + step / 2)  # first frame's edge
     n = len(translations)
     geometry = XrdctGeometry(
         angles=angles,
@@ -265,11 +267,13 @@ def fly_xrdct(
             yield from bps.wait(group="sweep")
             if abs(stage.x.position - ends[side]) > 1e-6:
                 yield from bps.mv(stage.x, ends[side])
+            # the position compare starts the burst as x passes the first frame's edge:
+            # frame k is centred on point k whatever this host is doing meanwhile
+            yield from bps.mv(stage.pc.start, edges[side], stage.pc.direction, DIRECTIONS[side])
             yield from bps.wait(group="rotate")
-            yield from bps.abs_set(stage.x, ends[1 - side], group="sweep")
-            yield from bps.sleep(t_go)
             lowest["value"] = math.inf
-            yield from bps.trigger(det, group="burst")
+            yield from bps.trigger(det, group="burst")  # armed: waits for the pulse
+            yield from bps.abs_set(stage.x, ends[1 - side], group="sweep")
             yield from bps.wait(group="burst")  # not the run-out: the next row waits for it
             at_start["side"] = 1 - side
             first = yield from bps.rd(det.frame_index)  # image id of the burst's first frame
@@ -331,9 +335,11 @@ def fly_xrdct(
             yield from rows()
 
     def body() -> MsgGenerator[None]:
-        old_burst = det.burst.get()
-        yield from bps.mv(det.burst, n)  # staging arms bursts of a row's frames
-        yield from bpp.finalize_wrapper(inner(), bps.mv(det.burst, old_burst))
+        old_burst, old_source = det.burst.get(), det.trigger_source.get()
+        # staging arms bursts of a row's frames, each started by the position compare
+        yield from bps.mv(det.burst, n, det.trigger_source, "External")
+        restore = bps.mv(det.burst, old_burst, det.trigger_source, old_source)
+        yield from bpp.finalize_wrapper(inner(), restore)
 
     suspenders = beam_suspenders(monitor, shutter_status, suspend_fraction)
     yield from bpp.suspend_wrapper(body(), suspenders)

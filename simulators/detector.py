@@ -10,6 +10,8 @@ Trigger modes:
   exposes ``NumImages`` frames (a burst, every ``AcquirePeriod`` on a drift-free clock:
   a fly-scan row) and completes when they are exposed; ``Acquire=0`` ends the series
   (end message).
+- ``External``: as ``Software``, but each burst starts on the trigger input's next pulse
+  (the stage's position-compare output, :mod:`.position_compare`), not at the put.
 
 ``ArrayCounter`` (readback ``ArrayCounter_RBV``) counts frames exposed (image ids
 consumed); ``Stats1:`` is an NDStats-like plugin whose ``Total_RBV`` is the total counts
@@ -34,16 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import zmq
 from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
@@ -51,11 +49,10 @@ from ..protocols import stream_v2 as sv2
 from ..protocols.raw_frames import (
     DEFAULT_PATTERN,
     RawFileError,
-    RawRecorder,
     check_target,
     file_name,
 )
-from .render import FrameRenderer
+from .frame_streamer import FrameStreamer
 
 STATUS_LENGTH = 400  # characters of the file writer's status message
 
@@ -75,74 +72,6 @@ def padded(text: str) -> str:
     """``text`` at the status PV's fixed length (a CA client reads as many characters as
     the value had when it connected)."""
     return text[:STATUS_LENGTH].ljust(STATUS_LENGTH)
-
-
-class FrameStreamer(threading.Thread):
-    """Renders queued exposures and pushes them; one thread, in order."""
-
-    def __init__(
-        self,
-        renderer: FrameRenderer,
-        address: str,
-        seed: int = 0,
-        prepare: Callable[[sv2.StartMessage], None] | None = None,
-    ) -> None:
-        super().__init__(daemon=True, name="frame-streamer")
-        self.renderer = renderer
-        self.prepare = prepare  # runs before a series starts (e.g. set the sample's state)
-        self.ctx: zmq.Context = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.PUSH)
-        self.sock.setsockopt(zmq.SNDHWM, 200)
-        self.sock.setsockopt(zmq.LINGER, 2000)
-        self.sock.bind(address)
-        self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.jobs: queue.Queue[Any] = queue.Queue()
-        self.rng = np.random.default_rng(seed)
-        self.recorder = RawRecorder()
-
-    def run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                break
-            if isinstance(job, dict):  # an exposure
-                try:
-                    frame = self.renderer.frame(
-                        job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
-                    )
-                except Exception:  # a frame that cannot be rendered is lost, loudly
-                    import traceback
-
-                    traceback.print_exc()
-                    continue
-                image = sv2.image_message(
-                    job["series_id"],
-                    job["series_uid"],
-                    job["image_id"],
-                    frame,
-                    job["t_start"],
-                    job["exposure"],
-                    job["user_data"],
-                )
-                self.recorder.frame(image)
-                msg: sv2.Message = image
-            elif isinstance(job, tuple):  # a series starts: (message, raw folder, pattern)
-                begin, folder, pattern = job
-                if self.prepare is not None:
-                    self.prepare(begin)
-                self.recorder.begin(begin, folder, pattern)
-                msg = begin
-            else:
-                msg = job
-                if isinstance(msg, sv2.EndMessage):
-                    self.recorder.end()
-            self.sock.send(sv2.encode(msg))
-
-    def close(self) -> None:
-        self.jobs.put(None)
-        self.join(timeout=10)
-        self.recorder.end(complete=False)
-        self.sock.close()
 
 
 class StatsGroup(PVGroup):
@@ -169,7 +98,7 @@ class CamGroup(PVGroup):
     )
     NumImages = pvproperty(value=1, lower_ctrl_limit=1, upper_ctrl_limit=10_000_000)
     TriggerMode = pvproperty(
-        value="Internal", enum_strings=["Internal", "Software"], dtype=ChannelType.ENUM
+        value="Internal", enum_strings=["Internal", "Software", "External"], dtype=ChannelType.ENUM
     )
     Acquire = pvproperty(value=0)
     Trigger = pvproperty(value=0)
@@ -225,15 +154,17 @@ class CamGroup(PVGroup):
         self,
         *args,
         streamer: FrameStreamer,
-        stage: Callable[[], tuple[float, float, float]],
+        stage: Callable[[float], tuple[float, float, float]],
         stats: StatsGroup | None = None,
+        pulse: Callable[[float], Awaitable[float]] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.streamer = streamer
         self.stats = stats
         self._rng = np.random.default_rng(2)
-        self.stage = stage  # -> (angle deg, translation mm, flux relative)
+        self.stage = stage  # (monotonic time) -> (angle deg, translation mm, flux relative)
+        self.pulse = pulse  # (timeout s) -> monotonic time of the trigger input's next pulse
         self._series_uid = ""
         self._armed = False
         self._t_arm = 0.0
@@ -294,17 +225,20 @@ class CamGroup(PVGroup):
             self._armed = False
             self.streamer.jobs.put(sv2.EndMessage(int(self.SeriesId.value), self._series_uid))
 
-    async def _expose(self, n: int) -> None:
+    async def _expose(self, n: int, t_first: float | None = None) -> None:
+        """Expose ``n`` frames every period from ``t_first`` (monotonic; default now)."""
         exposure = float(self.AcquireTime.value)
         period = max(float(self.AcquirePeriod.value), exposure)
         await self.DetectorState.write("Acquire")
         await self.NumImagesCounter.write(0)
         sent = 0
-        t_first = time.monotonic()
+        t_first = time.monotonic() if t_first is None else t_first
         for k in range(n):
             t0 = t_first + k * period  # frame k's start on a drift-free clock
             await asyncio.sleep(max(t0 + exposure / 2 - time.monotonic(), 0.0))
-            angle, x, flux = self.stage()
+            # where the stage was mid-exposure on the detector's clock, not when this
+            # event loop got round to it
+            angle, x, flux = self.stage(t0 + exposure / 2)
             await asyncio.sleep(max(t0 + exposure - time.monotonic(), 0.0))
             drop = int(self.DropFrames.value)
             if drop > 0:
@@ -334,6 +268,14 @@ class CamGroup(PVGroup):
         rest = t_first + n * period - time.monotonic()
         if rest > 0:
             await asyncio.sleep(rest)
+
+    async def _lose(self, n: int) -> None:
+        """A burst that never started: its ``n`` image ids are used up, none sent."""
+        self._image_id += n
+        await self.NumImagesCounter.write(0)
+        await self.ArrayCounter.write(int(self.ArrayCounter.value) + n)
+        if self.stats is not None:
+            await self.stats.ArrayCounter.write(int(self.stats.ArrayCounter.value) + n)
 
     @ArrayCounter.putter
     async def ArrayCounter(self, instance, value):
@@ -373,9 +315,22 @@ class CamGroup(PVGroup):
     async def Trigger(self, instance, value):
         if not value:
             return 0
-        if not self._armed or self.TriggerMode.value != "Software":
-            raise ValueError("detector is not armed in Software trigger mode (set Acquire=1 first)")
+        mode = self.TriggerMode.value
+        if not self._armed or mode not in ("Software", "External"):
+            raise ValueError(
+                "detector is not armed in Software or External trigger mode (set Acquire=1 first)"
+            )
+        if mode == "External" and self.pulse is None:
+            raise ValueError("External trigger mode: nothing is wired to the trigger input")
+        n = int(self.NumImages.value)
         async with self._lock:
-            await self._expose(int(self.NumImages.value))
+            if mode == "External":  # the burst starts on the input's next pulse
+                t_first = await self.pulse(max(10.0, 20 * float(self.AcquireTime.value) * n))
+                if t_first is None:  # none came: the burst's ids are spent, nothing sent
+                    await self._lose(n)
+                else:
+                    await self._expose(n, t_first)
+            else:
+                await self._expose(n)
         await self.DetectorState.write("Waiting")
         return 0

@@ -18,6 +18,7 @@ prefix ``P``::
     P sim:Phantom            simulation only: put a phantom file's path to change sample
     P det:cam:...            the streaming detector (see ``detector.py``)
     P det:Stats1:...         its statistics plugin (Total_RBV, ArrayCounter_RBV)
+    P pc:Start, P pc:Dir     position compare on x, wired to the detector's trigger input
 
 Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
 ``READY {json}`` line with its addresses once serving.
@@ -40,10 +41,12 @@ from caproto.server import PVGroup, SubGroup, pvproperty, run
 from ..protocols import stream_v2 as sv2
 from ..protocols.child_process import announce
 from .artefacts import ArtefactError, Artefacts
-from .detector import CamGroup, FrameStreamer, StatsGroup
+from .detector import CamGroup, StatsGroup
+from .frame_streamer import FrameStreamer
 from .lithiation import lithiate
 from .motor import SimMotor
 from .phantom import Phantom, default_phantom
+from .position_compare import PositionCompareGroup
 from .render import FrameRenderer, default_integrator
 
 DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
@@ -161,7 +164,7 @@ class CellGroup(PVGroup):
 class BeamlineIOC(PVGroup):
     """All simulated EPICS hardware of the beamline in one IOC."""
 
-    x = SubGroup(SimMotor, prefix="x", velocity=5.0, accel_time=0.01, limits=(-5.0, 5.0))
+    x = SubGroup(SimMotor, prefix="x", velocity=10.0, accel_time=0.002, limits=(-5.0, 5.0))
     rot = SubGroup(
         SimMotor, prefix="rot", velocity=360.0, accel_time=0.02, limits=(-370.0, 370.0), units="deg"
     )
@@ -169,6 +172,7 @@ class BeamlineIOC(PVGroup):
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
     trig = SubGroup(TriggerGroup, prefix="trig:")
+    pc = SubGroup(PositionCompareGroup, prefix="pc:", axis="x")
     cell = SubGroup(CellGroup, prefix="cell:")
     sim = SubGroup(SimGroup, prefix="sim:")
     diode = pvproperty(value=DIODE_FULL_BEAM, precision=1, units="counts/s", read_only=True)
@@ -195,6 +199,7 @@ class BeamlineIOC(PVGroup):
             streamer=streamer,
             stage=self.stage_state,
             stats=self.stats,
+            pulse=self.pc.next_pulse,
         )
         self.pvdb.update(self.cam.pvdb)
         self.pvdb.update(self.stats.pvdb)
@@ -214,8 +219,9 @@ class BeamlineIOC(PVGroup):
         beam = (self.beam.current() if self.beam.On.value else 0.0) / REFERENCE_CURRENT
         return beam * (1.0 if self.shutter.Status.value else 0.0)
 
-    def stage_state(self) -> tuple[float, float, float]:
-        return self.rot.position, self.x.position, self.flux()
+    def stage_state(self, when: float) -> tuple[float, float, float]:
+        """(angle, translation) at monotonic time ``when``, and the flux now."""
+        return self.rot.position_at_time(when), self.x.position_at_time(when), self.flux()
 
     @diode.scan(period=0.05)
     async def diode(self, instance, async_lib) -> None:
@@ -286,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     streamer = FrameStreamer(renderer, args.stream, prepare=sample)
     streamer.start()
     enable_tcp_nodelay()
+    # the frame streamer renders in a thread of this process: hand the GIL back to the
+    # CA server's event loop within 1 ms, not the default 5 ms, between its numpy calls
+    sys.setswitchinterval(0.001)
     ioc = BeamlineIOC(
         prefix=args.prefix, streamer=streamer, sample_state=sample, topup=artefacts.decay
     )

@@ -52,6 +52,20 @@ def position_at(t: float, start: float, target: float, velocity: float, accel_ti
     return start + sign * s
 
 
+def time_at(position: float, start: float, target: float, velocity: float, accel: float) -> float:
+    """Seconds into the move from ``start`` to ``target`` when it passes ``position``
+    (which must lie between them): the profile is monotonic, so bisection."""
+    lo, hi = 0.0, move_duration(target - start, velocity, accel)
+    sign = 1.0 if target >= start else -1.0
+    for _ in range(50):  # far below a nanosecond for any move of this simulator
+        mid = (lo + hi) / 2
+        if sign * (position_at(mid, start, target, velocity, accel) - position) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 class SimMotor(PVGroup):
     """One motor record at ``{prefix}`` with fields ``{prefix}.RBV`` etc."""
 
@@ -76,11 +90,35 @@ class SimMotor(PVGroup):
     def position(self) -> float:
         """Where the stage is now (the encoder, for the detector simulator: exact on the
         motion profile, not the readback, which is posted every ``TICK``)."""
+        return self.position_at_time(time.monotonic())
+
+    def position_at_time(self, when: float) -> float:
+        """Where the stage is at monotonic time ``when`` on the present move (or at rest)."""
         traj = self._trajectory
         if traj is not None:
             start, target, t0, velocity, accel = traj
-            return position_at(time.monotonic() - t0, start, target, velocity, accel)
+            return position_at(when - t0, start, target, velocity, accel)
         return float(self.motor.field_inst.user_readback_value.value)
+
+    @property
+    def moving(self) -> bool:
+        """On a move now (the profile, not DMOV)."""
+        return self._trajectory is not None
+
+    def crossing(self, position: float, direction: int) -> float | None:
+        """Monotonic time at which the present move passes ``position`` going in
+        ``direction`` (+1, -1); None if it does not, or did more than a tick ago (a
+        position-compare output, like a motion controller's PSO)."""
+        traj = self._trajectory
+        if traj is None:
+            return None
+        start, target, t0, velocity, accel = traj
+        if (target - start) * direction <= 0 or not min(start, target) <= position <= max(
+            start, target
+        ):
+            return None
+        when = t0 + time_at(position, start, target, velocity, accel)
+        return when if when >= time.monotonic() - TICK else None
 
     async def _apply_limits(self, lo: float, hi: float) -> None:
         await self.motor.write_metadata(lower_ctrl_limit=lo, upper_ctrl_limit=hi)

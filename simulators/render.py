@@ -25,6 +25,7 @@ from .phantom import Phantom
 from .phases import get_phase
 
 SPOT_PHASE = "Al"  # the coarse-grained current collector
+POISSON_ROWS = 16  # rows per Poisson draw (about 0.5 ms each)
 SPOTS_PER_FRAME = 6
 SPOT_WIDTH = np.deg2rad(0.2)  # rad of azimuth (σ): single-crystal spots are sharp
 ZINGER_COUNTS = (500.0, 5000.0)  # a cosmic hit deposits this many counts (uniform)
@@ -323,7 +324,12 @@ class FrameRenderer:
         self, theta_deg: float, x_mm: float, exposure: float, flux: float, rng: np.random.Generator
     ) -> np.ndarray:
         """A Poisson-noisy frame of counts (uint32), with zingers if they are on."""
-        frame = rng.poisson(self.expected(theta_deg, x_mm, exposure, flux, rng)).astype(np.uint32)
+        lam = self.expected(theta_deg, x_mm, exposure, flux, rng)
+        frame = np.empty(lam.shape, np.uint32)
+        # in blocks of rows: one draw over the whole frame holds the GIL for ~8 ms, which
+        # the IOC's event loop (in the same process) would wait out at every trigger
+        for k in range(0, lam.shape[0], POISSON_ROWS):
+            frame[k : k + POISSON_ROWS] = rng.poisson(lam[k : k + POISSON_ROWS])
         if self.artefacts.zingers:
             hits = rng.binomial(frame.size, self.artefacts.zingers)
             where = rng.integers(0, frame.size, hits)

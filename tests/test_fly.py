@@ -227,16 +227,19 @@ def test_interlaced_angles_cover_the_half_turn_in_each_subscan() -> None:
 
 
 def test_interlaced_fly_scan_reconstructs_the_grain(
-    beamline, processor, poni_file, point_sample, wait_written
+    beamline, processor, poni_file, point_sample, wait_written, tmp_path
 ):
-    """Angles in interlaced order land in the right sinogram rows (by angle, not time)."""
+    """Angles in interlaced order land in the right sinogram rows (by angle, not time);
+    the position compare centres every frame on its point, whatever the host's load."""
     from operando.plans.presets import interlaced_angles
+    from operando.protocols.raw_frames import read_series
 
     proc, results = processor
     pub = connect_publisher(proc.info["docs"], results)
     RE = RunEngine({})
     RE.subscribe(pub)
     translations = ((np.arange(N) - (N - 1) / 2) * PX).tolist()
+    beamline.det.raw_folder.put(str(tmp_path / "raw"))
     try:
         RE(
             fly_xrdct(
@@ -252,5 +255,10 @@ def test_interlaced_fly_scan_reconstructs_the_grain(
         msg = wait_written(results)
     finally:
         pub.close()
+        beamline.det.raw_folder.put("")
     assert msg["event"] == "written" and msg["missing"] == []
     assert_grain_in_place(msg["path"])
+    # each frame's translation mid-exposure (the simulator's encoder, in the raw file)
+    (raw,) = (tmp_path / "raw").glob("*.h5")
+    seen = np.array([u["translation"] for u in read_series(raw).user_data]).reshape(24, N)
+    assert np.abs(np.sort(seen, axis=1) - np.array(translations)).max() < 1e-3 * PX
