@@ -70,6 +70,8 @@ def make_devices(
         i_max=cfg.potentiostat.i_max,
         sample_interval=cfg.potentiostat.sample_interval,
     )
+    pstat.lease.put(cfg.potentiostat.lease)
+    pstat.watchdog.put(cfg.potentiostat.watchdog)
     diode_t = None
     if cfg.epics.transmission:
         diode_t = beam_monitor(f"{prefix}{cfg.epics.transmission}", name="diode_t", fake=fake)

@@ -13,6 +13,9 @@ v_min = 2.5                  # V, safe window
 v_max = 4.4
 i_max = 1e-3                 # A
 sample_interval = 1.0        # s between data packages (instrument clock)
+lease = 60.0                 # s (instrument clock): longest script of a CC/CV step, so the
+                             # cell is at open circuit within one lease if the host dies
+watchdog = 0.0               # s without a data package before a step fails (0: 10 intervals)
 
 [detector]
 exposure = 0.01              # s per frame
@@ -55,6 +58,8 @@ class PotentiostatConfig:
     v_max: float = 4.4
     i_max: float = 1e-3
     sample_interval: float = 1.0
+    lease: float = 60.0
+    watchdog: float = 0.0
 
 
 @dataclass

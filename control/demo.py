@@ -162,6 +162,8 @@ def run_demo(
         )
         log.info("  starting simulators (IOC, potentiostat) and the live processor ...")
         soc, factor = (0.98, TIME_FACTOR) if protocol == "minimal" else (0.6, 2 * TIME_FACTOR)
+        # a lease is instrument time: on this accelerated instrument, one wall minute
+        cfg.potentiostat.lease = 60.0 * factor
         if art.any:
             log.info("  artefacts: %s; corrections: %s; integration: %s", art, corrections, method)
         ioc = launcher.start_ioc(prefix, port, phantom_path, poni, x_ref=0.98, artefacts=str(art))

@@ -7,7 +7,7 @@ naming the value and the limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class SafetyLimitError(ValueError):
@@ -100,3 +100,9 @@ class SafetyWindow:
         duration = step.duration if isinstance(step, OCV) else step.timeout
         if not duration > 0:
             raise SafetyLimitError(f"{name}: step duration {duration} s must be > 0")
+
+
+def leased(step: ConstantCurrent | ConstantVoltage, duration: float) -> Step:
+    """The first ``duration`` s of a constant-current or constant-voltage step (same
+    setpoint and limit): one lease of it."""
+    return replace(step, timeout=min(step.timeout, duration))

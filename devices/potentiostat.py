@@ -5,6 +5,9 @@ checks the step against the safety window *before anything is sent*, runs it as 
 MethodSCRIPT script, and returns a :class:`StepStatus` whose ``reason`` says why it
 ended (``"voltage_limit"``, ``"current_limit"``, ``"timeout"``, ``"aborted"``, ``"done"``).
 ``stop()`` aborts the script; the instrument then leaves the cell at open circuit.
+Constant-current and -voltage steps run as scripts of at most ``lease`` s each,
+re-issued seamlessly, and a watchdog fails a step whose instrument goes silent
+(:mod:`.step_runner`).
 
 Every data package is logged with the host clock; ``kickoff``/``complete``/``collect``
 emit the log since the last kickoff as the ``electrochemistry`` stream.
@@ -33,6 +36,7 @@ from .ec_steps import (
     TriggeredDischarge,
 )
 from .methodscript_client import MethodScriptClient, PotentiostatError
+from .step_runner import StepRunner
 
 __all__ = [
     "MODES",
@@ -61,6 +65,7 @@ class StepStatus(DeviceStatus):
 
     reason: str = ""
     elapsed: float = 0.0
+    segments: int = 1  # scripts (leases) the step ran as
 
 
 class Potentiostat(Device):
@@ -77,6 +82,10 @@ class Potentiostat(Device):
     v_max = Cpt(Signal, value=4.4, kind="config")
     i_max = Cpt(Signal, value=1e-3, kind="config")
     sample_interval = Cpt(Signal, value=1.0, kind="config")
+    # s (instrument clock): longest script of a CC/CV step; the cell is at open circuit
+    # within one lease of the host's death. 0: one script per step
+    lease = Cpt(Signal, value=60.0, kind="config")
+    watchdog = Cpt(Signal, value=0.0, kind="config")  # s (wall); 0: see watchdog_time()
     firmware = Cpt(Signal, value="", kind="config")
 
     def __init__(
@@ -103,6 +112,8 @@ class Potentiostat(Device):
         self._last_t: float | None = None
         self._timeout = timeout
         self._client: MethodScriptClient | None = None
+        self._runner: StepRunner | None = None
+        self._time_offset = 0.0  # instrument s of the step before the present lease
 
     # -- connection (nothing is opened before this) --------------------------------------
     def connect(self) -> None:
@@ -147,37 +158,56 @@ class Potentiostat(Device):
     # -- bluesky Movable -----------------------------------------------------------------
     def set(self, step: Step, **kwargs: Any) -> StepStatus:
         self.check_step(step)
-        script = self.script_for(step)
         status = StepStatus(self)
         if self.client.busy:
             self.client.abort()
         # label the log before the first package can arrive
         self.mode.put(MODES[type(step)])
         self.step.put(repr(step))
+        runner = StepRunner(
+            self.client,
+            step,
+            self.script_for,
+            lease=float(self.lease.get()),
+            watchdog=self.watchdog_time(),
+            ended_by_time=lambda s, last: self._reason(s, last, False) == "timeout",
+            on_segment=self._next_segment,
+            name=self.name,
+        )
+        self._time_offset = 0.0
         try:
-            run = self.client.run_script(script)
+            runner.start()
         except PotentiostatError:
             self.mode.put("ocp")
             raise
+        self._runner = runner
 
         def watch() -> None:
-            run.finished.wait()
+            try:
+                out = runner.run()
+            except PotentiostatError as exc:
+                self.mode.put("ocp")
+                status.set_exception(exc)
+                return
             self.mode.put("ocp")
-            status.elapsed = run.last.time if run.last and run.last.time is not None else 0.0
-            if run.lost:
-                status.reason = "disconnected"
-                status.set_finished()
-                return
-            if run.error and not run.aborted:
-                status.set_exception(
-                    PotentiostatError(f"{self.name}: step {step} failed: {run.error}")
-                )
-                return
-            status.reason = self._reason(step, run.last, run.aborted)
+            status.elapsed = out.elapsed
+            status.segments = out.segments
+            reason = self._reason(step, out.last, out.aborted)
+            status.reason = "disconnected" if out.lost else reason
             status.set_finished()
 
         threading.Thread(target=watch, daemon=True, name=f"{self.name}-step").start()
         return status
+
+    def watchdog_time(self) -> float:
+        """Wall seconds without a data package before a step fails (``watchdog``; 0 →
+        ten sample intervals, at least 10 s)."""
+        w = float(self.watchdog.get())
+        return w if w > 0 else max(10.0, 10 * float(self.sample_interval.get()))
+
+    def _next_segment(self, elapsed: float) -> None:
+        """A new lease starts: its script's clock restarts at 0, the step's goes on."""
+        self._time_offset = elapsed
 
     @staticmethod
     def _reason(step: Step, last: ms.DataPackage | None, aborted: bool) -> str:
@@ -197,7 +227,9 @@ class Potentiostat(Device):
         return "timeout"
 
     def stop(self, *, success: bool = False) -> None:
-        """Abort any step: the cell goes to open circuit."""
+        """Abort any step: the cell goes to open circuit (and no further lease is sent)."""
+        if self._runner is not None:
+            self._runner.halt()
         self.client.abort()
         self.mode.put("ocp")
 
@@ -212,7 +244,7 @@ class Potentiostat(Device):
     def _on_package(self, pkg: ms.DataPackage, stamp: float) -> None:
         v = pkg.potential if pkg.potential is not None else float("nan")
         i = pkg.current if pkg.current is not None else 0.0
-        t = pkg.time if pkg.time is not None else 0.0
+        t = (pkg.time if pkg.time is not None else 0.0) + self._time_offset
         if self._last_t is not None and t >= self._last_t:
             self.charge.put(self.charge.get() + i * (t - self._last_t), timestamp=stamp)
         self._last_t = t

@@ -38,6 +38,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from .disk_space import check_space
 from .stream_v2 import ImageMessage, StartMessage
 
 DEFAULT_PATTERN = "series_${id}_${uid}"  # ``${id}``: series id, ``${uid}``: its unique id
@@ -145,6 +146,7 @@ class RawSeriesWriter:
         data = self._dataset(frame.dtype)
         k = self.frames
         try:
+            check_space(self.path.parent, frame.nbytes + len(user), f"frame {image.image_id}")
             for ds in (data, self._ids, self._times, self._user):
                 ds.resize(k + 1, axis=0)
             data[k] = frame
@@ -153,7 +155,7 @@ class RawSeriesWriter:
             self._times[k] = numerator / denominator
             self._user[k] = user
             self._f.flush()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # HDF5's flush fails as RuntimeError
             raise RawFileError(f"raw file {self.path}: frame {image.image_id}: {exc}") from exc
         self.frames = k + 1
 
@@ -263,5 +265,5 @@ class RawRecorder:
             w, self.writer = self.writer, None
             try:
                 w.close(complete)
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:
                 self.error = self.error or f"raw file {w.path}: {exc}"

@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 import zmq
+from fault_table import (  # noqa: F401 (the fault table's fixture and hooks, for every test)
+    fault_table,
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)
 
 from operando.simulators import launcher
 
@@ -53,6 +58,7 @@ def beamline(ioc: launcher.SimProcess, pstat_sim: launcher.SimProcess) -> Iterat
     cfg.epics.prefix = ioc.info["prefix"]
     cfg.detector.exposure = 0.002
     cfg.potentiostat.sample_interval = 10.0
+    cfg.potentiostat.lease = 60.0 * 600  # one wall minute of the 600x instrument
     bl = build(cfg, potentiostat_url=pstat_sim.info["port"])
     yield bl
     bl.destroy()

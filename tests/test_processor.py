@@ -37,6 +37,7 @@ def _run(
     midway: tuple[int, Callable[[Processor], None]] | None = None,
     svd_rank: int = 0,
     corrections: tuple[str, ...] = ("normalise",),
+    uid: str = "run1",
 ) -> tuple[Processor, Path]:
     """A 4 x 6 step scan of a disc through the processor; ``midway`` = (after frame k, call)."""
     poni = tmp_path / "det.poni"
@@ -65,13 +66,13 @@ def _run(
     settings = ProcessingSettings(bins=100, svd_rank=svd_rank, corrections=corrections)
     proc = Processor("tcp://127.0.0.1:*", [], results, tmp_path, settings)
     proc.on_document(
-        "start", {"uid": "run1", "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"}
+        "start", {"uid": uid, "time": 0.0, "xrdct": geom.to_md(), "experiment_id": "e"}
     )
     proc.on_document(
         "descriptor",
         {
             "uid": "d1",
-            "run_start": "run1",
+            "run_start": uid,
             "name": "primary",
             "time": 0.5,
             "data_keys": {},
@@ -98,10 +99,12 @@ def _run(
         if midway is not None and k == midway[0]:
             midway[1](proc)
     proc.on_frame(sv2.encode(sv2.EndMessage(7, "s")))
-    proc.on_document("stop", {"uid": "stop1", "run_start": "run1", "time": 100.0})
-    proc.finisher.finish(proc.runs.scans.pop("run1"))
+    proc.on_document("stop", {"uid": "stop1", "run_start": uid, "time": 100.0})
+    try:
+        proc.finisher.finish(proc.runs.scans.pop(uid))
+    finally:
+        proc.close()
     path = proc.written[-1]
-    proc.close()
     return proc, path
 
 

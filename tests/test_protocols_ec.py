@@ -39,6 +39,7 @@ def start_sim(soc: float, replug_after: float = 2.0) -> launcher.SimProcess:
 def cell(request: pytest.FixtureRequest) -> Iterator[tuple[launcher.SimProcess, Potentiostat]]:
     sim = start_sim(request.param)
     pstat = Potentiostat(sim.info["port"], name="pstat", sample_interval=10.0)
+    pstat.lease.put(60.0 * 600)  # one wall minute of this 600x instrument (its steps: one script)
     pstat.connect()
     yield sim, pstat
     pstat.destroy()

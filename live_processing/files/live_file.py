@@ -16,11 +16,16 @@ written, the live file is removed.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from ...protocols.disk_space import check_space
+
+log = logging.getLogger(__name__)
 
 MIN_PERIOD = 1.0  # s between writes, at least; more when a write takes long
 
@@ -32,6 +37,8 @@ class LiveReconstructionFile:
         self, path: Path, y: np.ndarray, x: np.ndarray, q: np.ndarray, n_angles: int
     ) -> None:
         self.path = path
+        volume = len(y) * len(x) * len(q) * 4
+        check_space(path.parent, volume + n_angles, f"the live file {path.name}")
         self.file = h5py.File(path, "w", libver="latest")
         entry = self.file.create_group("entry")
         entry.attrs["NX_class"] = "NXentry"
@@ -51,7 +58,12 @@ class LiveReconstructionFile:
             g.attrs[f"{name}_indices"] = k
         self.projections = g.create_dataset("projections", shape=(n_angles,), dtype="u1")
         self.n_projections = g.create_dataset("n_projections", data=0, dtype="i8")
+        # every byte the file will need, claimed now: updates then only overwrite, so a
+        # disk that fills up during the scan cannot fail them (HDF5 does not survive a
+        # failed write well); a disk already full fails here, before the scan's frames
+        self.data[...] = 0.0
         self.file.swmr_mode = True
+        self.file.flush()
         self._last = 0.0
         self._period = MIN_PERIOD
 
@@ -71,6 +83,13 @@ class LiveReconstructionFile:
         self._period = max(MIN_PERIOD, 5.0 * (self._last - t0))
 
     def close(self, remove: bool = True) -> None:
-        self.file.close()
+        """Close (and by default delete) the file; a close that cannot flush (disk
+        full) still releases it, and the file, now unreadable, is deleted."""
+        try:
+            self.file.close()
+        except OSError as exc:
+            log.warning("live file %s: closed without its last flush (%s)", self.path, exc)
+            remove = True
+
         if remove:
             self.path.unlink(missing_ok=True)

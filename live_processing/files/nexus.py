@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from ...protocols.disk_space import check_space
+
 if TYPE_CHECKING:
     from ..tomography.sliding import WindowSlice
 
@@ -161,6 +163,8 @@ def write_run(
     sliding-window slice, as ``entry/window`` (its record in ``process``).
     """
     tmp = path.with_suffix(".h5.part")
+    arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
+    check_space(path.parent, sum(np.asarray(a).nbytes for a in arrays), f"the run file {path.name}")
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["default"] = "entry"
@@ -303,6 +307,7 @@ def update_electrochemistry(path: Path, log: ElectrochemistryLog) -> None:
     so a full disk or a crash meanwhile leaves the earlier file intact.
     """
     tmp = path.with_name(path.name + ".part")
+    check_space(path.parent, path.stat().st_size, f"a copy of {path.name}")
     try:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "a") as f:

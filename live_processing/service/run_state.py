@@ -10,6 +10,7 @@ volume uses the refined axis.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from ..tomography.corrections import Pipeline, Readings, StageError
 from ..tomography.corrections.base import Grid
 from ..tomography.incremental_fbp import IncrementalFBP
 from ..tomography.sinogram import Sinogram, fill_missing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,7 +92,13 @@ class RunState:
             fbp = IncrementalFBP(angles, n_t, n_q, step, axis=pipeline.axis)
         grid = (np.arange(n_t) - (n_t - 1) / 2) * step
         stem = stem or uid
-        live = LiveReconstructionFile(out_dir / f"{stem}.live.h5", grid, grid, integrator.q, n_a)
+        live: LiveReconstructionFile | None = None
+        live_path = out_dir / f"{stem}.live.h5"
+        try:
+            live = LiveReconstructionFile(live_path, grid, grid, integrator.q, n_a)
+        except OSError as exc:  # a full disk: the run goes on without its live view
+            log.error("run %s: no live file (%s); the run goes on", uid, exc)
+            live_path.unlink(missing_ok=True)
         sinogram = Sinogram(n_a, n_t, n_q)
         corrected = np.full((n_a, n_t, n_q), np.nan, dtype=np.float32)
         return cls(

@@ -1,5 +1,9 @@
-"""The fault suite: each test injects one fault and adds a row to the table printed at
-the end (fault, outcome, frames lost, cell state)."""
+"""The fault suite's table (fault, outcome, frames lost, cell state), printed at the end.
+
+A fault test adds its row with the ``fault_table`` fixture; the row travels on the
+test's report (``user_properties``), so the table is whole whether the tests ran in
+this process or in pytest-xdist workers.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,25 @@ import pytest
 
 ROWS: list[dict[str, str]] = []
 COLUMNS = ("fault", "outcome", "frames lost", "cell state")
+KEY = "fault_row"
 
 
 @pytest.fixture()
-def fault_table() -> Any:
+def fault_table(request: pytest.FixtureRequest) -> Any:
     """``fault_table(fault=..., outcome=..., frames_lost=..., cell=...)`` adds a row."""
 
     def add(*, fault: str, outcome: str, frames_lost: object, cell: str) -> None:
-        ROWS.append(dict(zip(COLUMNS, (fault, outcome, str(frames_lost), cell), strict=True)))
+        request.node.user_properties.append((KEY, [fault, outcome, str(frames_lost), cell]))
 
     return add
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":  # (in an xdist worker these rows are its own, not shown)
+        return
+    for key, value in report.user_properties:
+        if key == KEY:
+            ROWS.append(dict(zip(COLUMNS, value, strict=True)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
