@@ -44,6 +44,7 @@ class PositionCompare(Device):
 
     start = Cpt(EpicsSignal, "Start", kind="config")
     direction = Cpt(EpicsSignal, "Dir", string=True, kind="config")
+    arm = Cpt(EpicsSignal, "Arm", kind="omitted", put_complete=True)
     pulses = Cpt(EpicsSignalRO, "Pulses_RBV", kind="omitted")
 
 

@@ -272,7 +272,8 @@ def fly_xrdct(
             yield from bps.mv(stage.pc.start, edges[side], stage.pc.direction, DIRECTIONS[side])
             yield from bps.wait(group="rotate")
             lowest["value"] = math.inf
-            yield from bps.trigger(det, group="burst")  # armed: waits for the pulse
+            yield from bps.mv(stage.pc.arm, 1)  # armed (acknowledged) before x moves
+            yield from bps.trigger(det, group="burst")  # the burst waits for the pulse
             yield from bps.abs_set(stage.x, ends[1 - side], group="sweep")
             yield from bps.wait(group="burst")  # not the run-out: the next row waits for it
             at_start["side"] = 1 - side

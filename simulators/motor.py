@@ -105,10 +105,10 @@ class SimMotor(PVGroup):
         """On a move now (the profile, not DMOV)."""
         return self._trajectory is not None
 
-    def crossing(self, position: float, direction: int) -> float | None:
+    def crossing(self, position: float, direction: int, since: float) -> float | None:
         """Monotonic time at which the present move passes ``position`` going in
-        ``direction`` (+1, -1); None if it does not, or did more than a tick ago (a
-        position-compare output, like a motion controller's PSO)."""
+        ``direction`` (+1, -1); None if it does not, or did before ``since`` (a
+        position-compare output, like a motion controller's PSO, armed at ``since``)."""
         traj = self._trajectory
         if traj is None:
             return None
@@ -118,7 +118,7 @@ class SimMotor(PVGroup):
         ):
             return None
         when = t0 + time_at(position, start, target, velocity, accel)
-        return when if when >= time.monotonic() - TICK else None
+        return when if when >= since else None
 
     async def _apply_limits(self, lo: float, hi: float) -> None:
         await self.motor.write_metadata(lower_ctrl_limit=lo, upper_ctrl_limit=hi)

@@ -4,11 +4,12 @@
 Zebra/PandA gate): one pulse as the encoder passes ``Start`` going in ``Dir``.
 
 Wired to the detector's trigger input, it starts a fly-scan row's burst exactly where the
-row begins, whatever the control host is doing; the host only arms it. A burst armed on
+row begins, whatever the control host is doing; the host only arms it (``Arm``, before
+it starts the move). A burst armed on
 a pulse that never comes (the axis stopped short: a suspended scan) is reported as a
 burst of no frames, which the fly scan acquires again. PVs under
-``P pc:``: ``Start`` (the axis' units), ``Dir`` (``Positive``/``Negative``) and
-``Pulses_RBV`` (pulses sent).
+``P pc:``: ``Start`` (the axis' units), ``Dir`` (``Positive``/``Negative``), ``Arm``
+(1 arms for one pulse) and ``Pulses_RBV`` (pulses sent).
 """
 
 from __future__ import annotations
@@ -33,11 +34,20 @@ class PositionCompareGroup(PVGroup):
 
     Start = pvproperty(value=0.0, precision=5, units="mm", doc="compare position")
     Dir = pvproperty(value="Positive", enum_strings=DIRECTIONS, dtype=ChannelType.ENUM)
+    Arm = pvproperty(value=0, doc="1: arm for one pulse (the put completes once armed)")
     Pulses_RBV = pvproperty(value=0, read_only=True, doc="pulses sent")
 
     def __init__(self, *args, axis: str = "x", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._axis = axis
+        self._armed_at = float("inf")
+
+    @Arm.putter
+    async def Arm(self, instance, value):
+        # armed from now: a crossing from this moment on fires, however late this IOC's
+        # event loop gets round to the detector waiting for it
+        self._armed_at = time.monotonic() if value else float("inf")
+        return value
 
     async def next_pulse(self, timeout: float) -> float | None:
         """Wait for the axis to pass ``Start`` in ``Dir``; return the pulse's monotonic time.
@@ -51,7 +61,7 @@ class PositionCompareGroup(PVGroup):
         axis: SimMotor = getattr(self.parent, self._axis)
         deadline = time.monotonic() + timeout
         moved = False
-        while (when := axis.crossing(start, direction)) is None:
+        while (when := axis.crossing(start, direction, self._armed_at)) is None:
             moving = axis.moving
             if (moved and not moving) or time.monotonic() > deadline:
                 log.warning(
@@ -65,5 +75,7 @@ class PositionCompareGroup(PVGroup):
             moved = moved or moving
             await asyncio.sleep(TICK / 5)
         await asyncio.sleep(max(when - time.monotonic(), 0.0))
+        self._armed_at = float("inf")  # one pulse per arming
+        await self.Arm.write(0)
         await self.Pulses_RBV.write(int(self.Pulses_RBV.value) + 1)
         return when
