@@ -9,6 +9,7 @@ from typing import Any
 from ophyd import EpicsSignalRO
 from ophyd.sim import make_fake_device
 
+from ..devices.connection import IocConnection
 from ..devices.detector import StreamingDetector
 from ..devices.methodscript_client import PotentiostatError
 from ..devices.monitor import beam_monitor
@@ -32,6 +33,7 @@ class Beamline:
     pstat: Potentiostat
     trigger: TriggerLines
     diode_t: EpicsSignalRO | None = None  # transmitted-beam diode, if the beamline has one
+    connection: IocConnection | None = None  # the IOC's PVs all connected (after build())
 
     def destroy(self) -> None:
         self.pstat.destroy()
@@ -124,4 +126,6 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
         bl.pstat.connect()
     except PotentiostatError as exc:
         raise ConfigError(f"potentiostat: {exc}") from exc
+    watched = [bl.stage.x.user_readback, bl.stage.rot.user_readback, bl.det.array_counter]
+    bl.connection = IocConnection([*watched, bl.diode])
     return bl

@@ -62,7 +62,7 @@ def _demo(args: argparse.Namespace) -> int:
     repeater = launcher.start_repeater(port)
     try:
         from .config import load_config
-        from .demo import DemoInterrupted, run_demo
+        from .demo import DemoFailedError, DemoInterrupted, run_demo
 
         cfg = load_config(args.config) if args.config else None
         try:
@@ -85,6 +85,14 @@ def _demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
+        except DemoFailedError as failed:
+            kept = ", ".join(p.name for p in failed.result.paths) or "no scan file"
+            print(
+                f"operando: the plan failed: {failed}; the cell was put to open circuit; "
+                f"kept {kept} in {failed.result.out} (-v for the traceback)",
+                file=sys.stderr,
+            )
+            return 1
     finally:
         repeater.stop()
     print(result.summary.table(result.files))

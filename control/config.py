@@ -6,6 +6,7 @@ prefix = "SIM:"              # PV prefix of stage (x, rot, z), diode, shutter, d
 connection_timeout = 5.0     # s
 ca_addr_list = ""            # sets EPICS_CA_ADDR_LIST if given (loopback IOC: "127.0.0.1:5064")
 transmission = ""            # PV (after the prefix) of a transmitted-beam diode; "" if none
+ioc_timeout = 30.0           # s a plan waits, suspended, for a lost IOC before it fails
 
 [potentiostat]
 url = "/dev/ttyUSB0"         # anything serial_for_url takes; "sim" starts the simulator
@@ -49,6 +50,7 @@ class EpicsConfig:
     connection_timeout: float = 5.0
     ca_addr_list: str = ""
     transmission: str = ""
+    ioc_timeout: float = 30.0
 
 
 @dataclass

@@ -65,6 +65,15 @@ class DemoResult:
         return list(self.files.values())
 
 
+class DemoFailedError(RuntimeError):
+    """The plan failed (a lost IOC, a limit): its cleanup put the cell at open circuit;
+    ``result`` holds what was kept, ``error`` why."""
+
+    def __init__(self, result: DemoResult, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.result, self.error = result, error
+
+
 class DemoInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the demo: the plan was aborted safely; ``result`` holds what was kept."""
 
@@ -195,7 +204,8 @@ def run_demo(
             pot.info["port"],
             beamline.pstat.firmware.get(),
         )
-        RE = make_run_engine(supervisor, spool=spool)
+        ioc_watch = (beamline.connection, cfg.epics.ioc_timeout) if beamline.connection else None
+        RE = make_run_engine(supervisor, spool=spool, ioc=ioc_watch)
         RE.subscribe(result.summary)
         plan = demo_plan(
             beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph)
@@ -209,6 +219,10 @@ def run_demo(
             RE.abort("interrupted by the user")
             collect_files(supervisor, result)
             raise DemoInterrupted(result) from None
+        except Exception as exc:  # the plan failed: its cleanup has run (open circuit)
+            log.debug("the plan failed", exc_info=True)
+            collect_files(supervisor, result)
+            raise DemoFailedError(result, exc) from exc
         collect_files(supervisor, result)
         log.info("done in %.0f s: %d scan files", time.monotonic() - t_start, len(result.files))
         return result

@@ -13,6 +13,7 @@ import zmq
 from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
 
+from ..devices.connection import IocConnection, ioc_suspender
 from ..protocols.jsonable import jsonable
 from ..protocols.streams import Report
 from .errors import ConfigError
@@ -73,13 +74,18 @@ def make_run_engine(
     publisher: Callable[[str, dict[str, Any]], Any] | None,
     progress: bool = True,
     spool: DocumentSpool | Path | None = None,
+    ioc: tuple[IocConnection, float] | None = None,
 ) -> RunEngine:
     """A RunEngine with the document spool, the publisher and scan progress subscribed.
 
     ``spool``: what keeps every document (:mod:`.spool`; a folder or the spool itself);
-    subscribed first, so a document is on disk before anything else sees it.
+    subscribed first, so a document is on disk before anything else sees it. ``ioc``:
+    (the beamline's IOC connection, s to wait for it): a lost IOC suspends the plan for
+    that long, then fails it (:func:`..devices.connection.ioc_suspender`).
     """
     RE = RunEngine({}, call_returns_result=True)
+    if ioc is not None:
+        RE.install_suspender(ioc_suspender(*ioc))
     if spool is not None:
         RE.subscribe(spool if isinstance(spool, DocumentSpool) else DocumentSpool(spool))
     if publisher is not None:

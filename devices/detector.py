@@ -20,6 +20,7 @@ the detector itself, whatever the live processor does; ``file_path`` is configur
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, runtime_checkable
 
 from ophyd import Component as Cpt
@@ -27,6 +28,8 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import Status, SubscriptionStatus
 
 from .brief import BriefRepr
+
+log = logging.getLogger(__name__)
 
 EXPOSURE_LIMITS = (1e-4, 100.0)  # s
 BURST_LIMITS = (1, 10_000_000)  # frames per trigger
@@ -74,6 +77,10 @@ class FrameDetector(Protocol):
     def read(self) -> dict[str, Any]: ...
     def stage(self) -> list[Any]: ...
     def unstage(self) -> list[Any]: ...
+
+
+class DetectorRestartedError(RuntimeError):
+    """The detector's IOC restarted mid-series: the series it armed is gone."""
 
 
 class RawWriteError(OSError):
@@ -134,6 +141,7 @@ class StreamingDetector(BriefRepr, Device):
         super().__init__(prefix, name=name, **kwargs)
         self.exposure.put(exposure)
         self._next_index = 0
+        self._armed_uid = ""  # the series uid staging armed ("" when not staged)
 
     def stage(self) -> list[Any]:
         exposure, burst = float(self.exposure.get()), int(self.burst.get())
@@ -154,11 +162,34 @@ class StreamingDetector(BriefRepr, Device):
                 self.acquire.set(0).wait(10)
                 raise RawWriteError(f"{self.name}: raw frames: {status}")
         self._next_index = 0
+        self._armed_uid = str(self.series_uid.get(use_monitor=False) or "").strip()
         return super().stage()
 
+    def resume(self) -> None:
+        """After a suspension (a lost IOC, no beam): the series must still be armed.
+
+        An IOC that restarted meanwhile has lost it, and its frame ids start again;
+        the scan cannot go on in it, so it fails here, saying why, rather than at the
+        next trigger.
+        """
+        super().resume()
+        if not self._armed_uid:
+            return
+        now = str(self.series_uid.get(use_monitor=False) or "").strip()
+        if now != self._armed_uid:
+            raise DetectorRestartedError(
+                f"{self.name}: the IOC restarted while the scan was suspended and the "
+                f"detector lost its series {self._armed_uid[:8]} (now {now[:8] or 'none'}); "
+                "the scan cannot resume in it"
+            )
+
     def unstage(self) -> list[Any]:
+        self._armed_uid = ""
         try:
-            self.acquire.set(0).wait(10)  # ends the series: the stream 'end' message
+            if self.acquire.connected:
+                self.acquire.set(0).wait(10)  # ends the series: the stream 'end' message
+            else:  # a lost IOC: nothing to end; the plan's own error says why
+                log.warning("%s: not connected; its series is not ended", self.name)
         finally:
             result = super().unstage()
         return result

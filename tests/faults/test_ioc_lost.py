@@ -1,0 +1,106 @@
+"""``kill -9`` of the IOC mid-scan, not restarted: the demo suspends the plan, waits
+``[epics] ioc_timeout`` for the IOC, then fails it with one clear line (no traceback);
+the cleanup puts the cell at open circuit, the partial scan is written, and nothing of
+the demo's is left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from test_demo_signals import _wait_for_row, _wait_gone, sim_processes, tagged
+
+TIMEOUT = 3.0  # s the plan waits for the IOC
+
+
+def test_a_lost_ioc_fails_the_plan_clearly_and_keeps_the_partial_scan(
+    tmp_path: Path, fault_table
+) -> None:
+    config = tmp_path / "beamline.toml"
+    config.write_text(f"[epics]\nioc_timeout = {TIMEOUT}\n")
+    tag, env = tagged()
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--size", "tiny", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
+    seen = _wait_for_row(proc, 3)
+    (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
+    os.kill(int(ioc.split()[0]), signal.SIGKILL)
+    _rest, err = proc.communicate(timeout=240)
+    err = "".join(seen) + err
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "the IOC is lost:" in err and "x.RBV" in err, err[-2000:]
+    assert f"not back within {TIMEOUT:g} s" in err and "cell was put to open circuit" in err
+    (scan,) = out.glob("scan*.h5")  # the partial scan, written
+    with h5py.File(scan) as f:
+        missing = f["entry/sinogram/missing"][()]
+    rows = int(np.count_nonzero(~missing.any(axis=1)))
+    assert 2 <= rows < missing.shape[0], rows  # the rows acquired kept, the rest flagged
+    assert not _wait_gone(tag)
+    fault_table(
+        fault="IOC kill -9 mid-scan, not restarted",
+        outcome=f"suspended, then failed after {TIMEOUT:g} s: 'the IOC is lost: …'; "
+        f"{rows} rows written",
+        frames_lost="none acknowledged",
+        cell="open circuit (plan cleanup)",
+    )
+
+
+def test_an_ioc_restarted_mid_scan_fails_the_scan_clearly(tmp_path: Path, fault_table) -> None:
+    """The IOC comes back within ``ioc_timeout`` (a procServ restart): the plan resumes,
+    and the detector finds its armed series gone, so the scan fails saying so (resuming
+    in a new series is not done yet), with the cell at open circuit and the rows kept."""
+    tag, env = tagged()
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--size", "tiny"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
+    seen = _wait_for_row(proc, 3)
+    (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
+    pid = int(ioc.split()[0])
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    ioc_env = dict(
+        kv.split(b"=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if kv
+    )
+    os.kill(pid, signal.SIGKILL)
+    again = subprocess.Popen(argv, env=ioc_env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _rest, err = proc.communicate(timeout=240)
+    finally:
+        again.kill()
+        again.wait(timeout=30)
+    err = "".join(seen) + err
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "the IOC restarted while the scan was suspended" in err, err[-2000:]
+    assert "cell was put to open circuit" in err
+    (scan,) = out.glob("scan*.h5")
+    with h5py.File(scan) as f:
+        missing = f["entry/sinogram/missing"][()]
+    rows = int(np.count_nonzero(~missing.any(axis=1)))
+    assert 2 <= rows < missing.shape[0], rows
+    assert not _wait_gone(tag)
+    fault_table(
+        fault="IOC kill -9 mid-scan, restarted",
+        outcome="resumed; the detector's series gone: scan failed saying so (no resume yet)",
+        frames_lost="none acknowledged",
+        cell="open circuit (plan cleanup)",
+    )
