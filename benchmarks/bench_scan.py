@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import zmq
+from sim_devices import scan_devices, start_sim_ioc
 
 
 def drain(address: str, stop: threading.Event, counts: dict[str, int]) -> None:
@@ -46,17 +43,7 @@ def main() -> None:
     n_x, n_rot = (41, 6) if args.quick else (101, 20)
     step = 0.01  # mm: 1 mm/s at 0.01 s frames
 
-    from operando.simulators import launcher
-
-    port = launcher.free_port()
-    os.environ.update(launcher.ca_client_env(port))
-    repeater = launcher.start_repeater(port)
-    work = Path(tempfile.mkdtemp(prefix="bench-scan-"))
-    from operando.simulators.phantom import default_phantom
-
-    default_phantom(n_x, step).save(work / "phantom.h5")
-    prefix = f"B{uuid.uuid4().hex[:6].upper()}:"
-    ioc = launcher.start_ioc(prefix, port, work / "phantom.h5", work / "det.poni")
+    repeater, ioc, work, prefix = start_sim_ioc(n_x, step, "bench-scan")
     stop = threading.Event()
     counts = {"images": 0}
     drainer = threading.Thread(target=drain, args=(ioc.info["stream"], stop, counts))
@@ -66,16 +53,9 @@ def main() -> None:
         from bluesky import RunEngine
         from bluesky.plans import grid_scan
 
-        from operando.devices.detector import StreamingDetector
-        from operando.devices.monitor import beam_monitor
-        from operando.devices.stage import TomoStage
         from operando.plans.fly import fly_xrdct
 
-        stage = TomoStage(prefix, name="stage")
-        det = StreamingDetector(f"{prefix}det:", name="det", exposure=args.exposure)
-        diode = beam_monitor(f"{prefix}diode")
-        for dev in (stage, det, diode):
-            dev.wait_for_connection(timeout=10)
+        stage, det, diode = scan_devices(prefix, args.exposure)
         RE = RunEngine({})  # noqa: N806 (the conventional name)
         half = (n_x - 1) / 2 * step
         angles = np.linspace(0, 180, n_rot, endpoint=False)

@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import h5py
 import numpy as np
+from sim_devices import scan_devices, start_sim_ioc
 
 
 def rss_mb(pid: int) -> float:
@@ -57,15 +56,7 @@ def main() -> None:
 
     from operando.simulators import launcher
 
-    port = launcher.free_port()
-    os.environ.update(launcher.ca_client_env(port))
-    repeater = launcher.start_repeater(port)
-    work = Path(tempfile.mkdtemp(prefix="soak-"))
-    from operando.simulators.phantom import default_phantom
-
-    default_phantom(n_x, step).save(work / "phantom.h5")
-    prefix = f"S{uuid.uuid4().hex[:6].upper()}:"
-    ioc = launcher.start_ioc(prefix, port, work / "phantom.h5", work / "det.poni")
+    repeater, ioc, work, prefix = start_sim_ioc(n_x, step, "soak")
     import zmq
 
     ctx = zmq.Context()
@@ -80,16 +71,9 @@ def main() -> None:
         from bluesky import RunEngine
 
         from operando.control.session import ProcessorLink
-        from operando.devices.detector import StreamingDetector
-        from operando.devices.monitor import beam_monitor
-        from operando.devices.stage import TomoStage
         from operando.plans.fly import fly_xrdct
 
-        stage = TomoStage(prefix, name="stage")
-        det = StreamingDetector(f"{prefix}det:", name="det", exposure=args.exposure)
-        diode = beam_monitor(f"{prefix}diode")
-        for dev in (stage, det, diode):
-            dev.wait_for_connection(timeout=10)
+        stage, det, diode = scan_devices(prefix, args.exposure)
         det.raw_folder.put(str(work / "raw"))
         link = ProcessorLink(proc.info["docs"], results_addr)
         RE = RunEngine({})  # noqa: N806 (the conventional name)

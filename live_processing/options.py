@@ -77,6 +77,12 @@ def add_processor_arguments(p: argparse.ArgumentParser) -> None:
         "--collect", metavar="ADDR", help="bind address for workers' patterns (default loopback)"
     )
     p.add_argument(
+        "--keys",
+        type=Path,
+        metavar="DIR",
+        help="CURVE keys: workers authenticate (needed to bind --dispatch/--collect off-host)",
+    )
+    p.add_argument(
         "--method",
         choices=METHODS,
         help="mean, 10 %% trimmed mean (zingers, spots) or sigma clipping (default mean)",

@@ -31,6 +31,7 @@ from ..protocols.child_process import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.processing import ProcessingSettings, SettingsError
 from ..protocols.streams import Report
+from .curve import CurveError
 from .options import add_processor_arguments, settings_from_args
 from .service.finisher import Finisher
 from .service.intake import FrameIntake
@@ -52,6 +53,7 @@ class Processor:
         settings: ProcessingSettings | None = None,
         dispatch: str | None = None,
         collect: str | None = None,
+        keys: Path | None = None,
     ) -> None:
         self.settings = settings or ProcessingSettings()
         self.ctx = zmq.Context()
@@ -77,6 +79,7 @@ class Processor:
                 self.settings.workers,
                 dispatch or "tcp://127.0.0.1:*",
                 collect or "tcp://127.0.0.1:*",
+                keys,
             )
         self.runs = Runs(self.settings, out_dir, self.report, self._on_descriptor)
         self.intake = FrameIntake(self.runs, self.report, self.pool)
@@ -197,15 +200,19 @@ def serve(args: Any) -> None:
         Pipeline.check(settings.corrections)
     except (SettingsError, StageError) as exc:
         raise SystemExit(f"live processor: {exc}") from None
-    proc = Processor(
-        args.docs,
-        args.frames,
-        args.results,
-        args.out,
-        settings,
-        dispatch=args.dispatch,
-        collect=args.collect,
-    )
+    try:
+        proc = Processor(
+            args.docs,
+            args.frames,
+            args.results,
+            args.out,
+            settings,
+            dispatch=args.dispatch,
+            collect=args.collect,
+            keys=args.keys,
+        )
+    except CurveError as exc:
+        raise SystemExit(f"live processor: {exc}") from None
     ready: dict[str, Any] = {"docs": proc.docs_address}
     if proc.pool is not None:
         ready.update(dispatch=proc.pool.dispatch_address, collect=proc.pool.collect_address)

@@ -7,7 +7,8 @@ and the raw pixels (zero-copy). A worker PULLs them, integrates with
 :class:`.integration.integrate.Integrator` (cached by the spec's key) and PUSHes back a JSON
 header and the float32 pattern. Workers can run on this machine (``--workers N`` of the
 processor starts them) or on others: ``python -m operando.live_processing.workers
---dispatch ADDR --collect ADDR`` connects to the processor's two bound addresses.
+--dispatch ADDR --collect ADDR`` connects to the processor's two bound addresses. Bound
+off this host, both pipes need CURVE keys (``--keys DIR``; :mod:`.curve`).
 
 High-water marks are small on both pipes, so a slow worker pool makes the processor
 stop reading the detector stream (whose PUSH then blocks): back-pressure, never an
@@ -23,12 +24,14 @@ import signal
 import subprocess
 import sys
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
 
 from ..protocols.child_process import announce, die_with_parent
+from .curve import LOCAL, CurveError, CurveServer, is_loopback, secure_client
 from .integration.integrate import IntegratorCache
 
 HWM = 4  # messages per pipe: each is a 2M frame (~12 MB)
@@ -41,12 +44,23 @@ class WorkerPool:
     ``collect_address``. Frames wait in a one-deep queue while every worker is busy.
     """
 
-    def __init__(self, ctx: zmq.Context, n: int, dispatch: str, collect: str) -> None:
+    def __init__(
+        self, ctx: zmq.Context, n: int, dispatch: str, collect: str, keys: Path | None = None
+    ) -> None:
+        if keys is None and not (is_loopback(dispatch) and is_loopback(collect)):
+            raise CurveError(
+                f"workers bound off this host ({dispatch}, {collect}) need CURVE keys: "
+                "--keys DIR (make them with python -m operando.live_processing.curve DIR NAME)"
+            )
+        self.curve = CurveServer(ctx, keys) if keys is not None else None
         self.dispatch = ctx.socket(zmq.PUSH)
         self.dispatch.setsockopt(zmq.SNDHWM, HWM)
         self.dispatch.setsockopt(zmq.LINGER, 0)
-        self.dispatch.bind(dispatch)
         self.collect = ctx.socket(zmq.PULL)
+        if self.curve is not None:
+            self.curve.secure(self.dispatch)
+            self.curve.secure(self.collect)
+        self.dispatch.bind(dispatch)
         self.collect.bind(collect)
         self.dispatch_address = self.dispatch.getsockopt_string(zmq.LAST_ENDPOINT)
         self.collect_address = self.collect.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -56,6 +70,8 @@ class WorkerPool:
         self._pending: deque[tuple[bytes, np.ndarray]] = deque()
         cmd = [sys.executable, "-m", "operando.live_processing.workers"]
         addresses = ["--dispatch", self.dispatch_address, "--collect", self.collect_address]
+        if keys is not None:
+            addresses += ["--keys", str(keys), "--name", LOCAL]
         # the parallelism is the workers: each gets its share of the cores for its numba
         # threads (the robust engines), so n workers do not oversubscribe the machine
         env = dict(os.environ)
@@ -112,19 +128,26 @@ class WorkerPool:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if self.curve is not None:
+            self.curve.stop()
 
 
 class Worker:
     """One integration worker: PULL from ``dispatch``, PUSH to ``collect``."""
 
-    def __init__(self, dispatch: str, collect: str) -> None:
+    def __init__(
+        self, dispatch: str, collect: str, keys: Path | None = None, name: str = LOCAL
+    ) -> None:
         self.ctx = zmq.Context()
         self.inbox = self.ctx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.RCVHWM, HWM)
-        self.inbox.connect(dispatch)
         self.outbox = self.ctx.socket(zmq.PUSH)
         self.outbox.setsockopt(zmq.SNDHWM, 64)
         self.outbox.setsockopt(zmq.LINGER, 5000)
+        if keys is not None:  # a processor with CURVE: authenticate as worker ``name``
+            secure_client(self.inbox, keys, name)
+            secure_client(self.outbox, keys, name)
+        self.inbox.connect(dispatch)
         self.outbox.connect(collect)
         self.integrator = IntegratorCache()
         self.stop_requested = False  # set by a signal handler
@@ -161,8 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dispatch", required=True, help="the processor's dispatch address")
     p.add_argument("--collect", required=True, help="the processor's collect address")
+    p.add_argument("--keys", type=Path, help="CURVE keys folder (a processor bound off-host)")
+    p.add_argument("--name", default=LOCAL, help="this worker's key pair in KEYS/workers")
     args = p.parse_args(argv)
-    worker = Worker(args.dispatch, args.collect)
+    try:
+        worker = Worker(args.dispatch, args.collect, args.keys, args.name)
+    except CurveError as exc:
+        p.error(str(exc))
 
     def stop(signum: int, frame: Any) -> None:
         worker.stop_requested = True  # a flag: an exception raised here could be swallowed

@@ -1,14 +1,26 @@
 """The simulated detector's frame pipeline: render each exposure, keep it, stream it.
 
 One worker thread takes the IOC's queued exposures in order, renders each frame from the
-phantom (:mod:`.render`), writes it to the raw file of its series (the file writer) and
-pushes it over ZMQ (Stream V2, PUSH, blocking at the high-water mark: nothing dropped).
+phantom (:mod:`.render`) and writes it to the raw file of its series (the file writer);
+a second thread pushes the messages over ZMQ (Stream V2, PUSH), in order. The two are
+decoupled by a bounded buffer, so the file writer keeps every frame whatever the
+stream's consumer does (a dead processor, a slow one):
+
+- while the series is recorded to a raw file, images beyond :data:`SEND_BUFFER` waiting
+  to be sent are not streamed (they are on disk; the processor reads them back from
+  there) and counted in :attr:`FrameStreamer.shed`;
+- without a raw file nothing may be lost: the renderer waits for the stream
+  (back-pressure, as before).
+
+Start and end messages are never shed.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +30,39 @@ import zmq
 from ..protocols import stream_v2 as sv2
 from ..protocols.raw_frames import RawRecorder
 from .render import FrameRenderer
+
+log = logging.getLogger(__name__)
+
+SEND_BUFFER = 200  # images waiting for the stream before a recorded series sheds them
+
+
+class SendBuffer:
+    """The messages to stream, in order; full, it sheds images or makes the renderer wait."""
+
+    def __init__(self, limit: int = SEND_BUFFER) -> None:
+        self.limit = limit
+        self._q: deque[sv2.Message | None] = deque()
+        self._cv = threading.Condition()
+
+    def put(self, msg: sv2.Message | None, sheddable: bool = False) -> bool:
+        """Queue ``msg``; an image finding the buffer full is shed (False) if
+        ``sheddable``, else waits for room. Other messages always go in."""
+        with self._cv:
+            while isinstance(msg, sv2.ImageMessage) and len(self._q) >= self.limit:
+                if sheddable:
+                    return False
+                self._cv.wait()
+            self._q.append(msg)
+            self._cv.notify_all()
+            return True
+
+    def get(self) -> sv2.Message | None:
+        with self._cv:
+            while not self._q:
+                self._cv.wait()
+            msg = self._q.popleft()
+            self._cv.notify_all()
+            return msg
 
 
 class FrameStreamer(threading.Thread):
@@ -39,6 +84,11 @@ class FrameStreamer(threading.Thread):
         self.sock.setsockopt(zmq.LINGER, 2000)
         self.sock.bind(address)
         self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.outbox = SendBuffer()
+        self._closing = threading.Event()
+        self.shed = 0  # images not streamed (kept on disk) since the IOC started
+        self.sender = threading.Thread(target=self._send, daemon=True, name="frame-sender")
+        self.sender.start()
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.rng = np.random.default_rng(seed)
         self.recorder = RawRecorder()
@@ -79,10 +129,27 @@ class FrameStreamer(threading.Thread):
                 msg = job
                 if isinstance(msg, sv2.EndMessage):
                     self.recorder.end()
-            self.sock.send(sv2.encode(msg))
+            recorded = self.recorder.writer is not None  # this series is on disk
+            if not self.outbox.put(msg, sheddable=recorded):
+                self.shed += 1
+                if self.shed == 1 or self.shed % 1000 == 0:
+                    log.warning("stream consumer behind: %d images kept on disk only", self.shed)
+        self.outbox.put(None)
+
+    def _send(self) -> None:
+        """Push the buffered messages, in order, waiting while nobody takes them."""
+        while (msg := self.outbox.get()) is not None:
+            data = sv2.encode(msg)
+            while not self.sock.poll(50, zmq.POLLOUT):
+                if self._closing.is_set():
+                    return
+            self.sock.send(data)
 
     def close(self) -> None:
         self.jobs.put(None)
         self.join(timeout=10)
+        self.sender.join(timeout=2)  # what a consumer still takes goes out
+        self._closing.set()
+        self.sender.join(timeout=2)
         self.recorder.end(complete=False)
         self.sock.close()

@@ -89,10 +89,10 @@ def test_ctrl_c_mid_scan_aborts_safely_and_keeps_the_data(tmp_path: Path) -> Non
     assert not sim_processes(tag)  # the demo stopped everything it started
 
 
-def _start_tiny_demo(out: Path, env: dict[str, str]) -> subprocess.Popen:
+def _start_tiny_demo(out: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
     return subprocess.Popen(
-        [*cmd, "--size", "tiny"],
+        [*cmd, "--size", "tiny", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

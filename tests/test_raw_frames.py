@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import h5py
@@ -161,3 +162,48 @@ def test_the_detector_writes_every_frame_it_streams(beamline, ioc, tmp_path: Pat
         det.raw_folder.put("")
         det.burst.put(1)
         ctx.destroy(linger=0)
+
+
+def test_frames_are_kept_on_disk_while_nobody_takes_the_stream(
+    beamline, ioc, tmp_path: Path
+) -> None:
+    """No consumer on the stream (a processor down): the file writer still keeps every
+    frame at once; the stream holds the first SEND_BUFFER images for whoever comes,
+    the rest are on disk only. (Before: the writer waited on the stream.)"""
+    from operando.simulators.frame_streamer import SEND_BUFFER
+
+    det = beamline.det
+    n = 2 * SEND_BUFFER + 50
+    before = int(det.frames_written.get(use_monitor=False))
+    try:
+        det.raw_folder.put(str(tmp_path / "raw"))
+        det.burst.put(n)
+        det.stage()
+        series = int(det.series_id.get(use_monitor=False))
+        try:
+            det.trigger().wait(120)
+            deadline = time.monotonic() + 120  # against a hang: rendering n frames
+            while int(det.frames_written.get(use_monitor=False)) < before + n:
+                assert time.monotonic() < deadline, det.frames_written.get(use_monitor=False)
+                time.sleep(0.1)
+        finally:
+            det.unstage()
+        ctx = zmq.Context()
+        pull = ctx.socket(zmq.PULL)
+        pull.setsockopt(zmq.LINGER, 0)
+        pull.connect(ioc.info["stream"])  # a processor, back
+        try:
+            msgs = receive_series(pull, series)
+        finally:
+            ctx.destroy(linger=0)
+    finally:
+        det.raw_folder.put("")
+        det.burst.put(1)
+    images = [m for m in msgs if isinstance(m, sv2.ImageMessage)]
+    begin = msgs[0]
+    s = read_series(tmp_path / "raw" / file_name(DEFAULT_PATTERN, series, begin.series_unique_id))
+    assert s.complete and s.image_id.tolist() == list(range(n))  # every frame on disk
+    assert 0 < len(images) <= SEND_BUFFER + 1 < n  # the stream kept what it could hold
+    frames = s.frames()
+    for m in images:  # and what it streamed is what is on disk
+        assert np.array_equal(frames[m.image_id], m.data)

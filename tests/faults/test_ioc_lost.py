@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
-from test_demo_signals import _wait_for_row, _wait_gone, sim_processes, tagged
+from test_demo_signals import (
+    _start_tiny_demo,
+    _wait_for_row,
+    _wait_gone,
+    sim_processes,
+    tagged,
+)
 
 TIMEOUT = 3.0  # s the plan waits for the IOC
 
@@ -25,15 +30,7 @@ def test_a_lost_ioc_fails_the_plan_clearly_and_keeps_the_partial_scan(
     config.write_text(f"[epics]\nioc_timeout = {TIMEOUT}\n")
     tag, env = tagged()
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--size", "tiny", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
+    proc = _start_tiny_demo(out, env, "--config", str(config))
     seen = _wait_for_row(proc, 3)
     (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
     os.kill(int(ioc.split()[0]), signal.SIGKILL)
@@ -64,15 +61,7 @@ def test_an_ioc_restarted_mid_scan_fails_the_scan_clearly(tmp_path: Path, fault_
     in a new series is not done yet), with the cell at open circuit and the rows kept."""
     tag, env = tagged()
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--size", "tiny"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
+    proc = _start_tiny_demo(out, env)
     seen = _wait_for_row(proc, 3)
     (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
     pid = int(ioc.split()[0])
