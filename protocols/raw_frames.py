@@ -234,11 +234,16 @@ class RawRecorder:
         self.error = ""  # why the last series stopped being recorded ("" if it did not)
 
     def begin(
-        self, start: StartMessage, folder: Path | None, pattern: str = DEFAULT_PATTERN
+        self,
+        start: StartMessage,
+        folder: Path | None,
+        pattern: str = DEFAULT_PATTERN,
+        refused: str = "",
     ) -> None:
-        """A new series: recorded to ``folder`` (``None``: not recorded)."""
+        """A new series: recorded to ``folder`` (``None``: not recorded; ``refused``:
+        why, when the folder was refused, which :attr:`error` then says)."""
         self.end(complete=False)
-        self.error = ""
+        self.error = refused
         if folder is None:
             return
         try:

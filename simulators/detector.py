@@ -216,9 +216,12 @@ class CamGroup(PVGroup):
                 check_target(folder, file_name(pattern, self.SeriesId.value, self._series_uid))
             except RawFileError as exc:
                 folder, status = None, str(exc)
-        self.streamer.recorder.error = ""  # a new series: an old file's error is history
+        # a new series: an old file's error is history, a refusal is this series' status
+        # (the recorder, which the status scan reads, is told both now and with the job)
+        refused = "" if status == "OK" else status
+        self.streamer.recorder.error = refused
         await self.FileWriterStatus_RBV.write(padded(status))
-        self.streamer.jobs.put((self._start_message(n_images), folder, pattern))
+        self.streamer.jobs.put((self._start_message(n_images), folder, pattern, refused))
 
     async def _disarm(self) -> None:
         if self._armed:

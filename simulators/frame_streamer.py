@@ -119,11 +119,11 @@ class FrameStreamer(threading.Thread):
                 )
                 self.recorder.frame(image)
                 msg: sv2.Message = image
-            elif isinstance(job, tuple):  # a series starts: (message, raw folder, pattern)
-                begin, folder, pattern = job
+            elif isinstance(job, tuple):  # a series starts: (message, folder, pattern, refusal)
+                begin, folder, pattern, refused = job
                 if self.prepare is not None:
                     self.prepare(begin)
-                self.recorder.begin(begin, folder, pattern)
+                self.recorder.begin(begin, folder, pattern, refused)
                 msg = begin
             else:
                 msg = job

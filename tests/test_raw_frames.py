@@ -156,6 +156,8 @@ def test_the_detector_writes_every_frame_it_streams(beamline, ioc, tmp_path: Pat
         det.raw_folder.put(str(tmp_path / "a_file" / "raw"))
         with pytest.raises(RawWriteError, match="a_file/raw: cannot be made"):
             det.stage()
+        time.sleep(0.5)  # five periods of the writer's status scan, which once reverted it
+        assert "a_file/raw: cannot be made" in str(det.file_writer_status.get(use_monitor=False))
         refused = receive_series(pull, series + 1)  # opened and closed, with no frame
         assert [type(m) for m in refused] == [sv2.StartMessage, sv2.EndMessage]
     finally:
