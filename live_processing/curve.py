@@ -105,8 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("folder", type=Path, help="the keys folder")
     p.add_argument("names", nargs="*", help="workers to make key pairs for")
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     make_keys(args.folder, args.names)
-    print(f"CURVE keys in {args.folder}: {SERVER}, workers: {LOCAL} {' '.join(args.names)}")
+    log.info(
+        "CURVE keys in %s: %s, workers: %s", args.folder, SERVER, " ".join([LOCAL, *args.names])
+    )
 
 
 if __name__ == "__main__":

@@ -46,24 +46,7 @@ def test_ctrl_c_mid_scan_aborts_safely_and_keeps_the_data(tmp_path: Path) -> Non
 
     out = tmp_path / "out"
     tag, env = tagged()
-    cmd = [
-        sys.executable,
-        "-m",
-        "operando.control.cli",
-        "demo",
-        "--out",
-        str(out),
-        "--size",
-        "tiny",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
+    proc = _start_tiny_demo(out, env)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # progress goes to stderr
