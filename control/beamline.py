@@ -127,5 +127,5 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
     except PotentiostatError as exc:
         raise ConfigError(f"potentiostat: {exc}") from exc
     watched = [bl.stage.x.user_readback, bl.stage.rot.user_readback, bl.det.array_counter]
-    bl.connection = IocConnection([*watched, bl.diode])
+    bl.connection = IocConnection([*watched, bl.diode], rearm=[bl.det])
     return bl

@@ -4,7 +4,9 @@ of PVs, and a suspender that holds a plan while they are down, for a limited tim
 ``IocConnection`` is 1 while every watched signal is connected and 0 as soon as one is
 not (pyepics reports the loss of a circuit at once: a killed IOC, a pulled cable).
 ``ioc_suspender`` suspends the plan then; if the PVs come back within ``timeout`` s the
-plan resumes (bluesky rewinds to the last checkpoint), otherwise it fails with
+plan resumes (bluesky rewinds to the last checkpoint; a detector that had to arm a new
+series has its configuration read again, so the run's next events come under a new
+descriptor naming it), otherwise it fails with
 :class:`IocLostError` naming what was lost, and the plan's cleanup runs (the cell goes
 to open circuit).
 """
@@ -32,8 +34,13 @@ class IocLostError(ConnectionError):
 class IocConnection(Signal):
     """1 while every watched signal is connected, else 0; ``lost`` names the others."""
 
-    def __init__(self, watched: Iterable[Any], *, name: str = "ioc_connected") -> None:
+    def __init__(
+        self, watched: Iterable[Any], *, name: str = "ioc_connected", rearm: Iterable[Any] = ()
+    ) -> None:
         super().__init__(name=name, value=1, kind="omitted")
+        # devices that may arm again in a new series on resuming (``rearmed`` set): their
+        # configuration is read again after a suspension, so a new descriptor says so
+        self.rearm = list(rearm)
         self._lock = threading.Lock()
         self._up: dict[str, bool] = {}
         for sig in watched:
@@ -74,9 +81,16 @@ def ioc_suspender(connection: IocConnection, timeout: float) -> SuspendBoolLow:
                 )
             yield from bps.sleep(0.2)
 
+    def new_configuration() -> MsgGenerator[None]:
+        for device in connection.rearm:
+            if getattr(device, "rearmed", False):
+                device.rearmed = False
+                yield from bps.configure(device, {})
+
     return SuspendBoolLow(
         connection,
         sleep=0.5,
         pre_plan=wait_back,
+        post_plan=new_configuration,
         tripped_message=f"IOC connection lost: waiting up to {timeout:g} s for it",
     )

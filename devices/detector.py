@@ -142,8 +142,14 @@ class StreamingDetector(BriefRepr, Device):
         self.exposure.put(exposure)
         self._next_index = 0
         self._armed_uid = ""  # the series uid staging armed ("" when not staged)
+        self.rearmed = False  # armed again in a new series since the descriptor was made
 
     def stage(self) -> list[Any]:
+        self._arm()
+        return super().stage()
+
+    def _arm(self) -> None:
+        """Write the exposure settings to the camera and arm a new series."""
         exposure, burst = float(self.exposure.get()), int(self.burst.get())
         self.acquire_time.set(exposure).wait(5)
         self.acquire_period.set(exposure).wait(5)
@@ -163,25 +169,35 @@ class StreamingDetector(BriefRepr, Device):
                 raise RawWriteError(f"{self.name}: raw frames: {status}")
         self._next_index = 0
         self._armed_uid = str(self.series_uid.get(use_monitor=False) or "").strip()
-        return super().stage()
 
     def resume(self) -> None:
         """After a suspension (a lost IOC, no beam): the series must still be armed.
 
-        An IOC that restarted meanwhile has lost it, and its frame ids start again;
-        the scan cannot go on in it, so it fails here, saying why, rather than at the
-        next trigger.
+        An IOC that restarted meanwhile has lost it (its frame ids start again): the
+        detector is armed again, in a new series, and ``rearmed`` is set, so that the
+        suspension's closing plan re-reads the configuration (:func:`bps.configure`) and
+        the run's next events name the new series in a new descriptor.
         """
         super().resume()
         if not self._armed_uid:
             return
+        lost = self._armed_uid
         now = str(self.series_uid.get(use_monitor=False) or "").strip()
-        if now != self._armed_uid:
+        if now == lost:
+            return
+        log.warning(
+            "%s: the IOC restarted while the scan was suspended; series %s is gone (now %s): "
+            "arming a new series",
+            self.name, lost[:8], now[:8] or "none",
+        )  # fmt: skip
+        try:
+            self._arm()
+        except Exception as exc:
             raise DetectorRestartedError(
-                f"{self.name}: the IOC restarted while the scan was suspended and the "
-                f"detector lost its series {self._armed_uid[:8]} (now {now[:8] or 'none'}); "
-                "the scan cannot resume in it"
-            )
+                f"{self.name}: the IOC restarted while the scan was suspended and the detector "
+                f"lost its series {lost[:8]}; arming a new one failed: {exc}"
+            ) from exc
+        self.rearmed = True
 
     def unstage(self) -> list[Any]:
         self._armed_uid = ""

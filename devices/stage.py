@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO
+from ophyd.positioner import PositionerBase
 
 from .brief import BriefRepr
+
+log = logging.getLogger(__name__)
 
 MOVE_MARGIN = 10.0  # s beyond twice the time a move needs: then it has failed
 
@@ -36,6 +40,18 @@ class Motor(BriefRepr, EpicsMotor):
         """:func:`move_timeout` at the motor's speed now (VELO, ACCL: monitored)."""
         velocity, accel = float(self.velocity.get()), float(self.acceleration.get())
         return move_timeout(distance, velocity, accel, self.move_margin)
+
+    def stop(self, *, success: bool = False) -> None:
+        """Stop the motor; with its IOC lost there is nothing to tell, but the move in
+        progress still ends as asked (a suspension stops its moves with ``success``
+        and replays them; a move left pending would fail the replay when the IOC is
+        back and its first readback is in alarm)."""
+        try:
+            if self.motor_stop.connected:
+                self.motor_stop.put(1, wait=False)
+        except Exception as exc:  # the IOC went as we spoke to it
+            log.warning("%s: stop not sent (%s)", self.name, exc)
+        PositionerBase.stop(self, success=success)
 
 
 class PositionCompare(Device):

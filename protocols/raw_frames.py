@@ -192,9 +192,15 @@ class RawSeries:
 
 def series_complete(path: Path) -> bool:
     """Whether the detector has written the series' end into its file (a cheap look)."""
+    return series_state(path)[1]
+
+
+def series_state(path: Path) -> tuple[int, bool]:
+    """Frames written so far, and whether the series' end is written (a cheap look)."""
     try:
         with h5py.File(path, "r", libver="latest", swmr=True) as f:
-            return bool(f["entry/data/complete"][()])
+            g = f["entry/data"]
+            return int(g["image_id"].shape[0]), bool(g["complete"][()])
     except (OSError, KeyError) as exc:
         raise RawFileError(f"raw file {path}: not a readable raw series ({exc})") from exc
 

@@ -143,7 +143,12 @@ class FrameRenderer:
         lam = ai.wavelength * 1e10
         # q extent of one pixel, to average the profile over each pixel
         box = max(1, round(2 * np.pi / lam * ai.detector.pixel1 / ai.dist / dq))
-        self._kernel = np.ones(box) / box
+        # centred on its middle sample whatever its width (an even-length box convolved
+        # with mode="same" would move every line by half a sample)
+        kernel = np.ones(box + 1 - box % 2)
+        if box % 2 == 0:
+            kernel[0] = kernel[-1] = 0.5
+        self._kernel = kernel / kernel.sum()
         n = self.phantom.shape[0]
         active = np.zeros(n * n, dtype=bool)
         for frac in self.phantom.fraction.values():

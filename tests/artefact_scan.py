@@ -83,6 +83,7 @@ def acquire_each(
     decay_period: float = 0.0,
     noise: bool = True,
     translations: np.ndarray | None = None,
+    bins: int = 200,
 ) -> dict[str, Scan]:
     """One scan's frames integrated by each of ``methods`` (rendered once).
 
@@ -95,9 +96,9 @@ def acquire_each(
     if translations is not None:
         xs, n = np.asarray(translations, dtype=float), len(translations)
     th = np.linspace(0, 180, n_angles, endpoint=False) if angles is None else angles
-    integs = {m: Integrator(ai, 200, (0.8, 4.6), m) for m in methods}
+    integs = {m: Integrator(ai, bins, (0.8, 4.6), m) for m in methods}
     rng = np.random.default_rng(seed)
-    pats = {m: np.zeros((th.size, n, 200), np.float32) for m in methods}
+    pats = {m: np.zeros((th.size, n, bins), np.float32) for m in methods}
     mon = np.zeros((th.size, n))
     trans = np.zeros((th.size, n))
     k = 0
@@ -122,7 +123,8 @@ def acquire_each(
 
 def reconstruct(scan: Scan, corrections: str, out: Path) -> tuple[np.ndarray, RunState]:
     """The processor's final volume of the scan with these corrections."""
-    settings = ProcessingSettings(bins=200, corrections=parse_corrections(corrections))
+    bins = scan.integrator.q.size
+    settings = ProcessingSettings(bins=bins, corrections=parse_corrections(corrections))
     geom = XrdctGeometry(
         list(scan.angles), list(scan.translations), False, "f", "s", "m", "unused.poni"
     )

@@ -74,8 +74,8 @@ def test_each_window_slice_is_stamped_with_its_time_and_the_cells_state(
             tmp_path, f"sub{s}",
         )  # fmt: skip
         run.stop_time = T0 + (s + 1) * SUB_TIME - 10
-        run.series_id = s
-        intake.series_info[s] = {"lithium_x": LITHIUM[s]}
+        run.series = [f"#{s}"]
+        intake.series_info[f"#{s}"] = {"lithium_x": LITHIUM[s]}
         for i, a in enumerate(range(rows.start, rows.stop)):
             for j in range(scan.translations.size):
                 run.sinogram.put(i, j, scan.patterns[a, j], scan.monitor[a, j])

@@ -284,15 +284,17 @@ def test_orphan_frames_are_bounded_and_drops_reported(tmp_path: Path, monkeypatc
     try:
         for series in range(1, 6):  # five series nobody claims, 4 frames each
             for k in range(4):
-                proc.on_frame(sv2.encode(sv2.image_message(series, "s", k, frame, 0, 0.01, {})))
+                msg = sv2.image_message(series, f"u{series}", k, frame, 0, 0.01, {})
+                proc.on_frame(sv2.encode(msg))
         assert proc.intake.orphan_bytes <= 10 * frame.nbytes
         assert (
             sum(len(v) for v in proc.intake.orphans.values()) * frame.nbytes
             == proc.intake.orphan_bytes
         )
-        assert 5 in proc.intake.orphans  # the newest series is kept
+        assert ("u5", "#5") in proc.intake.orphans  # the newest series is kept
         dropped = [r for r in _reports(pull) if r["event"] == "error"]
         assert dropped and all("no run claimed them" in r["error"] for r in dropped)
+        assert "frames of series u1" in dropped[0]["error"]
     finally:
         proc.close()
         ctx.destroy(linger=0)

@@ -25,7 +25,10 @@ from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
 
-END_TIMEOUT = 15.0  # s to wait for frames after a run's stop document
+# s to wait for frames after a run's stop document, counted from the last sign that they
+# are still coming (a frame placed, the raw file grown): a detector that lags behind on a
+# loaded machine is waited for, a dead one is not
+END_TIMEOUT = 15.0
 RAW_CHECK = 0.5  # s between looks at a stopped run's raw file while frames are missing
 MAX_COARSE = 4  # coarse scans kept for ROI scans to come
 MAX_INTERLACED = 4  # interlaced series whose last sub-scans are kept for the next window
@@ -76,31 +79,39 @@ class Finisher:
         for uid, run in list(self.runs.scans.items()):
             if run.stop_seen_at is None:
                 continue
-            complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
-            if not complete and run.raw is not None and now - run.raw_checked >= RAW_CHECK:
-                self._from_raw(run, timed_out=now - run.stop_seen_at > END_TIMEOUT)
-                complete = run.sinogram.filled.all() or (run.series_ended and not run.cell_of_frame)
-            if complete or now - run.stop_seen_at > END_TIMEOUT:
+            complete = run.complete()
+            if not complete and run.raw and now - run.raw_checked >= RAW_CHECK:
+                self._from_raw(run, timed_out=self._waited(run, now) > END_TIMEOUT)
+                complete = run.complete()
+            if complete or self._waited(run, now) > END_TIMEOUT:
                 del self.runs.scans[uid]
                 if not self._guard(uid, "write", lambda r=run: self.finish(r)):
                     if run.live is not None:  # the live file stays: the last view of the run
                         run.live.close(remove=False)
                         run.live = None
 
+    @staticmethod
+    def _waited(run: RunState, now: float) -> float:
+        """s since the run stopped, or since its frames last made progress if later."""
+        return now - max(run.stop_seen_at or 0.0, run.progress_at)
+
     def _from_raw(self, run: RunState, timed_out: bool) -> None:
-        """A stopped run still waits for frames: take them from the detector's raw file
-        once its series is complete there (or the wait is over)."""
+        """A stopped run still waits for frames: take them from the detector's raw files
+        once a series is complete there (or the wait is over)."""
         run.raw_checked = time.monotonic()
-        series = raw_series(run, only_complete=not timed_out)
-        if series is None:
-            return
-        n = fill_from_raw(run, series)
-        run.series_ended = run.series_ended or series.complete
-        if n:
-            placed = int(run.sinogram.filled.sum())
-            self.report(
-                event=Report.PROGRESS, run=run.uid, from_raw=n, placed=placed, raw=str(series.path)
-            )
+        for key in list(run.raw):
+            series = raw_series(run, key, only_complete=not timed_out)
+            if series is None:
+                continue
+            n = fill_from_raw(run, key, series)
+            if key == run.series_id:
+                run.series_ended = run.series_ended or series.complete
+            if n:
+                placed = int(run.sinogram.filled.sum())
+                self.report(
+                    event=Report.PROGRESS, run=run.uid, from_raw=n, placed=placed,
+                    raw=str(series.path),
+                )  # fmt: skip
 
     def _guard(self, uid: str, source: str, action: Any) -> bool:
         try:
@@ -124,8 +135,7 @@ class Finisher:
         process = run.pipeline.record()
         recon = self._combine(run, recon, process)
         compression = run.compression()
-        info = self.intake.series_info
-        series = info.pop(run.series_id, {}) if run.series_id is not None else {}
+        series = self.intake.info(run.series[0] if run.series else None)
         phantom = series.get("ground_truth") or g.sample.get("phantom")
         exp = run.experiment
         sample: dict[str, Any] = {}

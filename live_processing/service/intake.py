@@ -16,7 +16,7 @@ from ...protocols import stream_v2 as sv2
 from ...protocols.streams import Report
 from ..workers import WorkerPool
 from .run_state import RunState
-from .runs import Reporter, Runs
+from .runs import Reporter, Runs, message_keys
 
 ORPHAN_LIMIT = 512e6  # bytes of frames held for series that no run has claimed yet
 
@@ -26,9 +26,10 @@ class FrameIntake:
 
     def __init__(self, runs: Runs, report: Reporter, pool: WorkerPool | None = None) -> None:
         self.runs, self.report, self.pool = runs, report, pool
-        self.orphans: dict[int, list[sv2.ImageMessage]] = {}
+        # series keys -> frames of a series that no run has claimed yet
+        self.orphans: dict[tuple[str, str], list[sv2.ImageMessage]] = {}
         self.orphan_bytes = 0
-        self.series_info: dict[int, dict[str, Any]] = {}  # user data of each series' start
+        self.series_info: dict[str, dict[str, Any]] = {}  # user data of each series' start
         self.bad_frames = 0
         self.received = 0  # image messages read from the detector streams
 
@@ -47,23 +48,33 @@ class FrameIntake:
             self.bad_frames += 1
             self.report(event=Report.ERROR, source="frames", error=str(exc))
             return
+        keys = message_keys(msg.series_id, msg.series_unique_id)
         if isinstance(msg, sv2.StartMessage):
-            self.series_info[msg.series_id] = dict(msg.user_data)
+            info = dict(msg.user_data)
+            for key in keys:
+                self.series_info[key] = info
             return
-        run = self.runs.scan_of_series(msg.series_id)
+        found = self.runs.scan_of_series(keys)
         if isinstance(msg, sv2.EndMessage):
-            if run is not None:
-                run.series_ended = True
+            if found is not None and found[0].series_id == found[1]:  # the run's latest
+                found[0].series_ended = True
             return
         self.received += 1
-        if run is None:
+        if found is None:
             self.keep_orphan(msg)
             return
-        self.integrate(run, msg)
+        self.integrate(*found, msg)
+
+    def info(self, key: str | None) -> dict[str, Any]:
+        """The user data of a series' start message, taken (empty if it never came)."""
+        found = self.series_info.pop(key, {}) if key is not None else {}
+        for other in [k for k, v in self.series_info.items() if v is found]:
+            del self.series_info[other]
+        return found
 
     def keep_orphan(self, msg: sv2.ImageMessage) -> None:
         """Hold a frame whose run has not started yet; bounded: the oldest series goes first."""
-        self.orphans.setdefault(msg.series_id, []).append(msg)
+        self.orphans.setdefault(message_keys(msg.series_id, msg.series_unique_id), []).append(msg)
         self.orphan_bytes += msg.data.nbytes
         while self.orphan_bytes > ORPHAN_LIMIT and len(self.orphans) > 1:
             series, dropped = next(iter(self.orphans.items()))
@@ -72,25 +83,26 @@ class FrameIntake:
             self.report(
                 event=Report.ERROR,
                 source="frames",
-                error=f"dropped {len(dropped)} frames of series {series}: no run claimed them "
+                error=f"dropped {len(dropped)} frames of series {series[0]}: no run claimed them "
                 f"and frames of later series arrived ({ORPHAN_LIMIT / 1e6:.0f} MB held at most)",
             )
 
     def claim(self, run: RunState) -> None:
-        """The run's series is known: integrate the frames held for it."""
-        if run.series_id is None:
-            return
-        for msg in self.orphans.pop(run.series_id, []):
-            self.orphan_bytes -= msg.data.nbytes
-            self.integrate(run, msg)
+        """The run's series are known: integrate the frames held for them."""
+        for keys in [k for k in self.orphans if set(k) & set(run.series)]:
+            key = next(k for k in keys if k in run.series)
+            for msg in self.orphans.pop(keys):
+                self.orphan_bytes -= msg.data.nbytes
+                self.integrate(run, key, msg)
 
-    def integrate(self, run: RunState, msg: sv2.ImageMessage) -> None:
+    def integrate(self, run: RunState, key: str, msg: sv2.ImageMessage) -> None:
+        """Integrate one frame of the run's series ``key`` (here, or by the workers)."""
         if self.pool is None:
-            run.patterns[msg.image_id] = run.integrator.integrate(msg.data)[1]
+            run.patterns[key, msg.image_id] = run.integrator.integrate(msg.data)[1]
             run.place_ready()
             return
         header = {
-            "series": msg.series_id,
+            "series": key,
             "image": msg.image_id,
             "dtype": msg.data.dtype.str,
             "shape": list(msg.data.shape),
@@ -105,10 +117,11 @@ class FrameIntake:
                 event=Report.ERROR, source="worker", image=head["image"], error=head["error"]
             )
             return
-        run = self.runs.scan_of_series(int(head["series"]))
-        if run is None:
+        found = self.runs.scan_of_series((str(head["series"]),))
+        if found is None:
             return  # its run was finished (timed out) meanwhile
-        run.patterns[int(head["image"])] = pattern
+        run, key = found
+        run.patterns[key, int(head["image"])] = pattern
         try:
             run.place_ready()
         except (IndexError, ValueError) as exc:

@@ -10,11 +10,12 @@ frames its events named, and they are integrated here.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
-from ...protocols.raw_frames import RawFileError, RawSeries, read_series, series_complete
+from ...protocols.raw_frames import RawFileError, RawSeries, read_series, series_state
 from .run_state import RunState
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,23 @@ def raw_file(folder: str, series_uid: str) -> Path | None:
     return found[0] if found else None
 
 
-def raw_series(run: RunState, only_complete: bool = False) -> RawSeries | None:
-    """What the run's raw file holds now (None without one; with ``only_complete``,
-    None until the detector has closed the series: a cheap look, not a read)."""
-    path = raw_file(*run.raw) if run.raw is not None else None
+def raw_series(run: RunState, key: str, only_complete: bool = False) -> RawSeries | None:
+    """What the raw file of the run's series ``key`` holds now (None without one; with
+    ``only_complete``, None until the detector has closed the series: a cheap look, not
+    a read).
+
+    Each look notes the frames written so far in ``run.raw_frames``; when they grew, the
+    detector is still writing the run's frames, and ``run.progress_at`` is now.
+    """
+    path = raw_file(*run.raw[key]) if key in run.raw else None
     if path is None:
         return None
     try:
-        if only_complete and not series_complete(path):
+        frames, complete = series_state(path)
+        if frames > run.raw_frames.get(key, 0):
+            run.raw_frames[key] = frames
+            run.progress_at = time.monotonic()
+        if only_complete and not complete:
             return None
         return read_series(path)
     except RawFileError as exc:
@@ -45,19 +55,22 @@ def raw_series(run: RunState, only_complete: bool = False) -> RawSeries | None:
         return None
 
 
-def fill_from_raw(run: RunState, series: RawSeries) -> int:
-    """Integrate the frames the run's events named that it has not had; returns how many.
+def fill_from_raw(run: RunState, key: str, series: RawSeries) -> int:
+    """Integrate the frames of series ``key`` that the run's events named and it has not
+    had; returns how many.
 
     Frames are placed through the run's usual path (corrections, back-projection).
     """
     where = {int(image): k for k, image in enumerate(series.image_id)}
     wanted = sorted(
-        (where[f], f) for f in run.cell_of_frame if f in where and f not in run.patterns
+        (where[f], f)
+        for s, f in run.cell_of_frame
+        if s == key and f in where and (s, f) not in run.patterns
     )
     for start in range(0, len(wanted), BATCH):
         batch = wanted[start : start + BATCH]
         frames = series.frames(np.array([k for k, _ in batch]))
         for (_, image), frame in zip(batch, frames, strict=True):
-            run.patterns[image] = run.integrator.integrate(frame)[1]
+            run.patterns[key, image] = run.integrator.integrate(frame)[1]
         run.place_ready()
     return len(wanted)

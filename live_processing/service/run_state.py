@@ -11,6 +11,7 @@ volume uses the refined axis.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from ..tomography.sinogram import Sinogram, fill_missing
 
 log = logging.getLogger(__name__)
 
+Frame = tuple[str, int]  # (series key, image id)
+
 
 @dataclass
 class RunState:
@@ -45,12 +48,17 @@ class RunState:
     pipeline: Pipeline
     corrected: np.ndarray  # (n_angles, n_t, n_q): rows as they went into the volume
     live: LiveReconstructionFile | None = None
-    series_id: int | None = None
-    raw: tuple[str, str] | None = None  # the detector's raw folder and this series' uid
-    raw_checked: float = 0.0  # monotonic time the raw file was last looked at
-    # frame id -> (angle index, translation index, monitor, transmission)
-    cell_of_frame: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)
-    patterns: dict[int, np.ndarray] = field(default_factory=dict)
+    # the run's detector series, oldest first (more than one when the detector was armed
+    # again mid-run, after its IOC restarted); keys from :func:`.runs.series_key`
+    series: list[str] = field(default_factory=list)
+    # series key -> the detector's raw folder and the series' uid
+    raw: dict[str, tuple[str, str]] = field(default_factory=dict)
+    raw_checked: float = 0.0  # monotonic time the raw files were last looked at
+    raw_frames: dict[str, int] = field(default_factory=dict)  # frames seen in each raw file
+    progress_at: float = 0.0  # monotonic time a frame was last placed or written to raw
+    # (series key, frame id) -> (angle index, translation index, monitor, transmission)
+    cell_of_frame: dict[Frame, tuple[int, int, float, float]] = field(default_factory=dict)
+    patterns: dict[Frame, np.ndarray] = field(default_factory=dict)
     stop_time: float | None = None
     series_ended: bool = False
     stop_seen_at: float | None = None
@@ -125,11 +133,29 @@ class RunState:
             }
         return {}
 
+    @property
+    def series_id(self) -> str | None:
+        """The key of the series frames come in now (the latest armed)."""
+        return self.series[-1] if self.series else None
+
+    def waiting(self) -> int:
+        """Cells still waiting for a frame that an event promised (a cell filled since by
+        a frame of a later series waits no more)."""
+        filled = self.sinogram.filled
+        return sum(1 for i, j, _m, _t in self.cell_of_frame.values() if not filled[i, j])
+
+    def complete(self) -> bool:
+        """Every cell holds a frame, or the series has ended with no frame still due."""
+        return bool(self.sinogram.filled.all()) or (self.series_ended and not self.waiting())
+
     def place_ready(self) -> None:
-        for idx in [k for k in self.patterns if k in self.cell_of_frame]:
+        ready = [k for k in self.patterns if k in self.cell_of_frame]
+        for idx in ready:
             i, j, mon, trans = self.cell_of_frame.pop(idx)
             self.sinogram.put(i, j, self.patterns.pop(idx), mon, trans)
             self.project_if_complete(i)
+        if ready:
+            self.progress_at = time.monotonic()
 
     def project_if_complete(self, i: int) -> None:
         """Correct angle row ``i`` and back-project it, once all its cells hold a frame.

@@ -49,6 +49,17 @@ DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
 Reporter = Callable[..., None]
 
 
+def series_key(series_id: int, series_uid: str = "") -> str:
+    """How the processor names a detector series: its unique id where known (ids restart
+    with a restarted detector), else ``#<series id>``."""
+    return series_uid.strip() or f"#{int(series_id)}"
+
+
+def message_keys(series_id: int, series_uid: str) -> tuple[str, str]:
+    """The keys a Stream V2 message's series may be known by."""
+    return series_key(series_id, series_uid), series_key(series_id)
+
+
 class Runs:
     """Every run the processor knows, fed one document at a time (``runs(name, doc)``)."""
 
@@ -101,8 +112,13 @@ class Runs:
     def log_of(self, run_uid: str) -> ElectrochemistryLog:
         return self.logs.setdefault(self.experiment_of.get(run_uid, run_uid), ElectrochemistryLog())
 
-    def scan_of_series(self, series_id: int) -> RunState | None:
-        return next((r for r in self.scans.values() if r.series_id == series_id), None)
+    def scan_of_series(self, keys: tuple[str, ...]) -> tuple[RunState, str] | None:
+        """The run that claimed a series known by one of ``keys``, and the key it uses."""
+        for run in self.scans.values():
+            for key in keys:
+                if key in run.series:
+                    return run, key
+        return None
 
     def _factory(self, name: str, start: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         uid = check_uid(start["uid"])
@@ -143,6 +159,7 @@ class RunDocuments(DocumentRouter):
         super().__init__()
         self.runs, self.uid = runs, uid
         self.streams: dict[str, str] = {}  # descriptor uid -> stream name
+        self.series: dict[str, str] = {}  # primary descriptor uid -> its detector series key
 
     def descriptor(self, doc: EventDescriptor) -> None:
         self.streams[doc["uid"]] = doc.get("name", PRIMARY)
@@ -151,10 +168,18 @@ class RunDocuments(DocumentRouter):
             return
         det = run.geometry.detector.get("name", "")
         conf = doc.get("configuration", {}).get(det, {}).get("data", {})
-        if run.geometry.series_key in conf:
-            run.series_id = int(conf[run.geometry.series_key])
+        if run.geometry.series_key not in conf:
+            return
+        uid = str(conf.get(f"{det}_series_uid", ""))
+        key = series_key(int(conf[run.geometry.series_key]), uid)
+        self.series[doc["uid"]] = key
+        if key not in run.series:  # a new series: the first, or the detector armed again
+            if run.series:
+                log.warning("run %s: frames now come in series %s", run.uid, key)
+            run.series.append(key)
+            run.series_ended = False
         if conf.get(f"{det}_file_path"):
-            run.raw = (str(conf[f"{det}_file_path"]), str(conf.get(f"{det}_series_uid", "")))
+            run.raw[key] = (str(conf[f"{det}_file_path"]), uid)
         self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
 
     def event(self, doc: Event) -> Event:
@@ -179,6 +204,7 @@ class RunDocuments(DocumentRouter):
 
     def _scan_event(self, run: RunState, doc: Event) -> None:
         g, data = run.geometry, doc["data"]
+        series = self.series.get(doc["descriptor"], "")
         mon = float(data[g.monitor_key])
         trans = float(data[g.transmission_key]) if g.transmission_key in data else np.nan
         n_t = len(g.translations)
@@ -188,11 +214,11 @@ class RunDocuments(DocumentRouter):
                 raise IndexError(f"fly event row {i} is outside the scan's {len(g.angles)} rows")
             cells = cells_of_row(n_t, int(data[g.frame_key]), bool(data[g.reversed_key]))
             for frame, j in cells.items():
-                run.cell_of_frame[frame] = (i, j, mon, trans)
+                run.cell_of_frame[series, frame] = (i, j, mon, trans)
             run.n_events += n_t
         else:
             i, j = point_of_event(doc["seq_num"], len(g.angles), n_t, g.snake)
-            run.cell_of_frame[int(data[g.frame_key])] = (i, j, mon, trans)
+            run.cell_of_frame[series, int(data[g.frame_key])] = (i, j, mon, trans)
             run.n_events += 1
         run.place_ready()
         if run.n_events % n_t == 0:

@@ -55,10 +55,12 @@ def test_a_lost_ioc_fails_the_plan_clearly_and_keeps_the_partial_scan(
     )
 
 
-def test_an_ioc_restarted_mid_scan_fails_the_scan_clearly(tmp_path: Path, fault_table) -> None:
-    """The IOC comes back within ``ioc_timeout`` (a procServ restart): the plan resumes,
-    and the detector finds its armed series gone, so the scan fails saying so (resuming
-    in a new series is not done yet), with the cell at open circuit and the rows kept."""
+def test_an_ioc_restarted_mid_scan_resumes_the_scan_at_the_row(tmp_path: Path, fault_table) -> None:
+    """The IOC comes back within ``ioc_timeout`` (a procServ restart): the plan resumes
+    at the row's checkpoint, the detector arms a new series (the old one died with the
+    IOC), the run's next events say so in a new descriptor, and the processor places the
+    new series' frames: the scan is written whole but for what the killed IOC had not
+    yet written or sent, and the demo ends normally."""
     tag, env = tagged()
     out = tmp_path / "out"
     proc = _start_tiny_demo(out, env)
@@ -70,26 +72,43 @@ def test_an_ioc_restarted_mid_scan_fails_the_scan_clearly(tmp_path: Path, fault_
         kv.split(b"=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if kv
     )
     os.kill(pid, signal.SIGKILL)
-    again = subprocess.Popen(argv, env=ioc_env, stdout=subprocess.DEVNULL, start_new_session=True)
+    again = subprocess.Popen(
+        argv,
+        env=ioc_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        _rest, err = proc.communicate(timeout=240)
+        _rest, err = proc.communicate(timeout=300)
     finally:
         again.kill()
         again.wait(timeout=30)
     err = "".join(seen) + err
-    assert proc.returncode == 1, err[-3000:]
+    assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    assert "the IOC restarted while the scan was suspended" in err, err[-2000:]
-    assert "cell was put to open circuit" in err
-    (scan,) = out.glob("scan*.h5")
-    with h5py.File(scan) as f:
+    assert "arming a new series" in err, err[-3000:]
+    scans = sorted(out.glob("scan*.h5"))
+    assert len(scans) == 2, scans  # both of the demo's scans, the first one resumed
+    with h5py.File(scans[0]) as f:
         missing = f["entry/sinogram/missing"][()]
-    rows = int(np.count_nonzero(~missing.any(axis=1)))
-    assert 2 <= rows < missing.shape[0], rows
+        data = f["entry/sinogram/data"][()]
+    # the row in progress was acquired again in the new series; what can be lost is only
+    # what the killed IOC had exposed but not yet written or sent (its frame queue): a
+    # few cells at the end of one row, flagged missing, never a wrong frame
+    lost = np.argwhere(missing)
+    assert len(lost) <= 3 and len(set(lost[:, 0])) <= 1, lost
+    assert np.isfinite(data[~missing]).all()
+    # every complete row sees the same sample: each angle's total scattering agrees with
+    # the scan's median within noise (a frame placed in the wrong cell would not)
+    whole = ~missing.any(axis=1)
+    totals = data[whole].sum(axis=(1, 2))
+    assert whole.sum() >= missing.shape[0] - 1
+    assert np.all(np.abs(totals / np.median(totals) - 1) < 0.05), totals
     assert not _wait_gone(tag)
     fault_table(
         fault="IOC kill -9 mid-scan, restarted",
-        outcome="resumed; the detector's series gone: scan failed saying so (no resume yet)",
-        frames_lost="none acknowledged",
-        cell="open circuit (plan cleanup)",
+        outcome="suspended; resumed at the row in a new detector series; scan complete",
+        frames_lost=f"{len(lost)} (exposed, still in the killed IOC's queue; flagged)",
+        cell="open circuit between steps (demo protocol)",
     )
