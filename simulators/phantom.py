@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .phases import LIBRARY, get_phase
+from ..materials.phases import LIBRARY, get_phase
 
 
 class PhantomError(ValueError):

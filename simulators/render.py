@@ -20,9 +20,9 @@ import numpy as np
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from ..materials.phases import get_phase
 from .artefacts import Artefacts
 from .phantom import Phantom
-from .phases import get_phase
 
 SPOT_PHASE = "Al"  # the coarse-grained current collector
 POISSON_ROWS = 16  # rows per Poisson draw (about 0.5 ms each)

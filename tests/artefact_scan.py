@@ -16,11 +16,11 @@ import numpy as np
 from operando.live_processing.analysis.maps import window_map
 from operando.live_processing.integration.integrate import Integrator
 from operando.live_processing.service.run_state import RunState
+from operando.materials.phases import feature_window
 from operando.protocols.processing import ProcessingSettings, parse_corrections
 from operando.protocols.xrdct import XrdctGeometry
 from operando.simulators.artefacts import Artefacts
 from operando.simulators.phantom import Phantom, default_phantom
-from operando.simulators.phases import feature_window
 from operando.simulators.render import FrameRenderer, default_integrator
 
 EXPOSURE = 0.01

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from operando.live_processing.analysis.maps import window_map
+from operando.materials.phases import feature_window
 from operando.simulators.phantom import Phantom
-from operando.simulators.phases import feature_window
 
 pytestmark = pytest.mark.slow
 

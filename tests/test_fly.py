@@ -15,12 +15,12 @@ from ophyd import EpicsSignal
 
 from operando.control.session import connect_publisher
 from operando.live_processing.analysis.maps import window_map
+from operando.materials.phases import feature_window
 from operando.plans.fly import fly_xrdct
 from operando.plans.preset_scan import preset_xrdct
 from operando.plans.presets import PRESETS
 from operando.plans.xrdct import ScanLimitError
 from operando.simulators.phantom import Phantom, default_phantom
-from operando.simulators.phases import feature_window
 
 N, PX = 21, 0.05  # phantom grid and pixel (mm): 5 mm/s at 0.01 s frames
 GRAIN = (5, 15)  # (row = y, column = x) of the point-like grain

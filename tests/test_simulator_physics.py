@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from operando.simulators.crystal import closure, orbit
+from operando.materials.crystal import closure, orbit
+from operando.materials.phases import FD3M, FM3M, LIBRARY
 from operando.simulators.phantom import Phantom, default_phantom
-from operando.simulators.phases import FD3M, FM3M, LIBRARY
 from operando.simulators.render import FrameRenderer, default_integrator, ray_weights
 
 

@@ -1,0 +1,1 @@
+"""Reference data every room shares: the phase library and crystal structures."""
