@@ -72,20 +72,14 @@ def _profile(x: float, w: float, eta: float, pv: bool) -> tuple[float, float, fl
 
 
 @numba.njit(cache=True, fastmath=True)
-def _model(
-    q: np.ndarray,
-    p: np.ndarray,
-    window: np.ndarray,
-    middle: np.ndarray,
-    line_window: np.ndarray,
-    line_group: np.ndarray,
-    line_root: np.ndarray,
-    line_width: np.ndarray,
-    n_groups: int,
-    pv: bool,
-    jac: np.ndarray,
-) -> np.ndarray:
-    """The model at ``q`` for parameters ``p``; fills the Jacobian ``jac`` (n, P)."""
+def _model(q: np.ndarray, p: np.ndarray, lay: tuple, n_groups: int, pv: bool,
+           jac: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The model at ``q`` for parameters ``p``; fills the Jacobian ``jac`` (n, P).
+
+    ``lay``: the :class:`Layout`'s arrays (window, middle, line_window, line_group,
+    line_root, line_width).
+    """
+    window, middle, line_window, line_group, line_root, line_width = lay
     n, n_win, n_line = q.size, middle.size, line_root.size
     at_area, at_group = 2 * n_win, 2 * n_win + n_line
     at_width = at_group + n_groups
@@ -154,12 +148,7 @@ def _fit_one(
     p: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    window: np.ndarray,
-    middle: np.ndarray,
-    line_window: np.ndarray,
-    line_group: np.ndarray,
-    line_root: np.ndarray,
-    line_width: np.ndarray,
+    lay: tuple,
     n_groups: int,
     pv: bool,
     max_iter: int,
@@ -176,18 +165,16 @@ def _fit_one(
     step = np.empty(n_p)
     rhs = np.empty(n_p)
     trial = np.empty(n_p)
-    _model(q, p, window, middle, line_window, line_group, line_root, line_width, n_groups, pv, jac)
+    _model(q, p, lay, n_groups, pv, jac)
     # the linear parameters (backgrounds, areas) solved exactly for the start's centres
     # and widths: LM then starts where only the nonlinear ones are off
-    m = 2 * middle.size + line_root.size
+    m = 2 * lay[1].size + lay[4].size  # two per window, one per line
     phi = np.ascontiguousarray(jac[:, :m])
     lin = np.empty(m)
     if _solve_spd(phi.T @ phi, phi.T @ yv, lin):
         for d in range(m):
             p[d] = min(max(lin[d], lo[d]), hi[d])
-    r = yv - _model(
-        q, p, window, middle, line_window, line_group, line_root, line_width, n_groups, pv, jac
-    )
+    r = yv - _model(q, p, lay, n_groups, pv, jac)
     rss = np.sum(r * r)
     lam = 1e-3
     ok = False
@@ -215,10 +202,7 @@ def _fit_one(
             continue
         for d in range(n_p):
             trial[d] = min(max(p[d] + step[d], lo[d]), hi[d])
-        r_t = yv - _model(
-            q, trial, window, middle, line_window, line_group, line_root, line_width,
-            n_groups, pv, jac_t,
-        )  # fmt: skip
+        r_t = yv - _model(q, trial, lay, n_groups, pv, jac_t)
         rss_t = np.sum(r_t * r_t)
         if rss_t <= rss:
             small = rss - rss_t <= RTOL * rss
@@ -258,12 +242,7 @@ def _fit_all(
     p0: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    window: np.ndarray,
-    middle: np.ndarray,
-    line_window: np.ndarray,
-    line_group: np.ndarray,
-    line_root: np.ndarray,
-    line_width: np.ndarray,
+    lay: tuple,
     n_groups: int,
     pv: bool,
     max_iter: int,
@@ -275,9 +254,8 @@ def _fit_all(
     for v in numba.prange(n_vox):
         if np.all(np.isfinite(y[v])):
             rwp[v] = _fit_one(
-                q, y[v], params[v], lo[v], hi[v], window, middle, line_window, line_group,
-                line_root, line_width, n_groups, pv, max_iter, errors[v],
-            )  # fmt: skip
+                q, y[v], params[v], lo[v], hi[v], lay, n_groups, pv, max_iter, errors[v]
+            )
         else:
             params[v, :] = np.nan
     return params, errors, rwp
@@ -300,12 +278,14 @@ def fit_all(
         np.ascontiguousarray(p0, dtype=float),
         np.ascontiguousarray(lo, dtype=float),
         np.ascontiguousarray(hi, dtype=float),
-        layout.window.astype(np.int64),
-        layout.middle.astype(float),
-        layout.line_window.astype(np.int64),
-        layout.line_group.astype(np.int64),
-        layout.line_root.astype(float),
-        layout.line_width.astype(np.int64),
+        (
+            layout.window.astype(np.int64),
+            layout.middle.astype(float),
+            layout.line_window.astype(np.int64),
+            layout.line_group.astype(np.int64),
+            layout.line_root.astype(float),
+            layout.line_width.astype(np.int64),
+        ),
         int(layout.n_groups),
         bool(layout.pseudo_voigt),
         int(max_iter),
