@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 
 from caproto.server import PVGroup, pvproperty
 from caproto.server.records import MotorFields
 
 TICK = 0.005  # s between RBV updates during a move
+HISTORY = 32  # recent moves (and stops) kept, to answer where the stage was
 
 
 def move_duration(distance: float, velocity: float, accel_time: float) -> float:
@@ -85,6 +87,12 @@ class SimMotor(PVGroup):
         self._new_target = asyncio.Event()
         self._target = 0.0
         self._trajectory: tuple[float, float, float, float, float] | None = None
+        # the recent motion, oldest first: (from when, the move's trajectory, or None and
+        # the position it stopped at), so a position at a past time is still known after
+        # the move has ended (a detector that is running late renders a frame where the
+        # stage was, not where it is now)
+        self._history: deque[tuple[float, tuple[float, float, float, float, float] | None, float]]
+        self._history = deque(maxlen=HISTORY)
 
     @property
     def position(self) -> float:
@@ -93,11 +101,14 @@ class SimMotor(PVGroup):
         return self.position_at_time(time.monotonic())
 
     def position_at_time(self, when: float) -> float:
-        """Where the stage is at monotonic time ``when`` on the present move (or at rest)."""
-        traj = self._trajectory
-        if traj is not None:
-            start, target, t0, velocity, accel = traj
-            return position_at(when - t0, start, target, velocity, accel)
+        """Where the stage was, or is, at monotonic time ``when`` (on its recent moves,
+        or at rest)."""
+        for since, traj, rest in reversed(self._history):
+            if since <= when:
+                if traj is None:
+                    return rest
+                start, target, t0, velocity, accel = traj
+                return position_at(when - t0, start, target, velocity, accel)
         return float(self.motor.field_inst.user_readback_value.value)
 
     @property
@@ -176,11 +187,14 @@ class SimMotor(PVGroup):
             await asyncio.sleep(TICK)  # one servo cycle, even for a move to where it is
         t0 = time.monotonic()
         self._trajectory = (start, target, t0, velocity, accel)
+        self._history.append((t0, self._trajectory, target))
         await fields.stop.write(0)
         while True:
             t = time.monotonic() - t0
             if fields.stop.value:
                 self._trajectory = None
+                where = float(fields.user_readback_value.value)
+                self._history.append((time.monotonic(), None, where))
                 await fields.stop.write(0)
                 await instance.write(float(fields.user_readback_value.value), verify_value=False)
                 break
@@ -193,6 +207,7 @@ class SimMotor(PVGroup):
                 )
                 total = move_duration(target - start, velocity, accel)
                 self._trajectory = (start, target, t0, velocity, accel)
+                self._history.append((t0, self._trajectory, target))
                 continue
             pos = position_at(t, start, target, velocity, accel)
             await fields.user_readback_value.write(pos)
