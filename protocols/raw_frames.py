@@ -190,11 +190,6 @@ class RawSeries:
             return np.asarray(data[index])
 
 
-def series_complete(path: Path) -> bool:
-    """Whether the detector has written the series' end into its file (a cheap look)."""
-    return series_state(path)[1]
-
-
 def series_state(path: Path) -> tuple[int, bool]:
     """Frames written so far, and whether the series' end is written (a cheap look)."""
     try:

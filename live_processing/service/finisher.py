@@ -104,7 +104,7 @@ class Finisher:
             if series is None:
                 continue
             n = fill_from_raw(run, key, series)
-            if key == run.series_id:
+            if key == run.current_series:
                 run.series_ended = run.series_ended or series.complete
             if n:
                 placed = int(run.sinogram.filled.sum())

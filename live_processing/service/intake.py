@@ -56,7 +56,7 @@ class FrameIntake:
             return
         found = self.runs.scan_of_series(keys)
         if isinstance(msg, sv2.EndMessage):
-            if found is not None and found[0].series_id == found[1]:  # the run's latest
+            if found is not None and found[0].current_series == found[1]:  # the run's latest
                 found[0].series_ended = True
             return
         self.received += 1

@@ -134,7 +134,7 @@ class RunState:
         return {}
 
     @property
-    def series_id(self) -> str | None:
+    def current_series(self) -> str | None:
         """The key of the series frames come in now (the latest armed)."""
         return self.series[-1] if self.series else None
 
