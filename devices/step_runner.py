@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 from ..protocols import methodscript as ms
 from .ec_steps import ConstantCurrent, ConstantVoltage, Step, leased
@@ -92,14 +93,19 @@ class StepRunner:
             if run.packages != seen:
                 seen, since = run.packages, time.monotonic()
             elif time.monotonic() - since > self.watchdog:
-                try:
-                    self.client.abort(wait=1.0)
-                except PotentiostatError:
-                    log.error("%s: a silent instrument did not confirm the abort", self.name)
-                raise PotentiostatError(
-                    f"{self.name}: no data from the instrument for {self.watchdog:g} s while "
-                    f"running {self.step}: the instrument is silent; the step was aborted"
+                self._silent(
+                    f"no data from the instrument for {self.watchdog:g} s while running {self.step}"
                 )
+
+    def _silent(self, what: str) -> NoReturn:
+        """Abort (as far as a silent instrument lets us) and fail the step, naming why."""
+        try:
+            self.client.abort(wait=1.0)
+        except PotentiostatError:
+            log.error("%s: a silent instrument did not confirm the abort", self.name)
+        raise PotentiostatError(
+            f"{self.name}: {what}: the instrument is silent; the step was aborted"
+        )
 
     def run(self) -> StepOutcome:
         """Block until the step ends; re-issue leases; raise on a failed script."""
@@ -121,6 +127,7 @@ class StepRunner:
                 ran = min(self.lease, self._total() - out.elapsed)
             out.elapsed += ran
             left = self._total() - out.elapsed
+            refused: PotentiostatError | None = None
             with self._lock:
                 if self._halted:
                     out.aborted = True
@@ -130,9 +137,13 @@ class StepRunner:
                 self.on_segment(out.elapsed)
                 try:
                     self._run = self.client.run_script(self.script_for(self._segment()))
-                except PotentiostatError:
-                    if self.client.connected.is_set():
+                    out.segments += 1
+                except PotentiostatError as exc:
+                    if not self.client.connected.is_set():
+                        out.lost = True  # the link went as the lease ended: as a lost link
+                        return out
+                    if "did not accept" not in str(exc):
                         raise
-                    out.lost = True  # the link went as the lease ended: as a lost link
-                    return out
-                out.segments += 1
+                    refused = exc
+            if refused is not None:  # outside the lock: halt() may come meanwhile
+                self._silent(f"the next lease of {self.step} was not accepted ({refused})")
