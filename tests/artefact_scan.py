@@ -84,13 +84,17 @@ def acquire_each(
     noise: bool = True,
     translations: np.ndarray | None = None,
     bins: int = 200,
+    counts_of: Phantom | None = None,
 ) -> dict[str, Scan]:
     """One scan's frames integrated by each of ``methods`` (rendered once).
 
     ``translations`` (mm) replace the default grid: the sample's pixels plus ``margin``.
+    ``counts_of``: render at the count scale this phantom would have (same support).
     """
     ai = default_integrator(binning)
-    renderer = FrameRenderer(phantom, ai, artefacts=artefacts)
+    renderer = FrameRenderer(counts_of or phantom, ai, artefacts=artefacts)
+    if counts_of is not None:
+        renderer.set_phantom(phantom)
     n = phantom.shape[0] + 2 * margin
     xs = (np.arange(n) - (n - 1) / 2) * phantom.pixel_size
     if translations is not None:
@@ -137,6 +141,23 @@ def reconstruct(scan: Scan, corrections: str, out: Path) -> tuple[np.ndarray, Ru
     if run.live is not None:
         run.live.close(remove=True)
     return volume, run
+
+
+def fine_truth(phantom: Phantom, out: Path, margin: int, factor: int = 2) -> np.ndarray:
+    """The slice independently of where a scan samples it: a noise-free scan ``factor``×
+    finer in translation and in angle, reconstructed and binned back to the scan's grid
+    (a step scan with ``margin`` extra positions at each side)."""
+    n = phantom.shape[0] + 2 * margin
+    fine = np.arange(n * factor) - (n * factor - 1) / 2
+    scan = acquire(
+        phantom,
+        Artefacts(),
+        noise=False,
+        translations=fine * phantom.pixel_size / factor,
+        n_angles=30 * factor,
+    )
+    volume = reconstruct(scan, "normalise", out)[0]
+    return volume.reshape(n, factor, n, factor, -1).mean(axis=(1, 3))
 
 
 def maps(volume: np.ndarray, scan: Scan) -> dict[str, np.ndarray]:

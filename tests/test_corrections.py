@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from artefact_scan import Scan, acquire, acquire_each, errors, reconstruct, registered, sample
+from artefact_scan import (
+    Scan,
+    acquire,
+    acquire_each,
+    errors,
+    fine_truth,
+    reconstruct,
+    registered,
+    sample,
+)
 
 from operando.live_processing.service.run_state import RunState
 from operando.live_processing.tomography.corrections import STAGES, Pipeline, StageError
@@ -80,45 +89,78 @@ def test_each_artefact_is_corrected_to_the_artefact_free_error(name, truth, clea
     scans = scans_with(text, *{method_off, method})  # the same frames, integrated each way
     uncorrected = errors(reconstruct(scans[method_off], off, out)[0], volume, scans[method_off])
     corrected = errors(reconstruct(scans[method], on, out)[0], volume, scans[method])
-    clean = clean_errors[method]
     print(f"\n{name}: phase  clean  uncorrected  corrected (normalised RMS against truth)")
-    for k in corrected:
-        print(f"  {k:10s} {clean[k]:.4f} {uncorrected[k][1]:.4f} {corrected[k][1]:.4f}")
+    check_corrected(clean_errors[method], uncorrected, corrected)
+
+
+def total(found: dict[str, tuple[float, float]]) -> float:
+    """Root sum of squares of the phases' normalised RMS errors."""
+    return math.sqrt(sum(e**2 for _r, e in found.values()))
+
+
+def check_corrected(
+    clean: dict[str, float],
+    uncorrected: dict[str, tuple[float, float]],
+    corrected: dict[str, tuple[float, float]],
+) -> None:
+    """Acceptance 1: every phase at most 1.2× its artefact-free error (noise allowed),
+    and the whole at least 3× closer to the truth than uncorrected."""
     for k, (r, e) in corrected.items():
+        print(f"  {k:10s} {clean[k]:.4f} {uncorrected[k][1]:.4f} {e:.4f}")
         assert e <= 1.2 * clean[k] + NOISE, (k, e, clean[k])
         assert r >= 0.99, (k, r)
-    total = {
-        which: math.sqrt(sum(e**2 for _r, e in found.values()))
-        for which, found in (("off", uncorrected), ("on", corrected))
-    }
-    assert total["off"] >= 3 * total["on"], total
+    assert total(uncorrected) >= 3 * total(corrected), (uncorrected, corrected)
 
 
-def test_spots_are_cut_by_the_trimmed_mean(truth, clean_errors) -> None:
-    """Coarse Al grains: the trimmed mean takes most of the spots' error away (the Al map
-    keeps the powder part of the ring; what stays is in the notes of the issue)."""
-    volume, out = truth
-    scans = scans_with("spots", "mean", "trimmed")
-    spotty_mean = errors(reconstruct(scans["mean"], BASE, out)[0], volume, scans["mean"])
-    trimmed = errors(reconstruct(scans["trimmed"], BASE, out)[0], volume, scans["trimmed"])
-    assert trimmed["Al"][1] * 5 <= spotty_mean["Al"][1]
-    for k in ("LiMn2O4", "PEEK"):
-        assert trimmed[k][1] <= 1.2 * clean_errors["trimmed"][k] + NOISE
+def test_spots_are_corrected_to_the_powder_part_of_the_ring(tmp_path: Path) -> None:
+    """Coarse Al grains put half of the Al ring in a few spots that change every frame.
+
+    The trimmed mean cuts the spots and keeps the powder part of the ring: few grains
+    are no measure of how much Al a voxel holds, so the truth is the same sample whose
+    Al scatters only that powder part (rendered at the same count scale). Against the
+    full sample's truth, the Al map would differ by what its q window takes from the
+    other phases (3 % of its norm), whatever the correction.
+    """
+    art = Artefacts.parse("spots")
+    full = sample()
+    powder = sample()
+    powder.fraction["Al"] = full.fraction["Al"] * (1 - art.spots)
+    noise_free = acquire(powder, Artefacts(), noise=False, margin=8)
+    truth = reconstruct(noise_free, "normalise", tmp_path)[0]
+
+    def error(scan: Scan) -> dict[str, tuple[float, float]]:
+        return errors(reconstruct(scan, BASE, tmp_path)[0], truth, scan)
+
+    clean_scan = acquire(powder, Artefacts(), method="trimmed", margin=8, seed=1, counts_of=full)
+    clean_scan.phantom = full  # the same maps made (the phases' choice reads the phantom)
+    clean = {k: e for k, (_r, e) in error(clean_scan).items()}
+    scans = acquire_each(full, art, ("mean", "trimmed"), margin=8)
+    spotty, trimmed = error(scans["mean"]), error(scans["trimmed"])
+    print("\nspots: phase  clean  uncorrected (mean)  corrected (trimmed)")
+    check_corrected(clean, spotty, trimmed)
 
 
-def test_jitter_is_taken_back_to_a_rigid_shift(truth) -> None:
+def test_jitter_is_corrected_to_the_artefact_free_error(tmp_path: Path) -> None:
     """Each row's error is found from its centre of mass against the fitted sinusoid.
-    What the sinusoid itself absorbs is a rigid move of the slice, which no data can tell
-    from the stage's zero: the maps are compared after registering it."""
-    volume, out = truth
+
+    Jitter moves where the beam samples the sample, so the truth here must not depend on
+    the sampling: the slice from a scan 2× finer, binned (against the artefact-free
+    scan's own reconstruction, that scan's aliasing would count as the jittered scan's
+    error). What the sinusoid itself absorbs is a rigid move of the slice, which no data
+    can tell from the stage's zero: every map is compared after registering it.
+    """
+    truth = fine_truth(sample(), tmp_path, margin=8)
+    clean_scan = acquire(sample(), Artefacts(), margin=8, seed=1)
+    clean_volume = registered(reconstruct(clean_scan, BASE, tmp_path)[0], truth, clean_scan)
+    clean = {k: e for k, (_r, e) in errors(clean_volume, truth, clean_scan).items()}
     scan = scans_with("jitter=0.03", "mean")["mean"]
-    off = errors(registered(reconstruct(scan, BASE, out)[0], volume, scan), volume, scan)
-    on_volume, run = reconstruct(scan, "normalise,jitter,rotation_centre", out)
-    on = errors(registered(on_volume, volume, scan), volume, scan)
-    for k in on:
-        assert on[k][1] * 1.8 <= off[k][1], (k, on[k], off[k])
+    off = errors(registered(reconstruct(scan, BASE, tmp_path)[0], truth, scan), truth, scan)
+    on_volume, run = reconstruct(scan, "normalise,jitter,rotation_centre", tmp_path)
+    on = errors(registered(on_volume, truth, scan), truth, scan)
+    print("\njitter: phase  clean  uncorrected  corrected (against the finer scan)")
+    check_corrected(clean, off, on)
     record = run.pipeline.record()["jitter"]
-    assert record["applied"] and 0.005 < record["rms_shift"] < 0.06
+    assert record["applied"] and 0.025 < record["rms_shift"] < 0.04
 
 
 @pytest.mark.parametrize(
@@ -180,12 +222,16 @@ def test_opposed_centre_handles_a_last_angle_short_of_180() -> None:
     assert abs(opposed_centre(angles, rows, 20.5) - centre) < 0.1
 
 
-def test_shift_row_moves_by_fractions_and_keeps_nothing_from_outside() -> None:
-    row = np.zeros((10, 1), np.float32)
-    row[4] = 1.0
-    moved = shift_row(row, 1.25)
-    assert moved[5, 0] == pytest.approx(0.75) and moved[6, 0] == pytest.approx(0.25)
-    assert shift_row(row, 20).sum() == 0
+def test_shift_row_moves_by_fractions_without_wrapping_around() -> None:
+    """A smooth row moves by a fraction of a bin exactly; the ends continue outward."""
+    s = np.arange(48.0)
+    bump = lambda c: np.exp(-0.5 * ((s - c) / 2.0) ** 2)[:, None].astype(np.float32)  # noqa: E731
+    assert np.abs(shift_row(bump(20.0), 1.25) - bump(21.25)).max() < 1e-4
+    assert np.abs(shift_row(bump(20.0), -2.6) - bump(17.4)).max() < 1e-4
+    level = np.full((48, 2), 3.0, np.float32)
+    assert np.allclose(shift_row(level, 2.5), 3.0, atol=1e-4)  # air continues past the ends
+    moved = shift_row(bump(46.0), 3.0)  # what leaves at the right does not enter at the left
+    assert np.abs(moved[:20]).max() < 1e-4 and moved[-1, 0] > 0.5
 
 
 def test_artefact_lists_are_checked_naming_what_is_allowed() -> None:
@@ -221,7 +267,7 @@ def test_processing_settings_carry_the_corrections_and_refuse_bad_values() -> No
     ):
         with pytest.raises(SettingsError, match=words):
             ProcessingSettings.from_table(table)
-    with pytest.raises(StageError, match="known: air, jitter, normalise"):
+    with pytest.raises(StageError, match="known: air, holder, jitter, normalise"):
         Pipeline.check((Correction("ring_of_fire"),))
     with pytest.raises(StageError, match="edge"):
         Pipeline.check((Correction("air", {"edge": 0}),))

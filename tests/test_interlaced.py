@@ -99,11 +99,12 @@ def test_each_window_slice_is_stamped_with_its_time_and_the_cells_state(
             assert rec["charge_mah"][()] == pytest.approx(1e-4 * (stop - start) / 3.6, rel=0.02)
             assert rec["lithium_x"][()] == pytest.approx(np.mean(LITHIUM[s - 1 : s + 1]))
             assert rec["angles"][()] == N_ANGLES  # both sets: the full angular sampling
-        # the window is the well-sampled slice: better than a sub-scan alone
+        # the window is the well-sampled slice: better than a sub-scan alone (50× for the
+        # sharp phases; PEEK, smooth and little hurt by the sparse angles, gains 3.3×)
         win, one = errors(volume, truth, scan), errors(alone, truth, scan)
         print(f"\nwindow {win}\nsub-scan alone {one}")
         for k in win:
-            assert win[k][1] <= 0.3 * one[k][1], (k, win[k], one[k])
+            assert win[k][1] <= (0.35 if k == "PEEK" else 0.1) * one[k][1], (k, win[k], one[k])
             assert win[k][0] >= 0.99
     assert [r["event"] for r in reports] == ["written"] * 3
 

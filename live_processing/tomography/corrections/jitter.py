@@ -3,8 +3,8 @@
 A translation error of one row (a stage that did not settle, a sample that moved)
 shifts that whole projection. The centre of mass of every projection traces
 ``c + A cos θ + B sin θ`` (:mod:`.centre`); a row's departure from the fitted sinusoid
-is its error, and the row is shifted back by it (linear interpolation along the
-translation, nothing beyond the ends). Live, the fit of the rows so far is used once
+is its error, and the row is shifted back by it (a Fourier shift along the
+translation, :func:`..shift.shift_row`). Live, the fit of the rows so far is used once
 they span :data:`.centre.MIN_SPAN`; at the end every row is corrected again with the
 fit of all rows (the reconstruction takes the difference, FBP being linear).
 """
@@ -15,22 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..shift import shift_row
 from .base import Grid, Readings, Stage, register
 from .centre import MIN_SPAN, centre_of_mass, sinusoid_residuals
-
-
-def shift_row(row: np.ndarray, shift: float) -> np.ndarray:
-    """``row`` (n_t, n_q) moved by ``shift`` bins (out[j] = row[j - shift]); zero outside."""
-    n = row.shape[0]
-    src = np.arange(n) - shift
-    k = np.floor(src).astype(int)
-    f = (src - k).astype(np.float32)[:, None]
-    out = np.zeros_like(row)
-    for offset, weight in ((0, 1 - f), (1, f)):
-        idx = k + offset
-        ok = (idx >= 0) & (idx < n)
-        out[ok] += weight[ok] * row[idx[ok]]
-    return out
 
 
 @register
