@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -9,6 +10,7 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+import numpy as np
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
@@ -18,6 +20,8 @@ from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, scan_points
 from .electrochemistry import recorded
+
+logger = logging.getLogger(__name__)
 
 
 class ScanLimitError(ValueError):
@@ -164,6 +168,7 @@ def roi_coarse_scan(
     pstat: Potentiostat | None = None,
     sample: dict[str, Any] | None = None,
     transmission: Signal | None = None,
+    guard: int | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """A coarse scan of the whole sample, then a fine scan of its middle (seed 000).
@@ -176,7 +181,12 @@ def roi_coarse_scan(
     ----------
     coarse, roi
         (angles in deg, translations in mm) of each scan; the ROI's translations must
-        lie inside the coarse scan's, around the rotation axis.
+        lie inside the coarse scan's, around the rotation axis, evenly stepped.
+    guard
+        Fine steps scanned beyond each end of the ROI (default: one coarse step's
+        worth, as far as the coarse scan reaches). The disc reconstructed is the ROI's;
+        the guard keeps the coarse scan's interpolation away from its edge (the ramp
+        filter weighs the cells just outside most).
     Others as :func:`xrdct_scan`.
     """
     (c_angles, c_x), (r_angles, r_x) = coarse, roi
@@ -185,6 +195,8 @@ def roi_coarse_scan(
             f"ROI translations {min(r_x):g}..{max(r_x):g} mm must lie inside the coarse "
             f"scan's {min(c_x):g}..{max(c_x):g} mm"
         )
+    r_x, guard = guarded(c_x, r_x, guard)
+    roi = (r_angles, r_x)
     check_limits(stage, [*c_angles, *r_angles], [*c_x, *r_x])
     link = uuid.uuid4().hex
     scan = partial(xrdct_scan, det, stage, monitor, poni_file=poni_file, pstat=pstat,
@@ -193,9 +205,33 @@ def roi_coarse_scan(
         yield from scan(
             angles,
             translations,
-            combine={"id": link, "role": role},
+            combine={"id": link, "role": role, **({"guard": guard} if role == "roi" else {})},
             md={**(md or {}), "scan_role": role, "combine_id": link},
         )
+
+
+def guarded(
+    coarse_x: Sequence[float], roi_x: Sequence[float], guard: int | None
+) -> tuple[list[float], int]:
+    """The ROI's translations with ``guard`` more steps at each end (default one coarse
+    step's worth), as many as fit inside the coarse scan; and the guard taken."""
+    x = np.asarray(roi_x, dtype=float)
+    if x.size < 2:
+        raise ScanLimitError(f"an ROI scan needs at least 2 translations, got {x.size}")
+    step = float(x[1] - x[0])
+    if guard is None:
+        c_step = float(np.median(np.abs(np.diff(np.asarray(coarse_x, dtype=float)))))
+        guard = round(c_step / abs(step))
+    if guard < 0:
+        raise ScanLimitError(f"ROI guard {guard} steps must be >= 0")
+    room = min(x.min() - min(coarse_x), max(coarse_x) - x.max()) / abs(step)
+    taken = int(min(guard, np.floor(room + 1e-9)))
+    if taken < guard:
+        logger.warning(
+            "ROI guard: %d of %d steps fit inside the coarse scan at each end", taken, guard
+        )
+    ends = np.arange(1, taken + 1) * step
+    return [*(x[0] - ends[::-1]), *x, *(x[-1] + ends)], taken
 
 
 def interlaced_scans(

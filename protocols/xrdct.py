@@ -43,7 +43,8 @@ class XrdctGeometry:
     reversed_key: str = ""
     estimated_time: float = 0.0  # s, before the scan started
     transmission_key: str = ""  # transmitted-beam diode reading in each event (if any)
-    # scans reconstructed together: {"id": ..., "role": "coarse" | "roi"} (seed 000)
+    # scans reconstructed together: {"id": ..., "role": "coarse" | "roi"} (seed 000); an
+    # ROI's "guard": its translations reach that many steps beyond the disc wanted
     combine: dict[str, Any] = field(default_factory=dict)
 
     def to_md(self) -> dict[str, Any]:

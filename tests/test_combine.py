@@ -2,7 +2,10 @@
 
 A fine scan of the middle of the sample alone leaks everything outside it into a
 bright ring at its edge. Merged with a coarse scan of the whole sample, the ROI's disc
-is reconstructed as if the fine scan had covered everything.
+is reconstructed as if the fine scan had covered everything. The fine scan reaches a
+guard of one coarse step beyond the disc (``roi_coarse_scan``'s default): without it,
+the coarse scan's interpolation just outside the disc, which the ramp filter weighs
+most, left the disc's edge band 2.7× the interior's error (1.05× with it).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ PIXEL = 0.025  # mm: the ROI's step
 N = 48  # the sample's grid
 ROI = 20  # translations of the ROI scan (the middle of the sample)
 COARSE = 4  # coarse step / ROI step
+GUARD = COARSE  # fine steps scanned beyond the disc at each end
 
 
 def disc_errors(volume: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -59,7 +63,8 @@ def scans(tmp_path_factory: pytest.TempPathFactory):
     truth = truth[m : m + ROI, m : m + ROI]
     # the fine scan of the middle: the same angles, ROI translations around the axis
     fine = acquire(ph, Artefacts(), margin=2, n_angles=36)
-    middle = slice((fine.translations.size - ROI) // 2, (fine.translations.size + ROI) // 2)
+    n = ROI + 2 * GUARD
+    middle = slice((fine.translations.size - n) // 2, (fine.translations.size + n) // 2)
     roi_sino = reconstruct(fine, "normalise", out)[1].corrected[:, middle]
     roi_x = fine.translations[middle]
     # the coarse scan: 4 pixels a step over the whole sample, fewer angles
@@ -80,11 +85,13 @@ def test_merged_roi_has_no_truncation_ring(scans) -> None:
     merged = combine(coarse_sino, coarse_angles, coarse_x, roi_sino, angles, roi_x, 0.0)
     assert merged.expansion == pytest.approx(COARSE)
     assert merged.scale == pytest.approx(1 / 1.7, rel=0.05)  # matched where they overlap
-    combined = reconstruct_roi(merged, angles, 0.0)
+    combined = reconstruct_roi(merged, angles, 0.0, GUARD)
     assert combined.shape[:2] == (ROI, ROI)
-    # the ROI alone: its own translations only, reconstructed on the same disc
+    # the ROI alone: its own translations only (guard included), on the same disc
     alone_x = np.asarray(roi_x)
-    fbp = IncrementalFBP(angles, ROI, roi_sino.shape[2], PIXEL, axis=(0.0 - alone_x[0]) / PIXEL)
+    fbp = IncrementalFBP(
+        angles, alone_x.size, roi_sino.shape[2], PIXEL, axis=-alone_x[0] / PIXEL, size=ROI
+    )
     for i in range(angles.size):
         fbp.add(i, roi_sino[i])
     alone = fbp.result()
@@ -92,9 +99,9 @@ def test_merged_roi_has_no_truncation_ring(scans) -> None:
     band_alone, inner_alone = disc_errors(alone, scans["truth"])
     print(f"\nROI alone: band {band_alone:.3f} inner {inner_alone:.3f}")
     print(f"ROI + coarse: band {band:.3f} inner {inner:.3f}")
-    assert 10 * band <= band_alone  # the truncation ring is gone ...
-    assert band <= 5 * inner  # ... what stays at the edge is the coarse scan's resolution
-    assert 5 * np.hypot(band, inner) <= np.hypot(band_alone, inner_alone)
+    assert 10 * band <= band_alone  # the truncation ring is gone
+    assert band <= 1.5 * inner  # acceptance 4: no ring at the edge ...
+    assert 5 * np.hypot(band, inner) <= np.hypot(band_alone, inner_alone)  # ... 5× better
 
 
 def test_expand_reads_every_angle_with_the_180_degree_mirror() -> None:
@@ -144,7 +151,7 @@ def test_the_processor_keeps_the_coarse_scan_for_its_roi(tmp_path: Path, scans) 
         ("r1", "roi", scans["roi"]),
     ):
         geom = XrdctGeometry(list(angles), list(x), False, "f", "s", "m", "p.poni")
-        geom.combine = {"id": "pair", "role": role}
+        geom.combine = {"id": "pair", "role": role, "guard": GUARD}
         run = RunState.begin(uid, geom, integrator, "e", 0.0, settings, {"poni": ""}, tmp_path)
         for i in range(len(angles)):
             for j in range(len(x)):
@@ -155,6 +162,7 @@ def test_the_processor_keeps_the_coarse_scan_for_its_roi(tmp_path: Path, scans) 
     with h5py.File(paths[1]) as f:
         volume = f["entry/reconstruction/data"][()]
         assert f["entry/process/roi_coarse/coarse_run"][()].decode() == "c1"
+        assert f["entry/process/roi_coarse/guard"][()] == GUARD
     band, inner = disc_errors(volume, scans["truth"])
-    assert band <= 5 * inner
+    assert band <= 1.5 * inner
     assert [r["event"] for r in reports] == ["written", "written"]

@@ -14,7 +14,7 @@ from event_model import DocumentNames, schema_validators, unpack_event_page
 from ophyd.utils import LimitError
 
 from operando.control.session import connect_publisher
-from operando.plans.xrdct import ScanLimitError, roi_coarse_scan, xrdct_scan
+from operando.plans.xrdct import ScanLimitError, guarded, roi_coarse_scan, xrdct_scan
 
 
 def test_plan_runs_through_real_protocols(
@@ -164,6 +164,9 @@ def test_roi_and_coarse_scans_are_reconstructed_together(
     )
     starts = [d for n, d in docs if n == "start"]
     assert [s["xrdct"]["combine"]["role"] for s in starts] == ["coarse", "roi"]
+    # the ROI scan reaches a guard of one coarse step (4 fine steps) beyond each end
+    assert starts[1]["xrdct"]["combine"]["guard"] == 4
+    assert np.allclose(starts[1]["xrdct"]["translations"], np.linspace(-0.4, 0.4, 17))
     assert starts[0]["xrdct"]["combine"]["id"] == starts[1]["xrdct"]["combine"]["id"]
     first, second = wait_written(results), wait_written(results)
     publisher.close()
@@ -176,6 +179,7 @@ def test_roi_and_coarse_scans_are_reconstructed_together(
         assert e["reconstruction/data"].shape == (9, 9, 200)  # the ROI's disc, fine grid
         assert e["process/roi_coarse/coarse_run"][()].decode() == starts[0]["uid"]
         assert e["process/roi_coarse/expansion"][()] == pytest.approx(4.0)
+        assert e["process/roi_coarse/guard"][()] == 4
     with pytest.raises(ScanLimitError, match="inside the coarse scan"):
         RE(
             roi_coarse_scan(
@@ -222,3 +226,14 @@ def test_interlaced_subscans_give_stamped_window_slices(
     with pytest.raises(ScanLimitError, match="cannot be split into 3"):
         RE(interlaced_scans(beamline.det, beamline.stage, beamline.diode, 8, x,
                             poni_file=str(poni_file), sets=3))  # fmt: skip
+
+
+def test_the_roi_guard_stays_inside_the_coarse_scan() -> None:
+    coarse = np.linspace(-0.6, 0.6, 7)  # 0.2 mm steps
+    x, taken = guarded(coarse, np.linspace(-0.2, 0.2, 9), None)  # 0.05 mm: 4 steps asked
+    assert taken == 4 and np.allclose(x, np.linspace(-0.4, 0.4, 17))
+    x, taken = guarded(coarse, np.linspace(0.2, 0.5, 7), None)  # room for 2 at the top
+    assert taken == 2 and np.allclose(x, np.linspace(0.1, 0.6, 11))
+    assert guarded(coarse, [0.1, 0.0, -0.1], 1)[0] == pytest.approx([0.2, 0.1, 0.0, -0.1, -0.2])
+    with pytest.raises(ScanLimitError, match="guard -1 steps must be >= 0"):
+        guarded(coarse, [0.0, 0.1], -1)

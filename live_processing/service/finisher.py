@@ -213,7 +213,11 @@ class Finisher:
                 return recon
             g = run.geometry
             recon, record = roi_with_coarse(
-                coarse, run.corrected, np.asarray(g.angles), np.asarray(g.translations)
+                coarse,
+                run.corrected,
+                np.asarray(g.angles),
+                np.asarray(g.translations),
+                int(link.get("guard", 0)),
             )
             process["roi_coarse"] = {"applied": True, **record, "_units": {"axis": "mm"}}
         return recon

@@ -91,7 +91,7 @@ class RunState:
         ts = np.asarray(geometry.translations, dtype=float)
         step = abs(ts[1] - ts[0]) if len(ts) > 1 else 1.0
         angles = np.asarray(geometry.angles, dtype=float)
-        pipeline = Pipeline(settings.corrections, Grid(angles, ts))
+        pipeline = Pipeline(settings.corrections, Grid(angles, ts, integrator.q))
         fbp: IncrementalFBP | CompressedFBP
         if settings.svd_rank > 0:
             rank, basis_rows = min(settings.svd_rank, n_q), max(1, min(8, n_a // 4))

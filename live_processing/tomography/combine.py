@@ -13,7 +13,10 @@ coarse scan of the whole sample fills in what the ROI scan misses:
 3. the ROI's cells replace the expanded coarse ones; beyond each end of the ROI the
    expanded coarse rows are matched to the ROI's last cell (their difference there,
    fading over one coarse step), so the seam carries no step into the ramp filter, and
-4. only the ROI's disc is reconstructed, on the fine grid.
+4. only the ROI's disc is reconstructed, on the fine grid: the disc of the region
+   wanted, inside the ROI scan's ``guard`` cells at each end (the ramp filter weighs
+   the cells just outside a disc most; there they are the ROI's own, not the coarse
+   scan's interpolation).
 
 Step 3's seam matching is ours (the seed merges without it): the coarse data just
 outside the ROI weigh most in the ROI's outermost pixels, and there they are known
@@ -121,11 +124,16 @@ def combine(
     return Combined(merged, grid, where, scale, expansion)
 
 
-def reconstruct_roi(combined: Combined, angles: np.ndarray, axis_mm: float) -> np.ndarray:
-    """FBP of the merged sinogram over the ROI's disc only: (n_roi, n_roi, n_q) per mm."""
+def reconstruct_roi(
+    combined: Combined, angles: np.ndarray, axis_mm: float, guard: int = 0
+) -> np.ndarray:
+    """FBP of the merged sinogram over the ROI's disc only, less ``guard`` cells at each
+    end: (n, n, n_q) per mm with n = the ROI's translations − 2 · guard."""
     x = combined.translations
     step = float(x[1] - x[0])
-    n_roi = combined.roi.stop - combined.roi.start
+    n_roi = combined.roi.stop - combined.roi.start - 2 * guard
+    if n_roi < 1:
+        raise ValueError(f"ROI guard {guard} leaves nothing of its {n_roi + 2 * guard} cells")
     n_a, n_t, n_q = combined.sinogram.shape
     axis = (axis_mm - x[0]) / step
     fbp = IncrementalFBP(np.asarray(angles), n_t, n_q, step, axis=axis, size=n_roi)
@@ -146,19 +154,24 @@ class CoarseScan:
 
 
 def roi_with_coarse(
-    coarse: CoarseScan, roi: np.ndarray, angles: np.ndarray, translations: np.ndarray
+    coarse: CoarseScan,
+    roi: np.ndarray,
+    angles: np.ndarray,
+    translations: np.ndarray,
+    guard: int = 0,
 ) -> tuple[np.ndarray, dict[str, object]]:
     """The ROI's disc reconstructed from the merged sinogram, and what to record of it."""
     merged = combine(
         coarse.sinogram, coarse.angles, coarse.translations, roi, angles, translations,
         coarse.axis_mm,
     )  # fmt: skip
-    volume = reconstruct_roi(merged, angles, coarse.axis_mm)
+    volume = reconstruct_roi(merged, angles, coarse.axis_mm, guard)
     record: dict[str, object] = {
         "coarse_run": coarse.uid,
         "scale": merged.scale,
         "expansion": merged.expansion,
         "axis": coarse.axis_mm,
         "merged_translations": int(merged.translations.size),
+        "guard": guard,
     }
     return volume, record

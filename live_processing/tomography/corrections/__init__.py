@@ -9,7 +9,7 @@ and records each of them in the run's file as ``/entry/process/<name>``.
 from __future__ import annotations
 
 # importing a stage's module registers it
-from . import air, centre, jitter, normalise, rings, transmission  # noqa: F401
+from . import air, centre, holder, jitter, normalise, rings, transmission  # noqa: F401
 from .base import STAGES, Grid, Readings, Stage, StageError, register
 from .pipeline import Pipeline
 

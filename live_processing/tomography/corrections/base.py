@@ -14,10 +14,12 @@ class StageError(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """What stages know of the scan: angles (degrees) and translations (mm)."""
+    """What stages know of the scan: angles (degrees), translations (mm) and, once the
+    integration is known, the q bins (Å⁻¹)."""
 
     angles: np.ndarray
     translations: np.ndarray
+    q: np.ndarray | None = None
 
     @property
     def n_t(self) -> int:
