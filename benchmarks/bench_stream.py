@@ -133,7 +133,8 @@ def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[
         behind, done_at, written = 0, None, None
         while written is None:
             if not results.poll(300_000):
-                raise TimeoutError("no report from the processor for 300 s")
+                tail = "\n".join(list(proc.log)[-30:])
+                raise TimeoutError(f"no report from the processor for 300 s; its log:\n{tail}")
             msg = results.recv_json()
             if msg["event"] == "lag":
                 behind = max(behind, msg["frames_behind"])

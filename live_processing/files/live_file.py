@@ -61,7 +61,9 @@ class LiveReconstructionFile:
         # every byte the file will need, claimed now: updates then only overwrite, so a
         # disk that fills up during the scan cannot fail them (HDF5 does not survive a
         # failed write well); a disk already full fails here, before the scan's frames
-        self.data[...] = 0.0
+        zeros = np.zeros(shape[:2], dtype=np.float32)
+        for k in range(shape[2]):  # chunk by chunk (a scalar broadcast writes per element)
+            self.data[:, :, k] = zeros
         self.file.swmr_mode = True
         self.file.flush()
         self._last = 0.0
