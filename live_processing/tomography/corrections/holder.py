@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ...files.xy import write_xy
 from .base import Grid, Readings, Stage, StageError, register
 
 CLIP = 3.0  # robust standard deviations above the fit that mark another phase's peak
@@ -57,10 +58,8 @@ def pattern_from_run(path: Path, outside_mm: float) -> tuple[np.ndarray, np.ndar
 
 
 def write_pattern(path: Path, q: np.ndarray, pattern: np.ndarray) -> None:
-    """Save a pattern as two columns (q, intensity), refusing to overwrite a file."""
-    if path.exists():
-        raise FileExistsError(f"holder pattern {path} exists; not overwritten")
-    np.savetxt(path, np.column_stack([q, pattern]), header="q (1/angstrom)  intensity")
+    """Save a holder pattern as ``.xy``, refusing to overwrite a file."""
+    write_xy(path, q, pattern, "holder pattern")
 
 
 def read_pattern(path: Path, q: np.ndarray) -> np.ndarray:

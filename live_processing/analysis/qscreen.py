@@ -1,0 +1,122 @@
+"""Q-screening (seeds 003, 004): integrated intensity of named q windows per voxel, minus a
+local background, and false-colour RGB composites of any three maps.
+
+A window is a q range with a name. It comes from the phase library (a phase's strongest
+line, or an amorphous phase's halo clear of the other phases' lines) or from the user
+(``"graphite003=1.82:1.90"``, seed 003's list). Its map is the volume summed over the
+window's bins, each bin weighted by the share of it inside the window (so a map does
+not jump as a window edge crosses a bin), less the straight line through the mean
+levels of two flanks just outside it (a local linear background: what curves within a
+window and its flanks stays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...materials.phases import feature_window
+
+FLANK = 0.5  # each flank's width, in window widths
+
+
+@dataclass(frozen=True)
+class QWindow:
+    """A named q range (Å⁻¹)."""
+
+    name: str
+    lo: float
+    hi: float
+    background: bool = True  # less the flanks' straight line (not for a broad halo)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.lo) and np.isfinite(self.hi) and 0 < self.lo < self.hi):
+            raise ValueError(
+                f"q window {self.name!r}: {self.lo:g}..{self.hi:g} 1/Å must be 0 < lo < hi"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> QWindow:
+        """``"name=lo:hi"`` (Å⁻¹)."""
+        name, eq, rng = text.strip().partition("=")
+        lo, colon, hi = rng.partition(":")
+        try:
+            if not (name and eq and colon):
+                raise ValueError
+            return cls(name.strip(), float(lo), float(hi))
+        except ValueError as exc:
+            if "must be" in str(exc):
+                raise
+            raise ValueError(
+                f"q window {text!r}: give name=lo:hi in 1/Å, e.g. graphite003=1.82:1.90"
+            ) from exc
+
+
+def parse_windows(text: str) -> list[QWindow]:
+    """Comma-separated ``name=lo:hi`` windows."""
+    return [QWindow.parse(part) for part in text.split(",") if part.strip()]
+
+
+def phase_window(name: str, present: dict[str, float | None] | None = None) -> QWindow:
+    """A phase's window from the library: a crystalline phase's strongest line (at its
+    lattice parameter in ``present``, else the library's), background-subtracted; an
+    amorphous phase's strongest halo clear of the other ``present`` phases' lines, as
+    it is (its flanks are the halo too)."""
+    centre, half, background = feature_window(name, present or {})
+    return QWindow(name, centre - half, centre + half, background)
+
+
+def _share(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Each bin's share inside [lo, hi] (bins centred on ``q``, edges halfway)."""
+    edges = np.concatenate([[1.5 * q[0] - 0.5 * q[1]], (q[1:] + q[:-1]) / 2])
+    edges = np.append(edges, 1.5 * q[-1] - 0.5 * q[-2])
+    width = np.diff(edges)
+    return np.clip((np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo)) / width, 0.0, 1.0)
+
+
+def window_intensity(volume: np.ndarray, q: np.ndarray, window: QWindow) -> np.ndarray:
+    """The window's map over a volume (..., n_q): summed intensity less the straight-line
+    background through its flanks (each :data:`FLANK` window widths wide)."""
+    if window.hi <= q[0] or window.lo >= q[-1]:
+        raise ValueError(
+            f"q window {window.name!r} {window.lo:g}..{window.hi:g} 1/Å is outside the data's "
+            f"q range {q[0]:.3f}..{q[-1]:.3f}"
+        )
+    inside = _share(q, window.lo, window.hi)
+    total = volume @ inside.astype(volume.dtype)
+    if not window.background:
+        return total
+    width = (window.hi - window.lo) * FLANK
+    left = _share(q, window.lo - width, window.lo)
+    right = _share(q, window.hi, window.hi + width)
+    if left.sum() == 0 or right.sum() == 0:  # a window at the data's edge: no background
+        return total
+    level_l = (volume @ left.astype(volume.dtype)) / left.sum()
+    level_r = (volume @ right.astype(volume.dtype)) / right.sum()
+    at_l, at_r = (q @ left) / left.sum(), (q @ right) / right.sum()
+    centre = (q @ inside) / inside.sum()  # the line at the window's mean q, times its bins
+    slope = (level_r - level_l) / (at_r - at_l)
+    return total - (level_l + slope * (centre - at_l)) * inside.sum()
+
+
+def screen(volume: np.ndarray, q: np.ndarray, windows: list[QWindow]) -> dict[str, np.ndarray]:
+    """Every window's map, by name (names must differ)."""
+    names = [w.name for w in windows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"q windows need distinct names; got {', '.join(names)}")
+    return {w.name: window_intensity(volume, q, w) for w in windows}
+
+
+def rgb(
+    red: np.ndarray, green: np.ndarray, blue: np.ndarray, percentiles: tuple[float, float] = (1, 99)
+) -> np.ndarray:
+    """A false-colour composite (ny, nx, 3) in [0, 1]: each map stretched between its
+    ``percentiles`` (NaN shown black)."""
+    out = []
+    for m in (red, green, blue):
+        finite = m[np.isfinite(m)]
+        lo, hi = np.percentile(finite, percentiles) if finite.size else (0.0, 1.0)
+        scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+        out.append(np.nan_to_num(np.clip(scaled, 0.0, 1.0)))
+    return np.stack(out, axis=-1).astype(np.float32)
