@@ -29,7 +29,7 @@ docs = "tcp://127.0.0.1:*"   # where the live processor binds for documents
 bins = 400                   # q bins; every other key of ProcessingSettings
                              # (operando/protocols/processing.py) goes here too:
                              # q_range, method, mask, dark, flat, polarisation,
-                             # corrections, svd_rank, workers
+                             # corrections, svd_rank, workers, qscreen
 ```
 """
 

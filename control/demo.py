@@ -148,6 +148,9 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     phantom_path, ph = prepare_phantom(out, size, phantom_file)
     n = ph.shape[0]
+    if not cfg.processing.settings.qscreen:  # the demo's sample: its major phases mapped
+        major = tuple(k for k, f in ph.fraction.items() if f.max() >= 0.5)
+        cfg.processing.settings = cfg.processing.settings.with_options(qscreen=major)
     poni = out / "detector.poni"
     port = ca_port or launcher.free_port()
     prefix = f"OPD{uuid.uuid4().hex[:6].upper()}:"

@@ -17,6 +17,7 @@ polarisation = 0.99
 corrections = ["normalise", "rotation_centre", { name = "air", edge = 3 }]
 svd_rank = 0
 workers = 0
+qscreen = ["LiMn2O4", "Al", "graphite003=1.82:1.90"]  # maps: library phases, name=lo:hi
 ```
 
 A correction is a name with parameters; the live processor's registry
@@ -83,9 +84,12 @@ class ProcessingSettings:
     corrections: tuple[Correction, ...] = tuple(Correction(n) for n in DEFAULT_CORRECTIONS)
     svd_rank: int = 0
     workers: int = 0
+    qscreen: tuple[str, ...] = ()  # Q-screening maps: library phase names, "name=lo:hi"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "q_range", tuple(float(v) for v in self.q_range))
+        if isinstance(self.qscreen, list | tuple):
+            object.__setattr__(self, "qscreen", tuple(self.qscreen))
         object.__setattr__(
             self, "corrections", tuple(Correction.parse(c) for c in self.corrections)
         )
@@ -126,6 +130,7 @@ class ProcessingSettings:
         names = [c.name for c in self.corrections]
         if len(set(names)) != len(names):
             raise SettingsError(f"processing corrections {names}: each may appear once")
+        check_qscreen(self.qscreen)
 
     @classmethod
     def from_table(cls, table: dict[str, Any], where: str = "[processing]") -> ProcessingSettings:
@@ -186,6 +191,58 @@ class ProcessingSettings:
         }
         key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return {"key": key, **spec}
+
+
+@dataclass(frozen=True)
+class QWindow:
+    """A named q range (Å⁻¹) to map; ``background``: less its flanks' straight line."""
+
+    name: str
+    lo: float
+    hi: float
+    background: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and 0 < self.lo < self.hi):
+            raise SettingsError(
+                f"q window {self.name!r}: {self.lo:g}..{self.hi:g} 1/Å must be 0 < lo < hi"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> QWindow:
+        """``"name=lo:hi"`` (Å⁻¹)."""
+        name, eq, rng = text.strip().partition("=")
+        lo, colon, hi = rng.partition(":")
+        try:
+            if not (name.strip() and eq and colon):
+                raise ValueError
+            low, high = float(lo), float(hi)
+        except ValueError:
+            raise SettingsError(
+                f"q window {text!r}: give name=lo:hi in 1/Å, e.g. graphite003=1.82:1.90"
+            ) from None
+        return cls(name.strip(), low, high)
+
+
+def check_qscreen(entries: object) -> None:
+    """Each Q-screening entry is a library phase or a ``name=lo:hi`` window; names differ."""
+    from ..materials.phases import LIBRARY
+
+    if not isinstance(entries, tuple) or not all(isinstance(e, str) for e in entries):
+        raise SettingsError(f"processing qscreen = {entries!r}: give a list of strings")
+    names = []
+    for entry in entries:
+        if "=" in entry:
+            names.append(QWindow.parse(entry).name)
+        elif entry in LIBRARY:
+            names.append(entry)
+        else:
+            raise SettingsError(
+                f"processing qscreen {entry!r}: not a library phase ({', '.join(LIBRARY)}) "
+                "nor a window name=lo:hi"
+            )
+    if len(set(names)) != len(names):
+        raise SettingsError(f"processing qscreen {names}: each name may appear once")
 
 
 def parse_corrections(text: str) -> tuple[Correction, ...]:

@@ -200,6 +200,25 @@ def test_demo_maps_match_ground_truth(default_demo) -> None:
     assert all(v >= 0.9 for v in r.values()), r
 
 
+def test_demo_file_holds_the_q_screening_maps_of_its_phases(default_demo) -> None:
+    """#14's file contract: /entry/maps/qscreen/<phase>, axes in mm, units, NaN outside
+    the reconstruction circle; each follows its phase's fraction."""
+    res, _out = default_demo
+    with h5py.File(Path(res.stdout.strip().splitlines()[-1])) as f:
+        maps = f["entry/maps/qscreen"]
+        assert set(maps) == {"LiMn2O4", "Al", "PEEK"}
+        n = f["entry/ground_truth/Al/fraction"].shape[0]
+        for name, g in maps.items():
+            data = g["data"][()]
+            assert g.attrs["signal"] == "data" and list(g.attrs["axes"]) == ["y", "x"]
+            assert g["data"].attrs["units"] == "counts/mm" and g["x"].attrs["units"] == "mm"
+            assert np.isnan(data[0, 0]) and np.isfinite(data[data.shape[0] // 2, 0])
+            m = (data.shape[0] - n) // 2
+            truth = f[f"entry/ground_truth/{name}/fraction"][()]
+            r = np.corrcoef(np.nan_to_num(data[m : m + n, m : m + n]).ravel(), truth.ravel())[0, 1]
+            assert r >= 0.85, (name, r)
+
+
 def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) -> None:
     """Another sample, and the artefacts of real data: the axis a step off, air, beam
     decay, spots, zingers; corrected live (trimmed mean), the maps still match."""

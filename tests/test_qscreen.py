@@ -15,7 +15,9 @@ from operando.live_processing.analysis.qscreen import (
     rgb,
     screen,
     window_intensity,
+    windows_for,
 )
+from operando.protocols.processing import ProcessingSettings, SettingsError
 from operando.simulators.artefacts import Artefacts
 
 Q = np.linspace(1.0, 3.0, 211)  # 0.0095 1/Å bins, as the demo's
@@ -46,10 +48,21 @@ def test_windows_are_parsed_and_checked() -> None:
         QWindow("graphite003", 1.82, 1.90),
         QWindow("Li2", 2.5, 2.6),
     ]
-    with pytest.raises(ValueError, match="give name=lo:hi"):
+    with pytest.raises(SettingsError, match="give name=lo:hi"):
         parse_windows("graphite=1.82")
-    with pytest.raises(ValueError, match="must be 0 < lo < hi"):
+    with pytest.raises(SettingsError, match="must be 0 < lo < hi"):
         parse_windows("x=1.9:1.8")
+    assert windows_for(("Al", "g=1.8:1.9"), {})[0] == phase_window("Al")
+    for bad, words in (
+        (("Unobtainium",), "not a library phase"),
+        (("Al", "Al"), "each name may appear once"),
+        (("g=1.8",), "give name=lo:hi"),
+    ):
+        with pytest.raises(SettingsError, match=words):
+            ProcessingSettings(qscreen=bad)
+    assert ProcessingSettings.from_json(ProcessingSettings(qscreen=("Al",)).to_json()).qscreen == (
+        "Al",
+    )
     with pytest.raises(ValueError, match="outside the data's q range"):
         window_intensity(np.zeros((2, Q.size)), Q, QWindow("far", 5.0, 5.1))
     with pytest.raises(ValueError, match="distinct names"):

@@ -12,50 +12,28 @@ window and its flanks stays).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ...materials.phases import feature_window
+from ...protocols.processing import QWindow
 
 FLANK = 0.5  # each flank's width, in window widths
-
-
-@dataclass(frozen=True)
-class QWindow:
-    """A named q range (Å⁻¹)."""
-
-    name: str
-    lo: float
-    hi: float
-    background: bool = True  # less the flanks' straight line (not for a broad halo)
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.lo) and np.isfinite(self.hi) and 0 < self.lo < self.hi):
-            raise ValueError(
-                f"q window {self.name!r}: {self.lo:g}..{self.hi:g} 1/Å must be 0 < lo < hi"
-            )
-
-    @classmethod
-    def parse(cls, text: str) -> QWindow:
-        """``"name=lo:hi"`` (Å⁻¹)."""
-        name, eq, rng = text.strip().partition("=")
-        lo, colon, hi = rng.partition(":")
-        try:
-            if not (name and eq and colon):
-                raise ValueError
-            return cls(name.strip(), float(lo), float(hi))
-        except ValueError as exc:
-            if "must be" in str(exc):
-                raise
-            raise ValueError(
-                f"q window {text!r}: give name=lo:hi in 1/Å, e.g. graphite003=1.82:1.90"
-            ) from exc
 
 
 def parse_windows(text: str) -> list[QWindow]:
     """Comma-separated ``name=lo:hi`` windows."""
     return [QWindow.parse(part) for part in text.split(",") if part.strip()]
+
+
+def windows_for(
+    entries: tuple[str, ...], present: dict[str, float | None] | None = None
+) -> list[QWindow]:
+    """The windows of ``ProcessingSettings.qscreen``: a library phase's (:func:`phase_window`,
+    an amorphous one's clear of the lines of the other phases listed, or of ``present``)
+    or a ``name=lo:hi`` window as given."""
+    if present is None:
+        present = {e: None for e in entries if "=" not in e}
+    return [QWindow.parse(e) if "=" in e else phase_window(e, present) for e in entries]
 
 
 def phase_window(name: str, present: dict[str, float | None] | None = None) -> QWindow:

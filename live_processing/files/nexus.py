@@ -22,6 +22,8 @@ import h5py
 import numpy as np
 
 from ...protocols.disk_space import check_space
+from ...protocols.processing import QWindow
+from .maps import write_qscreen
 
 if TYPE_CHECKING:
     from ..tomography.sliding import WindowSlice
@@ -154,13 +156,15 @@ def write_run(
     process: dict[str, dict[str, Any]] | None = None,
     settings_json: str = "",
     window: WindowSlice | None = None,
+    qscreen: dict[str, tuple[np.ndarray, QWindow]] | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
     ``times``: the run's (start, end), epoch s; ``wavelength``: the beam's, Å;
     ``process``: each correction's record (:func:`write_process`); ``settings_json``:
     the processing settings, kept with them; ``window``: an interlaced series'
-    sliding-window slice, as ``entry/window`` (its record in ``process``).
+    sliding-window slice, as ``entry/window`` (its record in ``process``); ``qscreen``:
+    the Q-screening maps with their windows (:func:`.maps.write_qscreen`).
     """
     tmp = path.with_suffix(".h5.part")
     arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
@@ -219,6 +223,7 @@ def write_run(
                     start_time=dt.datetime.fromtimestamp(window.start, tz=dt.UTC).isoformat(),
                     end_time=dt.datetime.fromtimestamp(window.stop, tz=dt.UTC).isoformat(),
                 )
+            write_qscreen(entry, qscreen or {}, grid)
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)

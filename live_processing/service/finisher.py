@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ...protocols.processing import QWindow
 from ...protocols.streams import Report
 from ..analysis.cell_state import cell_state
+from ..analysis.qscreen import window_intensity, windows_for
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
 from ..tomography.sliding import SubScan, WindowSlice, window_slice
@@ -144,6 +146,7 @@ class Finisher:
         if "lithium_x" in series:
             sample["lithium_x"] = series["lithium_x"]
         window = self._window(run, process, sample.get("lithium_x"))
+        qscreen = self._qscreen(run, recon)
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
@@ -166,6 +169,7 @@ class Finisher:
             process=process,
             settings_json=self.runs.settings.to_json(),
             window=window,
+            qscreen=qscreen,
         )
         if run.live is not None:  # only once the run's file is safely written
             run.live.close(remove=True)
@@ -221,6 +225,17 @@ class Finisher:
             )
             process["roi_coarse"] = {"applied": True, **record, "_units": {"axis": "mm"}}
         return recon
+
+    def _qscreen(self, run: RunState, recon: np.ndarray) -> dict[str, tuple[np.ndarray, QWindow]]:
+        """The settings' Q-screening maps of the final volume; a window the run's q range
+        does not reach is reported and left out (the file is still written)."""
+        maps = {}
+        for window in windows_for(self.runs.settings.qscreen):
+            try:
+                maps[window.name] = (window_intensity(recon, run.integrator.q, window), window)
+            except ValueError as exc:
+                self.report(event=Report.ERROR, run=run.uid, source="qscreen", error=str(exc))
+        return maps
 
     def _window(
         self, run: RunState, process: dict[str, dict[str, Any]], lithium: float | None
