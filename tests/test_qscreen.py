@@ -90,3 +90,34 @@ def test_the_phases_windows_map_the_phases_of_a_scanned_cell(tmp_path: Path) -> 
     nan = maps["Al"].copy()
     nan[0, 0] = np.nan
     assert rgb(nan, nan, nan)[0, 0].tolist() == [0, 0, 0]
+
+
+def test_the_live_file_holds_the_maps_of_the_slice_so_far(tmp_path: Path) -> None:
+    """Mid-scan, a SWMR reader finds each Q-screening map of the projections so far."""
+    import h5py
+
+    from operando.live_processing.service.run_state import RunState
+    from operando.protocols.processing import parse_corrections
+    from operando.protocols.xrdct import XrdctGeometry
+
+    scan = acquire(sample(), Artefacts(), margin=3)
+    geom = XrdctGeometry(list(scan.angles), list(scan.translations), False, "f", "s", "m", "p")
+    settings = ProcessingSettings(
+        bins=200, corrections=parse_corrections("normalise"), qscreen=("Al", "PEEK")
+    )
+    run = RunState.begin("r", geom, scan.integrator, "e", 0.0, settings, {}, tmp_path, "run")
+    for i in range(scan.angles.size // 2):
+        for j in range(scan.translations.size):
+            run.sinogram.put(i, j, scan.patterns[i, j], scan.monitor[i, j])
+        run.project_if_complete(i)
+    assert run.write_live(force=True)
+    with h5py.File(tmp_path / "run.live.h5", "r", libver="latest", swmr=True) as f:
+        got = {k: f[f"entry/maps/qscreen/{k}/data"][()] for k in ("Al", "PEEK")}
+        volume = f["entry/reconstruction/data"][()]
+    n = volume.shape[0]
+    for k, window in zip(("Al", "PEEK"), windows_for(("Al", "PEEK")), strict=True):
+        want = window_intensity(volume, scan.integrator.q, window)
+        middle = got[k][n // 2 - 3 : n // 2 + 3, n // 2 - 3 : n // 2 + 3]
+        assert np.allclose(middle, want[n // 2 - 3 : n // 2 + 3, n // 2 - 3 : n // 2 + 3])
+        assert np.isnan(got[k][0, 0])
+    run.live.close(remove=True)

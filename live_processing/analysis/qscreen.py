@@ -55,23 +55,25 @@ def _share(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def window_intensity(volume: np.ndarray, q: np.ndarray, window: QWindow) -> np.ndarray:
     """The window's map over a volume (..., n_q): summed intensity less the straight-line
-    background through its flanks (each :data:`FLANK` window widths wide)."""
+    background through its flanks (each :data:`FLANK` window widths wide). Only the
+    window's and its flanks' bins are read."""
     if window.hi <= q[0] or window.lo >= q[-1]:
         raise ValueError(
             f"q window {window.name!r} {window.lo:g}..{window.hi:g} 1/Å is outside the data's "
             f"q range {q[0]:.3f}..{q[-1]:.3f}"
         )
-    inside = _share(q, window.lo, window.hi)
-    total = volume @ inside.astype(volume.dtype)
-    if not window.background:
-        return total
     width = (window.hi - window.lo) * FLANK
-    left = _share(q, window.lo - width, window.lo)
-    right = _share(q, window.hi, window.hi + width)
-    if left.sum() == 0 or right.sum() == 0:  # a window at the data's edge: no background
+    inside = _share(q, window.lo, window.hi)
+    left = _share(q, window.lo - width, window.lo) * window.background
+    right = _share(q, window.hi, window.hi + width) * window.background
+    used = np.flatnonzero(inside + left + right)
+    part, q = volume[..., used], q[used]
+    inside, left, right = inside[used], left[used], right[used]
+    total = part @ inside.astype(part.dtype)
+    if left.sum() == 0 or right.sum() == 0:  # no background asked, or none to be had
         return total
-    level_l = (volume @ left.astype(volume.dtype)) / left.sum()
-    level_r = (volume @ right.astype(volume.dtype)) / right.sum()
+    level_l = (part @ left.astype(part.dtype)) / left.sum()
+    level_r = (part @ right.astype(part.dtype)) / right.sum()
     at_l, at_r = (q @ left) / left.sum(), (q @ right) / right.sum()
     centre = (q @ inside) / inside.sum()  # the line at the window's mean q, times its bins
     slope = (level_r - level_l) / (at_r - at_l)

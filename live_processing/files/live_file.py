@@ -7,7 +7,10 @@ multiple-reader mode, so any number of viewers can open it while the processor w
   far, scaled like the final file's reconstruction; with axes ``y``, ``x`` (mm), ``q``
   (Å⁻¹); chunked one q slice per chunk, so reading a slice reads one chunk;
 - ``/entry/reconstruction/projections`` (n_angles,) uint8: 1 for each angle included;
-- ``/entry/reconstruction/n_projections`` scalar, written last on every update.
+- ``/entry/reconstruction/n_projections`` scalar, written last on every update;
+- ``/entry/maps/qscreen/<name>/data`` (ny, nx): the settings' Q-screening maps of the
+  slice so far (NaN outside the reconstruction circle), recomputed on every update
+  from the window's and flanks' bins only.
 
 A reader opens it with ``h5py.File(path, "r", libver="latest", swmr=True)`` and calls
 ``refresh()`` on a dataset before reading it again. When the run's final file is
@@ -18,12 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ...protocols.disk_space import check_space
+from ...protocols.processing import QWindow
+from ..analysis.qscreen import window_intensity
+from .maps import outside_circle
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +41,17 @@ class LiveReconstructionFile:
     """Writer of one run's live reconstruction (SWMR)."""
 
     def __init__(
-        self, path: Path, y: np.ndarray, x: np.ndarray, q: np.ndarray, n_angles: int
+        self,
+        path: Path,
+        y: np.ndarray,
+        x: np.ndarray,
+        q: np.ndarray,
+        n_angles: int,
+        windows: Sequence[QWindow] = (),
     ) -> None:
         self.path = path
+        self.q = q
+        self.windows = list(windows)
         volume = len(y) * len(x) * len(q) * 4
         check_space(path.parent, volume + n_angles, f"the live file {path.name}")
         self.file = h5py.File(path, "w", libver="latest")
@@ -56,6 +71,18 @@ class LiveReconstructionFile:
             ds = g.create_dataset(name, data=values)
             ds.attrs["units"] = units
             g.attrs[f"{name}_indices"] = k
+        self.maps = {}
+        if self.windows:  # the Q-screening maps of the slice so far (#14), NaN until due
+            top = entry.create_group("maps").create_group("qscreen")
+            for w in self.windows:
+                m = top.create_group(w.name)
+                m.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"])
+                m.attrs.update(q_low=w.lo, q_high=w.hi)
+                self.maps[w.name] = m.create_dataset(
+                    "data", shape=shape[:2], dtype="f4", fillvalue=np.nan
+                )
+                self.maps[w.name][...] = np.full(shape[:2], np.nan, np.float32)
+                m["y"], m["x"] = y, x
         self.projections = g.create_dataset("projections", shape=(n_angles,), dtype="u1")
         self.n_projections = g.create_dataset("n_projections", data=0, dtype="i8")
         # every byte the file will need, claimed now: updates then only overwrite, so a
@@ -77,6 +104,10 @@ class LiveReconstructionFile:
         """Write the volume (times ``scale``) and which projections it holds; flush."""
         t0 = time.monotonic()
         self.data[...] = volume * np.float32(scale) if scale != 1.0 else volume
+        for w in self.windows:
+            image = window_intensity(volume, self.q, w) * np.float32(scale)
+            image[outside_circle(image.shape[0])] = np.nan
+            self.maps[w.name][...] = image
         self.projections[...] = added.astype(np.uint8)
         self.n_projections[()] = int(added.sum())
         self.file.flush()

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...protocols.processing import ProcessingSettings
 from ...protocols.xrdct import XrdctGeometry
+from ..analysis.qscreen import windows_for
 from ..files.live_file import LiveReconstructionFile
 from ..integration.integrate import Integrator
 from ..tomography.compressed_fbp import CompressedFBP
@@ -103,7 +104,8 @@ class RunState:
         live: LiveReconstructionFile | None = None
         live_path = out_dir / f"{stem}.live.h5"
         try:
-            live = LiveReconstructionFile(live_path, grid, grid, integrator.q, n_a)
+            windows = windows_for(settings.qscreen)
+            live = LiveReconstructionFile(live_path, grid, grid, integrator.q, n_a, windows)
         except OSError as exc:  # a full disk: the run goes on without its live view
             log.error("run %s: no live file (%s); the run goes on", uid, exc)
             live_path.unlink(missing_ok=True)
