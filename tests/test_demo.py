@@ -202,7 +202,7 @@ def test_demo_maps_match_ground_truth(default_demo) -> None:
 
 def test_demo_file_holds_the_q_screening_maps_of_its_phases(default_demo) -> None:
     """#14's file contract: /entry/maps/qscreen/<phase>, axes in mm, units, NaN outside
-    the reconstruction circle; each follows its phase's fraction."""
+    the reconstruction circle; each follows its phase's fraction (r ≥ 0.9, #2's bar)."""
     res, _out = default_demo
     with h5py.File(Path(res.stdout.strip().splitlines()[-1])) as f:
         maps = f["entry/maps/qscreen"]
@@ -216,7 +216,7 @@ def test_demo_file_holds_the_q_screening_maps_of_its_phases(default_demo) -> Non
             m = (data.shape[0] - n) // 2
             truth = f[f"entry/ground_truth/{name}/fraction"][()]
             r = np.corrcoef(np.nan_to_num(data[m : m + n, m : m + n]).ravel(), truth.ravel())[0, 1]
-            assert r >= 0.85, (name, r)
+            assert r >= 0.9, (name, r)
 
 
 def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) -> None:
