@@ -45,6 +45,13 @@ def add_processor_arguments(p: argparse.ArgumentParser) -> None:
         "--results", metavar="ADDR", help="ZMQ address to PUSH progress and written reports to"
     )
     p.add_argument(
+        "--publish",
+        default="tcp://127.0.0.1:*",
+        metavar="ADDR",
+        help="ZMQ address to bind a PUB socket on, which publishes every report to any "
+        "number of viewers (default a free loopback port, printed in the READY line)",
+    )
+    p.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="folder for the run files"
     )
     p.add_argument(

@@ -7,6 +7,9 @@ Sockets (all loopback by default):
   and any new ``stream_address`` found in a descriptor's configuration).
 - ``results``: a PUSH socket (connects) that reports progress and written files as JSON
   (:class:`~operando.protocols.streams.Report`).
+- ``publish``: a PUB socket that *binds* and publishes the same reports to any number of
+  viewers (:mod:`operando.protocols.streams`); a slow viewer drops, the processor never
+  waits.
 - with workers (``--workers N``, or remote ones): a bound PUSH ``dispatch`` socket that
   feeds frames to the integration workers (:mod:`.workers`) and a bound PULL
   ``collect`` socket for their patterns. While the workers are busy the processor
@@ -30,7 +33,7 @@ import zmq
 from ..protocols.child_process import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.processing import ProcessingSettings, SettingsError
-from ..protocols.streams import Report
+from ..protocols.streams import PUBLISH_HWM, REPORT_TOPIC, Report
 from .curve import CurveError
 from .options import add_processor_arguments, settings_from_args
 from .service.finisher import Finisher
@@ -54,9 +57,15 @@ class Processor:
         dispatch: str | None = None,
         collect: str | None = None,
         keys: Path | None = None,
+        publish: str = "tcp://127.0.0.1:*",
     ) -> None:
         self.settings = settings or ProcessingSettings()
         self.ctx = zmq.Context()
+        self.pub = self.ctx.socket(zmq.PUB)  # every report, to any number of viewers
+        self.pub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(publish)
+        self.publish_address = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.docs = self.ctx.socket(zmq.SUB)
         self.docs.setsockopt(zmq.SUBSCRIBE, b"")
         self.docs.setsockopt(zmq.RCVHWM, 0)
@@ -101,8 +110,13 @@ class Processor:
         self.intake.claim(run)
 
     def report(self, **msg: Any) -> None:
+        text = json.dumps(msg, default=jsonable).encode()
         if self.results is not None:
-            self.results.send_json(msg, default=jsonable)
+            self.results.send(text)
+        try:  # a PUB never blocks: past a viewer's high-water mark its messages drop
+            self.pub.send_multipart([REPORT_TOPIC, text], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def on_raw_document(self, raw: bytes) -> None:
         """One message of bluesky's 0MQ publisher: ``prefix name payload``."""
@@ -151,7 +165,7 @@ class Processor:
         pool = self.pool
         if pool is not None:
             poller.register(pool.collect, zmq.POLLIN)
-        self.report(event=Report.READY, docs=self.docs_address)
+        self.report(event=Report.READY, docs=self.docs_address, publish=self.publish_address)
         while not self.stop_requested:
             busy = pool is not None and not pool.flush()
             # workers full: wait for them, not for more frames
@@ -210,10 +224,11 @@ def serve(args: Any) -> None:
             dispatch=args.dispatch,
             collect=args.collect,
             keys=args.keys,
+            publish=args.publish,
         )
     except CurveError as exc:
         raise SystemExit(f"live processor: {exc}") from None
-    ready: dict[str, Any] = {"docs": proc.docs_address}
+    ready: dict[str, Any] = {"docs": proc.docs_address, "publish": proc.publish_address}
     if proc.pool is not None:
         ready.update(dispatch=proc.pool.dispatch_address, collect=proc.pool.collect_address)
     announce("READY", ready)

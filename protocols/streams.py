@@ -3,7 +3,10 @@
 - Bluesky stream names the processor reads besides ``primary`` (:mod:`.xrdct`).
 - Field-key suffixes of the potentiostat's readings (``<device>_voltage`` …).
 - The processor's report events: JSON objects ``{"event": <name>, ...}`` it PUSHes to the
-  session's results socket.
+  session's results socket, and publishes to viewers: the same objects, on a PUB socket
+  the processor binds (``publish`` in its READY line), as two-part messages
+  ``[REPORT_TOPIC, JSON]``. Any number of viewers subscribe; one that falls
+  :data:`PUBLISH_HWM` messages behind loses messages, and never slows the processor.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ VOLTAGE = "_voltage"  # V
 CURRENT = "_current"  # A
 CELL_TIME = "_cell_time"  # s on the instrument's clock
 
+REPORT_TOPIC = b"report"  # first part of every published report
+PUBLISH_HWM = 1000  # messages queued per viewer before its oldest are dropped
+
 
 class Report(StrEnum):
     """The ``event`` of a processor report."""
 
-    READY = "ready"  # serving; ``docs``: the bound document address
+    READY = "ready"  # serving; ``docs``, ``publish``: the bound addresses
     PROBE = "probe"  # a probe came through; ``token`` echoed
     PROGRESS = "progress"  # a row is in; ``run``, ``rows``, ``n_rows``, ``placed`` …
     LAG = "lag"  # frames at the workers; ``frames_behind``, ``received``, ``integrated``
