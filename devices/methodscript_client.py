@@ -23,6 +23,10 @@ class PotentiostatError(RuntimeError):
     """The potentiostat refused a command, answered nonsense, or is not reachable."""
 
 
+class ScriptNotAcceptedError(PotentiostatError):
+    """A script got no answer (neither accepted nor refused) within the timeout."""
+
+
 @dataclass
 class ScriptRun:
     """What happened to one script: packages, loop markers, error, abort."""
@@ -221,7 +225,7 @@ class MethodScriptClient:
         self._run = run
         self._write(script)
         if not run.accepted.wait(self.timeout):
-            raise PotentiostatError(
+            raise ScriptNotAcceptedError(
                 f"potentiostat on {self.url!r} did not accept the script in {self.timeout} s"
             )
         if run.error:

@@ -21,7 +21,12 @@ from typing import NoReturn
 
 from ..protocols import methodscript as ms
 from .ec_steps import ConstantCurrent, ConstantVoltage, Step, leased
-from .methodscript_client import MethodScriptClient, PotentiostatError, ScriptRun
+from .methodscript_client import (
+    MethodScriptClient,
+    PotentiostatError,
+    ScriptNotAcceptedError,
+    ScriptRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,7 @@ class StepRunner:
                 ran = min(self.lease, self._total() - out.elapsed)
             out.elapsed += ran
             left = self._total() - out.elapsed
-            refused: PotentiostatError | None = None
+            refused: ScriptNotAcceptedError | None = None
             with self._lock:
                 if self._halted:
                     out.aborted = True
@@ -142,7 +147,7 @@ class StepRunner:
                     if not self.client.connected.is_set():
                         out.lost = True  # the link went as the lease ended: as a lost link
                         return out
-                    if "did not accept" not in str(exc):
+                    if not isinstance(exc, ScriptNotAcceptedError):
                         raise
                     refused = exc
             if refused is not None:  # outside the lock: halt() may come meanwhile

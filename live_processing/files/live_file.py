@@ -72,6 +72,7 @@ class LiveReconstructionFile:
             ds.attrs["units"] = units
             g.attrs[f"{name}_indices"] = k
         self.maps = {}
+        self._outside = outside_circle(shape[0])
         if self.windows:  # the Q-screening maps of the slice so far (#14), NaN until due
             top = entry.create_group("maps").create_group("qscreen")
             for w in self.windows:
@@ -106,7 +107,7 @@ class LiveReconstructionFile:
         self.data[...] = volume * np.float32(scale) if scale != 1.0 else volume
         for w in self.windows:
             image = window_intensity(volume, self.q, w) * np.float32(scale)
-            image[outside_circle(image.shape[0])] = np.nan
+            image[self._outside] = np.nan
             self.maps[w.name][...] = image
         self.projections[...] = added.astype(np.uint8)
         self.n_projections[()] = int(added.sum())

@@ -249,8 +249,8 @@ class IncrementalFBP:
         self.axis = axis
         base, ahead = split_axis(axis, self.n_t)
         if ahead != self._ahead:  # the kept filtered rows are read ahead by the difference
+            moved = (self._ahead - ahead) * self.oversample
             for kept in (self._pending, self._done):
-                moved = (self._ahead - ahead) * self.oversample
                 kept[:] = [(i, shift_row(r, moved), g) for i, r, g in kept]
         self._base, self._ahead = base, ahead
         self.flush()

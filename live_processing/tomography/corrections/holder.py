@@ -133,18 +133,19 @@ class Holder(Stage):
             raise StageError(f"correction holder: pattern {path!r} is nowhere positive")
         self.use = self.pattern >= self.floor * peak
         self.q = q
-        self._amounts: list[float] = []
+        self._found = (0, 0.0, 0.0)  # cells fitted, their amounts' sum, the largest
 
     def row(self, i: int, row: np.ndarray, readings: Readings) -> np.ndarray:
         amounts = holder_amounts(row[:, self.use], self.pattern[self.use], self.q[self.use])
-        self._amounts.extend(amounts.tolist())
+        n, total, largest = self._found
+        self._found = (n + amounts.size, total + amounts.sum(), max(largest, amounts.max()))
         return (row - amounts[:, None] * self.pattern[None, :]).astype(np.float32)
 
     def record(self) -> dict[str, Any]:
-        found = np.asarray(self._amounts) if self._amounts else np.zeros(1)
+        n, total, largest = self._found
         return {
             **self.params,
             "holder_pattern": self.pattern,
-            "mean_amount": float(found.mean()),
-            "max_amount": float(found.max()),
+            "mean_amount": float(total / n) if n else 0.0,
+            "max_amount": float(largest),
         }
