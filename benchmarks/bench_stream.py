@@ -73,7 +73,11 @@ def sender(address: str, n_frames: int, go: Any, first_sent: Any) -> None:
     ctx.destroy(linger=-1)
 
 
-def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[str, Any]:
+def run(
+    workers: int, n_frames: int, bins: int, out: Path, method: str, publish: str | None = None
+) -> dict[str, Any]:
+    """Stream ``n_frames`` through a processor with ``workers``; ``publish``: the address
+    its PUB socket binds (viewers may connect to it beforehand)."""
     n_a = n_frames // N_T
     n_frames = n_a * N_T
     ctx = zmq.Context()
@@ -86,7 +90,13 @@ def run(workers: int, n_frames: int, bins: int, out: Path, method: str) -> dict[
     poni = out / "pilatus2m.poni"
     pilatus_geometry().write(str(poni))
     proc = launcher.start_processor(
-        frames_addr, f"tcp://127.0.0.1:{res_port}", out, bins=bins, workers=workers, method=method
+        frames_addr,
+        f"tcp://127.0.0.1:{res_port}",
+        out,
+        bins=bins,
+        workers=workers,
+        method=method,
+        publish=publish,
     )
     docs = ctx.socket(zmq.PUB)
     docs.setsockopt(zmq.SNDHWM, 0)  # a PUB drops past its high-water mark; keep every event

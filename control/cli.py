@@ -76,6 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
                 artefacts=args.artefacts,
                 method=args.method,
                 corrections=args.corrections,
+                view_port=None if args.no_view else args.view_port,
             )
         except DemoInterrupted as stop:
             kept = ", ".join(p.name for p in stop.result.paths) or "no scan file"
@@ -224,6 +225,13 @@ def parser() -> argparse.ArgumentParser:
         help="the processor's sinogram corrections in order (default: normalise, "
         "rotation_centre, and those the artefacts call for)",
     )
+    d.add_argument(
+        "--view-port",
+        type=int,
+        default=0,
+        help="port of the live display on 127.0.0.1 (default: any free one; its URL is printed)",
+    )
+    d.add_argument("--no-view", action="store_true", help="do not start the live display")
     d.set_defaults(func=_demo)
     s = sub.add_parser(
         "sim",
@@ -324,7 +332,30 @@ def parser() -> argparse.ArgumentParser:
     )
     add_processor_arguments(pr)
     pr.set_defaults(func=_process)
+    v = sub.add_parser(
+        "view",
+        help="the live display in a browser: a running processor, finished runs, or both",
+        description="Serve the read-only web display: --live ADDRESS follows a processor's "
+        "published reports (the slice growing, the V/I trace, progress); FILE or DIR shows "
+        "finished runs (a folder's new files appear as they are written). Listens on "
+        "127.0.0.1 unless --host says otherwise; prints the page's URL.",
+    )
+    from ..live_processing.display.server import add_view_arguments
+
+    add_view_arguments(v)
+    v.set_defaults(func=_view)
     return p
+
+
+def _view(args: argparse.Namespace) -> int:
+    from ..live_processing.display.server import serve
+
+    try:
+        return serve(args, ready=lambda url: print(url, flush=True))
+    except ValueError as exc:
+        raise ConfigError(f"view: {exc}") from exc
+    except KeyboardInterrupt:
+        return 0
 
 
 def _holder_pattern(args: argparse.Namespace) -> int:

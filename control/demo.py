@@ -119,6 +119,7 @@ def run_demo(
     artefacts: str = "",
     method: str | None = None,
     corrections: str | None = None,
+    view_port: int | None = 0,
 ) -> DemoResult:
     """Run the demo experiment; return the scans' NeXus files and the runs' summary.
 
@@ -131,6 +132,8 @@ def run_demo(
     then extend :func:`margin` steps beyond the sample on each side, and the
     processor's ``corrections`` default to those the artefacts call for
     (:func:`corrections_for`). ``method``: the processor's integration.
+    ``view_port``: the live display's port on 127.0.0.1 (0: any free one; None: no
+    display); its URL is logged.
     """
     t_start = time.monotonic()
     if protocol not in PROTOCOLS:
@@ -184,6 +187,10 @@ def run_demo(
         procs.append(pot)
         spool = DocumentSpool(out / "documents")
 
+        # one publish address for every processor the supervisor may start, so the
+        # display follows a restarted one
+        publish = f"tcp://127.0.0.1:{launcher.free_port()}"
+
         def start_processor() -> launcher.SimProcess:
             return launcher.start_processor(
                 ioc.info["stream"],
@@ -195,10 +202,15 @@ def run_demo(
                 method=method,
                 corrections=corrections,
                 settings=cfg.processing.settings,
+                publish=publish,
             )
 
         supervisor = SupervisedProcessor(start_processor, results, spool)
         log.info("  live processor: pid %d", supervisor.pid)
+        if view_port is not None:
+            viewer = launcher.start_viewer(publish, out, view_port)
+            procs.append(viewer)
+            log.info("  live view: %s (open it in a browser)", viewer.info["url"])
         beamline = build(cfg, potentiostat_url=pot.info["port"])
         log.info(
             "  connected: IOC %s on 127.0.0.1:%d, potentiostat %s (%s)",
@@ -228,6 +240,8 @@ def run_demo(
             raise DemoFailedError(result, exc) from exc
         collect_files(supervisor, result)
         log.info("done in %.0f s: %d scan files", time.monotonic() - t_start, len(result.files))
+        if view_port is not None:
+            log.info("  to look at them again: operando view %s", out)
         return result
     finally:
         if supervisor is not None:

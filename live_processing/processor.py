@@ -33,7 +33,7 @@ import zmq
 from ..protocols.child_process import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.processing import ProcessingSettings, SettingsError
-from ..protocols.streams import PUBLISH_HWM, REPORT_TOPIC, Report
+from ..protocols.streams import PUBLISH_HWM, REPORT_TOPIC, VIEWER_ONLY, Report
 from .curve import CurveError
 from .options import add_processor_arguments, settings_from_args
 from .service.finisher import Finisher
@@ -111,7 +111,7 @@ class Processor:
 
     def report(self, **msg: Any) -> None:
         text = json.dumps(msg, default=jsonable).encode()
-        if self.results is not None:
+        if self.results is not None and msg.get("event") not in VIEWER_ONLY:
             self.results.send(text)
         try:  # a PUB never blocks: past a viewer's high-water mark its messages drop
             self.pub.send_multipart([REPORT_TOPIC, text], flags=zmq.NOBLOCK)

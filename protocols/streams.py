@@ -7,6 +7,8 @@
   the processor binds (``publish`` in its READY line), as two-part messages
   ``[REPORT_TOPIC, JSON]``. Any number of viewers subscribe; one that falls
   :data:`PUBLISH_HWM` messages behind loses messages, and never slows the processor.
+  The events of :data:`VIEWER_ONLY` (the cell's readings, the live file's updates) go to
+  the PUB socket only.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ class Report(StrEnum):
     LAG = "lag"  # frames at the workers; ``frames_behind``, ``received``, ``integrated``
     WRITTEN = "written"  # a run's file; ``run``, ``path``, ``missing``, ``duplicates``
     ERROR = "error"  # something failed and was skipped; ``source``, ``error`` (one line)
+    SCAN = "scan"  # a scan run began: ``run``, ``experiment``, ``stem``, ``n_rows``, ``time``,
+    # ``live`` (its live file, or None), ``file`` (where its final file will be)
+    STOPPED = "stopped"  # a scan run's stop document: ``run``, ``time``, ``exit_status``
+    LIVE = "live"  # the live file was rewritten: ``run``, ``path``, ``projections``,
+    # ``placed`` (cells), ``row_at`` (epoch s the latest of its rows went into the volume)
+    EC = "ec"  # a reading of the cell: ``experiment``, ``time`` (epoch s), ``voltage``, ``current``
+    TRANSITION = "transition"  # a protocol step changed: ``experiment``, ``time``, ``state`` …
+
+
+VIEWER_ONLY = frozenset({Report.LIVE, Report.EC, Report.TRANSITION})
 
 
 def reading(data: Mapping[str, Any], suffix: str, default: Any = None) -> Any:

@@ -201,13 +201,17 @@ def start_processor(
     method: str = "mean",
     corrections: str | None = None,
     settings: ProcessingSettings | None = None,
+    publish: str | None = None,
 ) -> SimProcess:
     """The live processor (``operando.live_processing.processor``) as its own process.
 
     ``settings``: its processing settings (``--settings-json``); ``bins``, ``workers``,
-    ``method`` and ``corrections`` (a ``--corrections`` list) are given on top.
+    ``method`` and ``corrections`` (a ``--corrections`` list) are given on top;
+    ``publish``: the address its PUB socket binds (default any free loopback port).
     """
     args = [] if corrections is None else ["--corrections", corrections]
+    if publish is not None:
+        args += ["--publish", publish]
     if settings is not None:
         args += ["--settings-json", settings.to_json()]
     args += [
@@ -227,3 +231,10 @@ def start_processor(
         docs,
     ]
     return start("processor", "operando.live_processing.processor", args)
+
+
+def start_viewer(publish: str, folder: Path, port: int = 0) -> SimProcess:
+    """The live display (``operando view``) following ``publish`` and showing the runs
+    written to ``folder``, on 127.0.0.1:``port`` (0: any free one); ``info["url"]``."""
+    args = ["--live", publish, "--port", str(port), str(folder)]
+    return start("viewer", "operando.live_processing.display.server", args)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -28,6 +33,41 @@ def run_demo(out: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float
         timeout=400,
     )
     return res, time.monotonic() - t0
+
+
+def run_demo_watched(
+    out: Path, watch: Callable[[str], Any]
+) -> tuple[subprocess.CompletedProcess, Any]:
+    """The demo, with ``watch(url)`` run on its live display while it runs; what
+    ``watch`` returned (or the exception it raised)."""
+    cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    url: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err.append(line)
+            if "live view: http" in line:
+                url.put(line.split("live view: ", 1)[1].split()[0])
+        url.put("")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen: Any = None
+    try:
+        address = url.get(timeout=300)
+        seen = watch(address) if address else RuntimeError("the demo printed no live view URL")
+    except Exception as exc:
+        seen = exc
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout = proc.stdout.read()
+    proc.wait(timeout=400)
+    reader.join(10)
+    proc.stdout.close()
+    proc.stderr.close()
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, "".join(err)), seen
 
 
 def correlations(path: Path) -> dict[str, float]:
@@ -60,10 +100,21 @@ def correlations(path: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def default_demo(tmp_path_factory):
+def watched_demo(tmp_path_factory):
+    """The default demo, watched in Chromium while it runs (#15)."""
+    from browser import watch_live
+
     out = tmp_path_factory.mktemp("demo")
-    res, wall = run_demo(out)
-    print(f"operando demo took {wall:.1f} s")
+    shots = tmp_path_factory.mktemp("shots")
+    t0 = time.monotonic()
+    res, seen = run_demo_watched(out, lambda url: watch_live(url, shots))
+    print(f"operando demo took {time.monotonic() - t0:.1f} s; screenshots in {shots}")
+    return res, out, seen, shots
+
+
+@pytest.fixture(scope="module")
+def default_demo(watched_demo):
+    res, out, _seen, _shots = watched_demo
     return res, out
 
 
@@ -298,3 +349,43 @@ def test_demo_rejects_a_bad_phantom(tmp_path: Path) -> None:
     res, _ = run_demo(tmp_path / "out", "--phantom", str(bad))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "Unobtainium" in res.stderr and "not a library phase" in res.stderr
+
+
+def test_the_live_display_shows_the_scan_as_it_grows(watched_demo) -> None:
+    """#15 acceptance 1: during the demo, in Chromium: the slice changes as projections
+    arrive, the q control gives another image, the V/I trace grows, no console errors."""
+    res, _out, seen, shots = watched_demo
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not isinstance(seen, Exception), repr(seen)
+    versions, slices = seen["versions"], seen["slice_shots"]
+    assert len(versions) >= 3 and versions == sorted(set(versions)), versions
+    assert all(a != b for a, b in itertools.pairwise(slices)), "the slice image did not change"
+    assert seen["q_after"] != seen["q_before"] and seen["q_changed_image"]
+    assert seen["vi_points"][1] > seen["vi_points"][0]
+    assert "row" in seen["progress"] and " of 40" in seen["progress"], seen["progress"]
+    assert seen["errors"] == [], seen["errors"]
+    assert (shots / "live_view.png").stat().st_size > 10_000
+
+
+def test_the_display_shows_a_finished_demo_folder(default_demo, tmp_path) -> None:
+    """#15 acceptance 2: ``operando view DIR`` lists every run; switching runs and q
+    channels changes the image."""
+    from browser import browse_folder
+
+    res, out = default_demo
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "operando.control.cli", "view", str(out), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        seen = browse_folder(url, tmp_path)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert seen["runs"] == [p.stem for p in scan_files(res)]
+    assert seen["runs_differ"] and seen["q_changed_image"], seen
+    assert seen["sinogram_q"] == seen["q_after"]
+    assert seen["errors"] == [], seen["errors"]

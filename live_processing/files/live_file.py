@@ -8,13 +8,16 @@ multiple-reader mode, so any number of viewers can open it while the processor w
   (Å⁻¹); chunked one q slice per chunk, so reading a slice reads one chunk;
 - ``/entry/reconstruction/projections`` (n_angles,) uint8: 1 for each angle included;
 - ``/entry/reconstruction/n_projections`` scalar, written last on every update;
+- ``/entry/sinogram/data`` (n_angles, n_translations, n_q) float32: the patterns placed
+  so far (NaN where none came yet), one q slice per chunk, with ``angle``, ``translation``;
 - ``/entry/maps/qscreen/<name>/data`` (ny, nx): the settings' Q-screening maps of the
   slice so far (NaN outside the reconstruction circle), recomputed on every update
   from the window's and flanks' bins only.
 
 A reader opens it with ``h5py.File(path, "r", libver="latest", swmr=True)`` and calls
 ``refresh()`` on a dataset before reading it again. When the run's final file is
-written, the live file is removed.
+written, the live file is removed; a viewer then reads the final file (``<stem>.h5``
+beside it), which holds the same groups.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from .maps import outside_circle
 
 log = logging.getLogger(__name__)
 
-MIN_PERIOD = 1.0  # s between writes, at least; more when a write takes long
+MIN_PERIOD = 0.25  # s between writes after a new row, at least; more when a write takes long
+CELLS_PERIOD = 1.0  # s between writes that only add sinogram cells
 
 
 class LiveReconstructionFile:
@@ -46,14 +50,19 @@ class LiveReconstructionFile:
         y: np.ndarray,
         x: np.ndarray,
         q: np.ndarray,
-        n_angles: int,
+        angles: np.ndarray,
         windows: Sequence[QWindow] = (),
+        translations: np.ndarray | None = None,
     ) -> None:
+        """``y``, ``x``: the slice's grid (mm); ``angles`` (deg) and ``translations``
+        (mm, default ``x``): the scan's."""
         self.path = path
         self.q = q
         self.windows = list(windows)
+        n_angles = len(angles)
         volume = len(y) * len(x) * len(q) * 4
-        check_space(path.parent, volume + n_angles, f"the live file {path.name}")
+        sinogram = n_angles * len(x) * len(q) * 4
+        check_space(path.parent, volume + sinogram + n_angles, f"the live file {path.name}")
         self.file = h5py.File(path, "w", libver="latest")
         entry = self.file.create_group("entry")
         entry.attrs["NX_class"] = "NXentry"
@@ -84,27 +93,55 @@ class LiveReconstructionFile:
                 )
                 self.maps[w.name][...] = np.full(shape[:2], np.nan, np.float32)
                 m["y"], m["x"] = y, x
+        s = entry.create_group("sinogram")
+        s.attrs.update(NX_class="NXdata", signal="data", axes=["angle", "translation", "q"])
+        s_shape = (n_angles, len(x), len(q))
+        self.sinogram = s.create_dataset(
+            "data", shape=s_shape, dtype="f4", chunks=(n_angles, len(x), 1), fillvalue=np.nan
+        )
+        for k, (name, values, units) in enumerate(
+            (
+                ("angle", angles, "deg"),
+                ("translation", x if translations is None else translations, "mm"),
+                ("q", q, "1/angstrom"),
+            )
+        ):
+            s.create_dataset(name, data=values).attrs["units"] = units
+            s.attrs[f"{name}_indices"] = k
         self.projections = g.create_dataset("projections", shape=(n_angles,), dtype="u1")
         self.n_projections = g.create_dataset("n_projections", data=0, dtype="i8")
         # every byte the file will need, claimed now: updates then only overwrite, so a
         # disk that fills up during the scan cannot fail them (HDF5 does not survive a
         # failed write well); a disk already full fails here, before the scan's frames
         zeros = np.zeros(shape[:2], dtype=np.float32)
+        empty = np.full(s_shape[:2], np.nan, dtype=np.float32)
         for k in range(shape[2]):  # chunk by chunk (a scalar broadcast writes per element)
             self.data[:, :, k] = zeros
+            self.sinogram[:, :, k] = empty
         self.file.swmr_mode = True
         self.file.flush()
         self._last = 0.0
         self._period = MIN_PERIOD
 
-    def due(self) -> bool:
-        """Whether enough time has passed since the last write."""
-        return time.monotonic() - self._last >= self._period
+    def due(self, new_rows: bool = True) -> bool:
+        """Whether enough time has passed since the last write (``new_rows``: the
+        volume has new rows; else only the sinogram has new cells)."""
+        period = self._period if new_rows else max(self._period, CELLS_PERIOD)
+        return time.monotonic() - self._last >= period
 
-    def update(self, volume: np.ndarray, added: np.ndarray, scale: float = 1.0) -> None:
-        """Write the volume (times ``scale``) and which projections it holds; flush."""
+    def update(
+        self,
+        volume: np.ndarray,
+        added: np.ndarray,
+        sinogram: np.ndarray | None = None,
+        scale: float = 1.0,
+    ) -> None:
+        """Write the volume (times ``scale``), the sinogram so far and which projections
+        the volume holds; flush."""
         t0 = time.monotonic()
         self.data[...] = volume * np.float32(scale) if scale != 1.0 else volume
+        if sinogram is not None:
+            self.sinogram[...] = sinogram
         for w in self.windows:
             image = window_intensity(volume, self.q, w) * np.float32(scale)
             image[self._outside] = np.nan

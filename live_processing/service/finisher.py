@@ -47,14 +47,20 @@ class Finisher:
         self.subscans: dict[str, list[tuple[SubScan, float | None]]] = {}
 
     def write_live(self) -> None:
-        """Bring every run's live file up to date (each at most about once a second).
+        """Bring every run's live file up to date when it has new rows (each at most a few
+        times a second), and tell the viewers (``live``).
 
         A live file that cannot be written (disk full) is reported and given up; the
         run itself goes on to its final file.
         """
         for run in self.runs.scans.values():
             try:
-                run.write_live()
+                if run.write_live() and run.live is not None:
+                    self.report(
+                        event=Report.LIVE, run=run.uid, path=str(run.live.path),
+                        projections=run.fbp.n_added, placed=run.live_placed,
+                        row_at=run.last_row_at,
+                    )  # fmt: skip
             except (OSError, RuntimeError) as exc:
                 self.report(event=Report.ERROR, run=run.uid, source="live", error=str(exc))
                 if run.live is not None:

@@ -49,6 +49,9 @@ class RunState:
     pipeline: Pipeline
     corrected: np.ndarray  # (n_angles, n_t, n_q): rows as they went into the volume
     live: LiveReconstructionFile | None = None
+    live_placed: int = 0  # sinogram cells filled when the live file was last written
+    live_projections: int = 0  # rows in the volume when the live file was last written
+    last_row_at: float = 0.0  # epoch s the latest row went into the volume
     # the run's detector series, oldest first (more than one when the detector was armed
     # again mid-run, after its IOC restarted); keys from :func:`.runs.series_key`
     series: list[str] = field(default_factory=list)
@@ -105,7 +108,9 @@ class RunState:
         live_path = out_dir / f"{stem}.live.h5"
         try:
             windows = windows_for(settings.qscreen)
-            live = LiveReconstructionFile(live_path, grid, grid, integrator.q, n_a, windows)
+            live = LiveReconstructionFile(
+                live_path, grid, grid, integrator.q, angles, windows, translations=ts
+            )
         except OSError as exc:  # a full disk: the run goes on without its live view
             log.error("run %s: no live file (%s); the run goes on", uid, exc)
             live_path.unlink(missing_ok=True)
@@ -178,6 +183,7 @@ class RunState:
         if self.pipeline.axis != self.fbp.axis and self.fbp.set_axis(self.pipeline.axis):
             self.recentred += 1
         self.fbp.add(i, row)
+        self.last_row_at = time.time()
 
     def final_reconstruction(self) -> np.ndarray:
         """The volume of every q at the refined axis; rows not yet in are filled and added.
@@ -223,8 +229,14 @@ class RunState:
         return out
 
     def write_live(self, force: bool = False) -> bool:
-        """Write the running reconstruction to the live file when due; True if written."""
-        if self.live is None or not self.fbp.n_added or not (force or self.live.due()):
+        """Write the running reconstruction and sinogram to the live file when there is
+        something new and it is due (soon after a new row, less often for cells only);
+        True if written."""
+        placed, rows = int(self.sinogram.filled.sum()), self.fbp.n_added
+        if self.live is None or not rows or placed == self.live_placed:
             return False
-        self.live.update(self.fbp.result(), self.fbp.added)
+        if not (force or self.live.due(new_rows=rows != self.live_projections)):
+            return False
+        self.live.update(self.fbp.result(), self.fbp.added, self.sinogram.data)
+        self.live_placed, self.live_projections = placed, rows
         return True

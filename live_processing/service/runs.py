@@ -150,6 +150,12 @@ class Runs:
         self.sequence += 1
         self.scans[run.uid] = run
         self.logs[exp].scan_start.append(start["time"])
+        self.report(
+            event=Report.SCAN, run=run.uid, experiment=exp, stem=stem,
+            n_rows=len(geom.angles), time=start["time"],
+            live=str(run.live.path) if run.live is not None else None,
+            file=str(self.out_dir / f"{stem}.h5"),
+        )  # fmt: skip
 
 
 class RunDocuments(DocumentRouter):
@@ -188,16 +194,20 @@ class RunDocuments(DocumentRouter):
         if stream == EC_STREAM:
             # the readings' timestamps are the packages' arrival times (host clock);
             # the event's own time is when bluesky collected it
-            t = reading(doc.get("timestamps", {}), VOLTAGE, doc["time"])
-            self.runs.log_of(self.uid).add(
-                float(t),
-                float(reading(data, VOLTAGE, np.nan)),
-                float(reading(data, CURRENT, np.nan)),
-                float(reading(data, CELL_TIME, np.nan)),
+            t = float(reading(doc.get("timestamps", {}), VOLTAGE, doc["time"]))
+            v = float(reading(data, VOLTAGE, np.nan))
+            i = float(reading(data, CURRENT, np.nan))
+            self.runs.log_of(self.uid).add(t, v, i, float(reading(data, CELL_TIME, np.nan)))
+            self.runs.report(
+                event=Report.EC, experiment=self._experiment, time=t, voltage=v, current=i
             )
         elif stream == TRANSITIONS_STREAM:
             row = {key.split("_", 1)[-1]: value for key, value in data.items()}
             self.runs.log_of(self.uid).transitions.append({**row, "time": doc["time"]})
+            self.runs.report(
+                **{**row, "event": Report.TRANSITION, "experiment": self._experiment},
+                time=doc["time"],
+            )
         elif stream == PRIMARY and self.uid in self.runs.scans:
             self._scan_event(self.runs.scans[self.uid], doc)
         return doc
@@ -233,10 +243,18 @@ class RunDocuments(DocumentRouter):
                 live=str(run.live.path) if run.live is not None else None,
             )
 
+    @property
+    def _experiment(self) -> str:
+        return self.runs.experiment_of.get(self.uid, self.uid)
+
     def stop(self, doc: RunStop) -> None:
         run = self.runs.scans.get(self.uid)
         if run is not None:
             run.stop_time = doc["time"]
             run.stop_seen_at = time.monotonic()
             self.runs.log_of(self.uid).scan_end.append(doc["time"])
+            self.runs.report(
+                event=Report.STOPPED, run=self.uid, time=doc["time"],
+                exit_status=doc.get("exit_status", ""),
+            )  # fmt: skip
         self.runs.stopped.append((self.uid, self.runs.experiment_of.get(self.uid, self.uid)))

@@ -1,0 +1,182 @@
+"""The web app: one page, read-only JSON/binary endpoints, and a push socket.
+
+Every route answers GET (and HEAD) only; anything else gets 405. The websocket ``/ws``
+only sends: a snapshot of the runs and counters whenever they changed, at most every
+:data:`PUSH_PERIOD` s, never queued (a slow browser gets the latest state, not every
+one). Images go as little-endian float32 bytes with their shape in ``X-Shape``; the page
+colours them itself, so the cursor reads the real values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import plotly
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import data
+from .state import RunView, ViewerState
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PUSH_PERIOD = 0.1  # s between pushes, at least
+RESCAN_PERIOD = 2.0  # s between looks at the folder for new run files
+PATTERN_CACHE = 16  # summed patterns kept (several pages ask for the same one)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every non-finite float as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+class Json(JSONResponse):
+    """JSON with NaN and infinities as null."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(jsonable(content))
+
+
+def create_app(state: ViewerState, folder: Path | None = None) -> Starlette:
+    """The app over ``state``; ``folder``: where finished runs' files appear."""
+    last_scan = [0.0]
+
+    def rescan() -> None:
+        if folder is not None and time.monotonic() - last_scan[0] >= RESCAN_PERIOD:
+            last_scan[0] = time.monotonic()
+            state.scan_folder(folder)
+
+    def run_of(request: Request) -> RunView:
+        uid = request.path_params["uid"]
+        with state.lock:
+            run = state.runs.get(uid)
+        if run is None:
+            raise HTTPException(404, f"no run {uid!r}")
+        return run
+
+    def source(request: Request) -> tuple[Path, bool]:
+        found = run_of(request).source()
+        if found is None:
+            raise HTTPException(404, "the run has no file yet")
+        return found
+
+    def q_index(request: Request) -> int:
+        try:
+            return int(request.query_params.get("q", "0"))
+        except ValueError:
+            text = request.query_params.get("q")
+            raise HTTPException(400, f"q index {text!r} is not an integer") from None
+
+    def guarded(read: Any) -> Any:
+        try:
+            return read()
+        except data.NotReadyError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    def plotly_js(request: Request) -> Response:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+    def api_state(request: Request) -> Response:
+        rescan()
+        return Json(state.snapshot())
+
+    def api_axes(request: Request) -> Response:
+        path, live = source(request)
+        return Json(guarded(lambda: data.axes(path, live)))
+
+    def image(read: Any, request: Request, version: int) -> Response:
+        path, live = source(request)
+        iq = q_index(request)
+        body, headers = data.encode(guarded(lambda: read(path, live, iq)))
+        headers["X-Version"] = str(version)
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
+    def api_slice(request: Request) -> Response:
+        path, live = source(request)
+        iq = q_index(request)
+        version = run_of(request).data_version
+        values, projections = guarded(lambda: data.slice_at(path, live, iq))
+        body, headers = data.encode(values)
+        headers.update({"X-Version": str(version), "X-Projections": str(projections)})
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
+    def api_sinogram(request: Request) -> Response:
+        return image(data.sinogram_at, request, run_of(request).data_version)
+
+    patterns: dict[tuple[Any, ...], list[float]] = {}  # the latest few, for every page
+
+    def api_pattern(request: Request) -> Response:
+        run = run_of(request)
+        path, live = source(request)
+        p = request.query_params
+        try:
+            rows, cols = (int(p["r0"]), int(p["r1"])), (int(p["c0"]), int(p["c1"]))
+        except (KeyError, ValueError):
+            raise HTTPException(400, "give the region as integers r0, r1, c0, c1") from None
+        key = (run.uid, run.data_version, str(path), rows, cols)
+        values = patterns.get(key)
+        if values is None:
+            values = guarded(lambda: data.pattern(path, live, rows, cols)).tolist()
+            patterns[key] = values
+            while len(patterns) > PATTERN_CACHE:
+                patterns.pop(next(iter(patterns)))
+        return Json({"mean": values})
+
+    def api_trace(request: Request) -> Response:
+        try:
+            since = int(request.query_params.get("since", "0"))
+        except ValueError:
+            raise HTTPException(400, "since must be an integer") from None
+        return Json(state.trace_since(request.path_params["experiment"], since))
+
+    async def push(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sent = -1
+        try:
+            while True:
+                if state.version != sent:
+                    snap = await asyncio.to_thread(state.snapshot)
+                    sent = snap["version"]
+                    await websocket.send_json(jsonable(snap))
+                await asyncio.sleep(PUSH_PERIOD)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+
+    get = ["GET"]
+    return Starlette(
+        routes=[
+            Route("/", index, methods=get),
+            Route("/vendor/plotly.min.js", plotly_js, methods=get),
+            Route("/api/state", api_state, methods=get),
+            Route("/api/run/{uid}/axes", api_axes, methods=get),
+            Route("/api/run/{uid}/slice", api_slice, methods=get),
+            Route("/api/run/{uid}/sinogram", api_sinogram, methods=get),
+            Route("/api/run/{uid}/pattern", api_pattern, methods=get),
+            Route("/api/trace/{experiment}", api_trace, methods=get),
+            WebSocketRoute("/ws", push),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ]
+    )

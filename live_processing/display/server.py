@@ -1,0 +1,153 @@
+"""``operando view``: serve the display for a running processor and/or finished runs.
+
+``python -m operando.live_processing.display.server [--live ADDRESS] [PATH]`` binds
+127.0.0.1 by default (``--host`` opens it to the network, with a warning), prints
+``READY {"url": ...}`` once it listens, and serves until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import zmq
+
+from ...protocols.streams import REPORT_TOPIC
+from .app import create_app
+from .state import ViewerState
+
+log = logging.getLogger(__name__)
+
+
+def add_view_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "path", nargs="?", type=Path, metavar="FILE|DIR",
+        help="a run's NeXus file, or a folder of them (new ones appear as they are written)",
+    )  # fmt: skip
+    p.add_argument(
+        "--live", metavar="ADDRESS",
+        help="follow a running processor: its publish address (tcp://127.0.0.1:PORT)",
+    )  # fmt: skip
+    p.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; anything else opens the page to "
+        "the network)",
+    )  # fmt: skip
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050; 0 = any free)")
+
+
+class Subscriber(threading.Thread):
+    """Reads the processor's published reports into the state until stopped."""
+
+    def __init__(self, address: str, state: ViewerState) -> None:
+        super().__init__(daemon=True, name="view-subscriber")
+        self.address, self.state = address, state
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, REPORT_TOPIC)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(self.address)
+        try:
+            while not self.stopping.is_set():
+                if not sub.poll(200):
+                    continue
+                _topic, body = sub.recv_multipart()
+                try:
+                    msg = json.loads(body)
+                except ValueError:
+                    log.warning("view: a report that is not JSON: %r", body[:80])
+                    continue
+                if isinstance(msg, dict):
+                    self.state.apply(msg)
+        finally:
+            sub.close()
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what cannot be served, before anything starts."""
+    if args.path is None and not args.live:
+        raise ValueError("give a run file or folder, --live ADDRESS, or both")
+    if args.path is not None and not args.path.exists():
+        raise ValueError(f"{args.path} does not exist")
+    if args.live and not str(args.live).startswith(("tcp://", "ipc://", "inproc://")):
+        raise ValueError(f"--live {args.live!r}: give a ZMQ address such as tcp://127.0.0.1:5600")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: must be within 0..65535")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(args: argparse.Namespace, ready: Any = None) -> int:
+    """Run the server; ``ready(url)`` once it listens (default: print a READY line)."""
+    check_args(args)
+    state = ViewerState()
+    folder: Path | None = None
+    if args.path is not None:
+        folder = args.path if args.path.is_dir() else None
+        if folder is not None:
+            state.scan_folder(folder)
+        else:
+            state.add_file(args.path)
+    sub = Subscriber(args.live, state) if args.live else None
+    if sub is not None:
+        sub.start()
+    if not is_loopback(args.host):
+        log.warning(
+            "view: listening on %s: anyone who can reach this machine can see the data "
+            "(the page is read-only)", args.host,
+        )  # fmt: skip
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(64)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    config = uvicorn.Config(
+        create_app(state, folder),
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    (ready or (lambda u: print("READY " + json.dumps({"url": u}), flush=True)))(url)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if sub is not None:
+            sub.stopping.set()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="operando view", description=__doc__)
+    add_view_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return serve(args)
+    except ValueError as exc:
+        print(f"operando view: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

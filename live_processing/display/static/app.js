@@ -1,0 +1,345 @@
+// operando live view: one page over the read-only API (see display/app.py).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PATTERN_PERIOD_MS = 5000; // the summed pattern is redrawn at most this often on new data
+const TRACE_PERIOD_MS = 2000;   // the V/I trace likewise
+const GL_POINTS = 20000;        // above this many readings the trace is drawn with WebGL
+const view = {
+  snapshot: null,
+  run: null,          // selected run's uid
+  followLatest: true, // until the user picks a run, follow the newest one
+  axes: null,
+  axesOf: null,
+  q: 0,
+  region: null,       // [r0, r1, c0, c1] of the pattern, or null for the whole slice
+  shownVersion: -1,   // data_version of the sinogram shown
+  shownProjections: -1, // rows in the slice shown
+  shownStatus: null,
+  patternAt: 0,       // performance.now() of the last pattern drawn
+  renders: 0,
+  trace: { exp: null, next: 0, t: [], v: [], i: [], transitions: [], windows: [] },
+  traceAt: 0,
+  renderLog: [],      // {run, q, projections, t (epoch s)} of the latest slices drawn
+};
+window.operandoView = view; // for measuring the page (benchmarks/bench_display.py)
+
+// one request of a kind at a time; asked again while busy, it runs once more after
+const busy = {};
+function latest(key, fn) {
+  if (busy[key]) { busy[key] = "again"; return; }
+  busy[key] = true;
+  fn().catch((e) => console.warn(key, e.message)).finally(() => {
+    const again = busy[key] === "again";
+    busy[key] = false;
+    if (again) latest(key, fn);
+  });
+}
+
+async function getJSON(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status}`);
+  return r.json();
+}
+
+async function getImage(url) {
+  const r = await fetch(url);
+  if (!r.ok) return null;
+  const shape = r.headers.get("X-Shape").split(",").map(Number);
+  return {
+    shape, values: new Float32Array(await r.arrayBuffer()),
+    version: Number(r.headers.get("X-Version")), projections: Number(r.headers.get("X-Projections")),
+  };
+}
+
+function grid(img) {
+  const [ny, nx] = img.shape;
+  const z = [];
+  for (let r = 0; r < ny; r++) {
+    const row = new Array(nx);
+    for (let c = 0; c < nx; c++) {
+      const v = img.values[r * nx + c];
+      row[c] = Number.isFinite(v) ? v : null;
+    }
+    z.push(row);
+  }
+  return z;
+}
+
+function limits(values) {
+  const f = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  if (!f.length) return [0, 1];
+  const at = (p) => f[Math.min(f.length - 1, Math.max(0, Math.round((p / 100) * (f.length - 1))))];
+  const lo = at(Number($("lo").value)), hi = at(Number($("hi").value));
+  return hi > lo ? [lo, hi] : [lo, lo + 1e-9];
+}
+
+function selectedRun() {
+  return view.snapshot ? view.snapshot.runs.find((r) => r.uid === view.run) : null;
+}
+
+function qText() {
+  return view.axes ? `${view.axes.q[view.q].toFixed(4)} Å⁻¹` : "–";
+}
+
+function renderRuns() {
+  const ul = $("runs");
+  const runs = view.snapshot.runs;
+  const key = view.run + runs.map((r) => `${r.uid}:${r.status}:${r.rows}`).join();
+  if (key === view.runsKey) return;
+  view.runsKey = key;
+  ul.replaceChildren(...runs.map((r) => {
+    const li = document.createElement("li");
+    li.dataset.uid = r.uid;
+    li.className = r.uid === view.run ? "selected" : "";
+    li.innerHTML = `<span class="stem"></span><span class="status"></span>`;
+    li.querySelector(".stem").textContent = r.stem.split("_")[0];
+    li.querySelector(".status").textContent = r.status === "running" ? `${r.rows}/${r.n_rows}` : r.status;
+    li.title = r.stem;
+    li.onclick = () => { view.followLatest = false; selectRun(r.uid); };
+    return li;
+  }));
+}
+
+function renderProgress() {
+  const s = view.snapshot, run = selectedRun();
+  const c = s.counters;
+  let text = run ? `${run.stem.split("_")[0]}: row ${run.rows} of ${run.n_rows}` : "no run yet";
+  if (run && run.eta_s != null) text += ` · about ${Math.ceil(run.eta_s)} s left`;
+  if (run && run.status !== "running") text += ` · ${run.status}`;
+  text += ` · lag ${c.frames_behind} frames · missing ${run ? run.missing : 0} · errors ${c.errors}`;
+  $("progress").textContent = text;
+  $("progress").dataset.rows = run ? run.rows : 0;
+}
+
+async function selectRun(uid) {
+  view.run = uid;
+  view.region = null;
+  view.shownVersion = -1;
+  view.shownProjections = -1;
+  view.shownStatus = null;
+  renderRuns();
+  renderProgress();
+  refreshTrace(true);
+  try {
+    await loadAxes();
+    refreshData();
+  } catch (e) {
+    console.warn("run not readable yet:", e.message); // the next update tries again
+  }
+}
+
+async function loadAxes() {
+  const axes = await getJSON(`/api/run/${view.run}/axes`);
+  const first = !view.axes || view.axes.q.length !== axes.q.length;
+  view.axes = axes;
+  view.axesOf = view.run;
+  const qc = $("q-control");
+  qc.max = axes.q.length - 1;
+  if (first) view.q = axes.default_q;
+  qc.value = view.q;
+  $("q-value").textContent = qText();
+}
+
+// everything at once (a new run, q, colours); on data alone, each at its own pace
+function refreshData() {
+  if (!view.run || view.axesOf !== view.run) return;
+  latest("slice", drawSlice);
+  latest("sinogram", drawSinogram);
+  latest("pattern", drawPattern);
+}
+
+function onNewData(run) {
+  if (view.axesOf !== view.run) return;
+  const statusChanged = run.status !== view.shownStatus;
+  view.shownStatus = run.status;
+  // the slice and the sinogram on every new row, the pattern at its own pace
+  if (run.projections !== view.shownProjections || statusChanged) {
+    view.shownProjections = run.projections;
+    latest("slice", drawSlice);
+    latest("sinogram", drawSinogram);
+    if (performance.now() - view.patternAt > PATTERN_PERIOD_MS || statusChanged) {
+      latest("pattern", drawPattern);
+    }
+  }
+}
+
+async function drawSlice() {
+  const run = view.run, q = view.q;
+  const img = await getImage(`/api/run/${run}/slice?q=${q}`);
+  if (!img || run !== view.run) return;
+  const z = grid(img);
+  const [zmin, zmax] = limits(img.values);
+  const xs = view.axes.x, ys = view.axes.y;
+  await Plotly.react("slice", [
+    { type: "heatmap", x: xs, y: ys, z, zmin, zmax, colorscale: $("cmap").value,
+      hovertemplate: "x %{x:.3f} mm<br>y %{y:.3f} mm<br>%{z:.4g}<extra></extra>",
+      colorbar: { title: { text: "counts/mm" } } },
+  ], {
+    title: { text: `slice at q = ${qText()} · ${img.projections} projections`, font: { size: 13 } },
+    margin: { l: 50, r: 10, t: 30, b: 40 }, dragmode: "select",
+    xaxis: { title: { text: "x (mm)" } }, yaxis: { title: { text: "y (mm)" }, scaleanchor: "x" },
+  }, { displaylogo: false, responsive: true });
+  const el = $("slice");
+  el.dataset.run = run;
+  el.dataset.version = img.version;
+  el.dataset.projections = img.projections;
+  el.dataset.q = q;
+  el.dataset.renders = ++view.renders;
+  view.renderLog.push({ run, q, projections: img.projections, t: Date.now() / 1000 });
+  if (view.renderLog.length > 2000) view.renderLog.shift();
+}
+
+async function drawSinogram() {
+  const run = view.run, q = view.q;
+  const img = await getImage(`/api/run/${run}/sinogram?q=${q}`);
+  if (!img || run !== view.run || !view.axes.angle) return;
+  const [zmin, zmax] = limits(img.values);
+  await Plotly.react("sinogram", [{
+    type: "heatmap", x: view.axes.translation, y: view.axes.angle, z: grid(img), zmin, zmax,
+    colorscale: $("cmap").value, showscale: false,
+    hovertemplate: "translation %{x:.3f} mm<br>angle %{y:.1f}°<br>%{z:.4g}<extra></extra>",
+  }], {
+    title: { text: `sinogram so far at q = ${qText()}`, font: { size: 13 } },
+    margin: { l: 50, r: 10, t: 30, b: 40 },
+    xaxis: { title: { text: "translation (mm)" } }, yaxis: { title: { text: "angle (°)" } },
+  }, { displaylogo: false, responsive: true });
+  $("sinogram").dataset.q = q;
+}
+
+async function drawPattern() {
+  const run = view.run, a = view.axes;
+  view.patternAt = performance.now();
+  const [r0, r1, c0, c1] = view.region || a.region;
+  const p = await getJSON(`/api/run/${run}/pattern?r0=${r0}&r1=${r1}&c0=${c0}&c1=${c1}`);
+  if (run !== view.run) return;
+  const traces = [{ type: "scatter", mode: "lines", x: a.q, y: p.mean, name: "pattern",
+                    line: { color: "#1d2b3a", width: 1.5 } }];
+  for (const [phase, lines] of Object.entries(a.reflections)) {
+    const x = [], y = [];
+    for (const q of lines) { x.push(q, q, null); y.push(0, 0.06, null); }
+    traces.push({ type: "scatter", mode: "lines", x, y, yaxis: "y2", name: phase, hoverinfo: "name+x" });
+  }
+  const whole = r0 === 0 && c0 === 0 && r1 === a.y.length - 1 && c1 === a.x.length - 1;
+  const what = whole ? "the whole slice" : r0 === r1 && c0 === c1 ? `voxel (${r0}, ${c0})` : `rows ${r0}–${r1}, columns ${c0}–${c1}`;
+  await Plotly.react("pattern", traces, {
+    title: { text: `mean pattern of ${what}`, font: { size: 13 } },
+    margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: -0.25 },
+    datarevision: Date.now(),
+    xaxis: { title: { text: "q (Å⁻¹)" }, autorange: true }, yaxis: { title: { text: "counts/mm" }, autorange: true },
+    yaxis2: { overlaying: "y", range: [0, 1], visible: false, fixedrange: true },
+    shapes: [{ type: "line", xref: "x", yref: "paper", x0: a.q[view.q], x1: a.q[view.q], y0: 0, y1: 1,
+               line: { color: "#d33", dash: "dot" } }],
+  }, { displaylogo: false, responsive: true });
+}
+
+function refreshTrace(reset) {
+  const run = selectedRun();
+  if (!run) return;
+  const t = view.trace;
+  if (reset || t.exp !== run.experiment) {
+    Object.assign(t, { exp: run.experiment, next: 0, t: [], v: [], i: [] });
+  }
+  latest("trace", async () => {
+    const d = await getJSON(`/api/trace/${encodeURIComponent(t.exp)}?since=${t.next}`);
+    if (d.since !== t.next) { t.t = []; t.v = []; t.i = []; }
+    for (let k = 0; k < d.time.length; k++) {
+      t.t.push(new Date(d.time[k] * 1000)); t.v.push(d.voltage[k]); t.i.push(d.current[k] * 1e3);
+    }
+    t.next = d.next; t.transitions = d.transitions; t.windows = d.windows;
+    view.traceAt = performance.now();
+    await drawTrace();
+  });
+}
+
+async function drawTrace() {
+  const t = view.trace;
+  const now = t.t.length ? t.t[t.t.length - 1] : new Date();
+  const shapes = t.windows.map(([start, stop]) => ({
+    type: "rect", xref: "x", yref: "paper", y0: 0, y1: 1, layer: "below", line: { width: 0 },
+    x0: new Date(start * 1000), x1: stop ? new Date(stop * 1000) : now, fillcolor: "rgba(80,140,230,0.15)",
+  }));
+  for (const tr of t.transitions) {
+    const x = new Date(tr.time * 1000);
+    shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
+                  line: { color: "rgba(0,0,0,0.35)", dash: "dot", width: 1 } });
+  }
+  const marks = { type: "scatter", mode: "markers", yaxis: "y3", name: "transitions", showlegend: false,
+    x: t.transitions.map((tr) => new Date(tr.time * 1000)), y: t.transitions.map(() => 0.97),
+    text: t.transitions.map((tr) => tr.state || tr.reason || "transition"), hoverinfo: "text+x",
+    marker: { symbol: "triangle-down", color: "#555", size: 8 } };
+  const kind = t.t.length > GL_POINTS ? "scattergl" : "scatter";
+  await Plotly.react("vi-plot", [
+    { type: kind, mode: "lines", x: t.t, y: t.v, name: "voltage (V)", line: { color: "#c0392b" } },
+    { type: kind, mode: "lines", x: t.t, y: t.i, name: "current (mA)", yaxis: "y2", line: { color: "#2471a3" } },
+    marks,
+  ], {
+    title: { text: "cell voltage and current · scans shaded · protocol steps dotted", font: { size: 13 } },
+    margin: { l: 50, r: 50, t: 30, b: 40 }, legend: { orientation: "h", y: -0.2 },
+    yaxis: { title: { text: "V" } },
+    yaxis2: { title: { text: "mA" }, overlaying: "y", side: "right" },
+    yaxis3: { overlaying: "y", range: [0, 1], visible: false, fixedrange: true },
+    shapes,
+  }, { displaylogo: false, responsive: true });
+  $("vi-plot").dataset.points = t.t.length;
+}
+
+function onSnapshot(s) {
+  view.snapshot = s;
+  const runs = s.runs;
+  if (runs.length && (view.followLatest || !view.run)) {
+    const newest = runs[runs.length - 1].uid;
+    if (newest !== view.run) { selectRun(newest); return; }
+  }
+  renderRuns();
+  renderProgress();
+  const run = selectedRun();
+  if (!run) return;
+  if (view.axesOf !== view.run) {
+    latest("axes", async () => { if (view.axesOf !== view.run) { await loadAxes(); refreshData(); } });
+    return;
+  }
+  onNewData(run);
+  const known = s.traces[run.experiment] || 0;
+  if (known > view.trace.next && performance.now() - view.traceAt > TRACE_PERIOD_MS) refreshTrace(false);
+}
+
+function connect() {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.onmessage = (e) => onSnapshot(JSON.parse(e.data));
+  ws.onclose = () => setTimeout(connect, 1000);
+}
+
+function wire() {
+  $("q-control").addEventListener("input", (e) => {
+    view.q = Number(e.target.value);
+    $("q-value").textContent = qText();
+    refreshData();
+  });
+  for (const id of ["cmap", "lo", "hi"]) $(id).addEventListener("input", refreshData);
+  const slice = $("slice");
+  Plotly.newPlot(slice, [], {}, { displaylogo: false });
+  slice.on("plotly_hover", (e) => {
+    const p = e.points.find((pt) => pt.data.type === "heatmap");
+    if (p) $("cursor").textContent = `x ${p.x.toFixed(3)} mm · y ${p.y.toFixed(3)} mm · ${p.z == null ? "–" : p.z.toPrecision(4)} counts/mm`;
+  });
+  slice.on("plotly_click", (e) => {
+    const p = e.points.find((pt) => pt.data.type === "heatmap");
+    if (!p) return;
+    const [r, c] = p.pointIndex;
+    view.region = [r, r, c, c];
+    latest("pattern", drawPattern);
+  });
+  slice.on("plotly_selected", (e) => {
+    if (!e || !e.range || !view.axes) return;
+    const near = (axis, v) => axis.reduce((best, a, k) => (Math.abs(a - v) < Math.abs(axis[best] - v) ? k : best), 0);
+    const [x0, x1] = e.range.x, [y0, y1] = e.range.y;
+    view.region = [near(view.axes.y, Math.min(y0, y1)), near(view.axes.y, Math.max(y0, y1)),
+                   near(view.axes.x, Math.min(x0, x1)), near(view.axes.x, Math.max(x0, x1))];
+    latest("pattern", drawPattern);
+  });
+  getJSON("/api/state").then(onSnapshot).catch(() => {});
+  connect();
+}
+
+wire();
