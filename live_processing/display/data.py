@@ -1,11 +1,18 @@
 """Reading what the page shows from a run's file: the live SWMR file while it runs, the
 final NeXus file after. Both hold ``/entry/reconstruction`` and ``/entry/sinogram``
 with q last, so one slice at one q is one small read.
+
+The web server reads from several threads; HDF5 shares one open file among the handles
+of a process, so every read here holds :data:`FILE_LOCK` from open to close (a pattern
+read while another thread's handle of the same file closed came back wrong).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +28,21 @@ class NotReadyError(LookupError):
     """The file has no such data (yet): the caller answers 404 and the page waits."""
 
 
-def _open(path: Path, live: bool) -> h5py.File:
-    try:
-        if live:
-            return h5py.File(path, "r", libver="latest", swmr=True)
-        return h5py.File(path, "r")
-    except OSError as exc:  # being created, or removed as the final file took over
-        raise NotReadyError(f"{path.name} cannot be read now: {exc}") from None
+FILE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _open(path: Path, live: bool) -> Iterator[h5py.File]:
+    with FILE_LOCK:
+        try:
+            if live:
+                f = h5py.File(path, "r", libver="latest", swmr=True)
+            else:
+                f = h5py.File(path, "r")
+        except OSError as exc:  # being created, or removed as the final file took over
+            raise NotReadyError(f"{path.name} cannot be read now: {exc}") from None
+        with f:
+            yield f
 
 
 def _group(f: h5py.File, name: str) -> h5py.Group:
