@@ -3,6 +3,7 @@ reports, its arrays read back from the files (#15)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +125,12 @@ def test_the_server_is_read_only_and_on_loopback(tmp_path: Path) -> None:
 
 
 def test_view_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
     for args, message in (
+        ([str(tmp_path), "--port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
         ([], "give a run file or folder, --live ADDRESS, or both"),
         ([str(tmp_path / "nope")], "nope does not exist"),
         (["--live", "127.0.0.1:5"], "give a ZMQ address"),
@@ -134,3 +140,5 @@ def test_view_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    busy.close()

@@ -114,7 +114,16 @@ def serve(args: argparse.Namespace, ready: Any = None) -> int:
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        if sub is not None:
+            sub.stopping.set()
+        raise ValueError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "choose another --port (0: any free one)"
+        ) from None
     sock.listen(64)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
