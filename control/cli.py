@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..live_processing.options import METHODS, add_processor_arguments
+from .cli_analysis import add_analysis_commands
 from .errors import ConfigError
 
 ARTEFACT_HELP = (
@@ -311,18 +312,7 @@ def parser() -> argparse.ArgumentParser:
         "--polarization", type=float, help="polarisation factor in [-1, 1] (default: none)"
     )
     i.set_defaults(func=_integrate)
-    h = sub.add_parser(
-        "holder-pattern",
-        help="the cell holder's pattern from a broad scan's file (for the holder correction)",
-        description="Average the reconstructed patterns of a broad scan's voxels that lie "
-        "farther than --outside mm from the rotation axis (the housing's ring, as seed 001 "
-        "masks it) and write them as two columns (q, intensity) to --out, never "
-        "overwriting. Use it with --corrections ...,holder=OUT.",
-    )
-    h.add_argument("run", type=Path, metavar="RUN_FILE", help="a broad scan's NeXus file")
-    h.add_argument("--outside", type=float, required=True, help="mm from the axis")
-    h.add_argument("--out", type=Path, required=True, help="pattern file to write (.xy)")
-    h.set_defaults(func=_holder_pattern)
+    add_analysis_commands(sub)
     pr = sub.add_parser(
         "process",
         help="run the live processor on its own (documents + detector stream in, files out)",
@@ -356,18 +346,6 @@ def _view(args: argparse.Namespace) -> int:
         raise ConfigError(f"view: {exc}") from exc
     except KeyboardInterrupt:
         return 0
-
-
-def _holder_pattern(args: argparse.Namespace) -> int:
-    from ..live_processing.tomography.corrections.holder import pattern_from_run, write_pattern
-
-    try:
-        q, pattern = pattern_from_run(args.run, args.outside)
-        write_pattern(args.out, q, pattern)
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"holder-pattern: {exc}") from exc
-    print(args.out)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,15 @@ class Phase:
         n, _ = self._lines
         return 2 * np.pi * np.sqrt(n) / (a or self.a0)
 
+    def line_table(self, a: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every line: (h²+k²+l², q in 1/Å at ``a`` (default a0), peak height in
+        :meth:`profile`'s units per unit fraction)."""
+        if not self.crystalline:
+            raise ValueError(f"phase {self.name!r} is amorphous: it has no lines")
+        n, w = self._lines
+        q = self.line_positions(a)
+        return n, q, self.scale * w / q**2 / (SIGMA_Q * np.sqrt(2 * np.pi))
+
     def strongest_line(self, a: float | None = None) -> float:
         """q of the line with the highest peak in :meth:`profile` (Å⁻¹)."""
         if not self.crystalline:
@@ -134,6 +143,14 @@ LIBRARY: dict[str, Phase] = {
             description="disordered rock salt Fm-3m",
         ),
         Phase("Al", 4.0495, FM3M, (Site((0, 0, 0), (("Al", 1.0),)),), 0.8, description="Fm-3m"),
+        Phase(
+            "CeO2",
+            5.4113,
+            FM3M,
+            (Site((0, 0, 0), (("Ce4+", 1.0),)), Site((0.25, 0.25, 0.25), (("O2-", 1.0),))),
+            0.3,
+            description="fluorite Fm-3m, the line-shape standard (NIST SRM 674b)",
+        ),
         Phase(
             "PEEK",
             halos=((1.33, 0.12, 1.0), (1.62, 0.10, 0.55), (2.05, 0.22, 0.35), (3.2, 0.5, 0.12)),

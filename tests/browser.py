@@ -4,6 +4,8 @@ with playwright; every wait is on the page's own state, never a fixed time."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,23 @@ def chromium() -> str:
     if path is None:
         raise RuntimeError("no chromium on PATH: apt-get install chromium (.ci/run does)")
     return path
+
+
+@contextmanager
+def viewing(path: Path) -> Iterator[str]:
+    """``operando view PATH`` on any free port, as a user starts it; its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "operando.control.cli", "view", str(path), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
 
 
 @contextmanager

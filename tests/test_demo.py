@@ -370,21 +370,11 @@ def test_the_live_display_shows_the_scan_as_it_grows(watched_demo) -> None:
 def test_the_display_shows_a_finished_demo_folder(default_demo, tmp_path) -> None:
     """#15 acceptance 2: ``operando view DIR`` lists every run; switching runs and q
     channels changes the image."""
-    from browser import browse_folder
+    from browser import browse_folder, viewing
 
     res, out = default_demo
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "operando.control.cli", "view", str(out), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    with viewing(out) as url:
         seen = browse_folder(url, tmp_path)
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
     assert seen["runs"] == [p.stem for p in scan_files(res)]
     assert seen["runs_differ"] and seen["q_changed_image"], seen
     assert seen["sinogram_q"] == seen["q_after"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from browser import viewing
 
 from operando.live_processing.display import data
 from operando.live_processing.display.state import ViewerState
@@ -90,14 +91,7 @@ def test_the_server_is_read_only_and_on_loopback(tmp_path: Path) -> None:
     """#15 acceptance 4: nothing but GET/HEAD (and the push socket) is answered, and by
     default the socket is bound to 127.0.0.1 only (read from the kernel's table)."""
     live_file(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "operando.control.cli", "view", str(tmp_path), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    with viewing(tmp_path) as url:
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         listening = [
             line.split()[1]
@@ -118,10 +112,6 @@ def test_the_server_is_read_only_and_on_loopback(tmp_path: Path) -> None:
                     r = client.request(method, path, content=b"x")
                     assert r.status_code in (404, 405), (method, path, r.status_code)
                     assert r.status_code == 405 or path == "ws", (method, path)
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-    assert proc.returncode in (0, -15)
 
 
 def test_view_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
