@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,11 @@ class Json(JSONResponse):
         return super().render(jsonable(content))
 
 
-def create_app(state: ViewerState, folder: Path | None = None) -> Starlette:
-    """The app over ``state``; ``folder``: where finished runs' files appear."""
+def create_app(
+    state: ViewerState, folder: Path | None = None, stopping: Callable[[], bool] = lambda: False
+) -> Starlette:
+    """The app over ``state``; ``folder``: where finished runs' files appear;
+    ``stopping()``: true once the server shuts down (the push sockets then close)."""
     last_scan = [0.0]
 
     def rescan() -> None:
@@ -156,12 +160,13 @@ def create_app(state: ViewerState, folder: Path | None = None) -> Starlette:
         await websocket.accept()
         sent = -1
         try:
-            while True:
+            while not stopping():
                 if state.version != sent:
                     snap = await asyncio.to_thread(state.snapshot)
                     sent = snap["version"]
                     await websocket.send_json(jsonable(snap))
                 await asyncio.sleep(PUSH_PERIOD)
+            await websocket.close(1001)  # going away: the server stops
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
 

@@ -127,14 +127,22 @@ def serve(args: argparse.Namespace, ready: Any = None) -> int:
     sock.listen(64)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    stopping = threading.Event()
     config = uvicorn.Config(
-        create_app(state, folder),
+        create_app(state, folder, stopping.is_set),
         log_level="warning",
         ws="websockets-sansio",
         lifespan="off",
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
+    handle_exit = server.handle_exit
+
+    def on_signal(sig: int, frame: Any) -> None:  # push sockets close, then uvicorn stops
+        stopping.set()
+        handle_exit(sig, frame)
+
+    server.handle_exit = on_signal  # type: ignore[method-assign]
     (ready or (lambda u: print("READY " + json.dumps({"url": u}), flush=True)))(url)
     try:
         server.run(sockets=[sock])
