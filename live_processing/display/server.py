@@ -14,6 +14,7 @@ import logging
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,8 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve(args: argparse.Namespace, ready: Any = None) -> int:
-    """Run the server; ``ready(url)`` once it listens (default: print a READY line)."""
+def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
+    """Run the server; ``ready(url)`` once it listens."""
     check_args(args)
     state = ViewerState()
     folder: Path | None = None
@@ -143,7 +144,7 @@ def serve(args: argparse.Namespace, ready: Any = None) -> int:
         handle_exit(sig, frame)
 
     server.handle_exit = on_signal  # type: ignore[method-assign]
-    (ready or (lambda u: print("READY " + json.dumps({"url": u}), flush=True)))(url)
+    ready(url)
     try:
         server.run(sockets=[sock])
     finally:
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return serve(args)
+        return serve(args, lambda url: print("READY " + json.dumps({"url": url}), flush=True))
     except ValueError as exc:
         print(f"operando view: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,11 +231,7 @@ def _written(state: ViewerState, m: dict[str, Any]) -> None:
     run = state.runs.get(str(m.get("run")))
     if run is not None:
         run.file, run.status = str(m.get("path", run.file)), "written"
-        run.missing = (
-            len(m.get("missing") or [])
-            if isinstance(m.get("missing"), list)
-            else int(m.get("missing") or 0)
-        )
+        run.missing = len(m.get("missing") or [])  # the cells without a frame
         run.data_version += 1
 
 
@@ -297,8 +294,4 @@ def _trace_of(entry: h5py.Group) -> Trace | None:
 
 
 def _epoch(iso: str) -> float:
-    if not iso:
-        return 0.0
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp()
+    return datetime.fromisoformat(iso).timestamp() if iso else 0.0
