@@ -28,13 +28,16 @@ import numpy as np
 G0 = 2.0 * math.sqrt(math.log(2.0) / math.pi)  # peak height × FWHM / area, Gaussian
 L0 = 2.0 / math.pi  # the same for a Lorentzian
 FOUR_LN2 = 4.0 * math.log(2.0)
-RTOL = 1e-7  # converged when a step lowers the residual sum of squares by less than this
+# converged when a step lowers the residual sum of squares by less than RTOL of it
+# (Gauss-Newton: the next step would lower it by ~RTOL², far below the noise)
+RTOL = 1e-4
+CUT = 4.0  # |q - c| / FWHM beyond which the Gaussian is taken as 0 (< 1e-19 of its peak)
 
 
 class Layout(NamedTuple):
     """Which window each point and line is in, and what each line is tied to."""
 
-    window: np.ndarray  # (n,) int: window of each point
+    window: np.ndarray  # (n,) int: window of each point, the points window by window
     middle: np.ndarray  # (W,) q about which each window's background is linear
     line_window: np.ndarray  # (L,) int
     line_group: np.ndarray  # (L,) int: the group parameter that sets its centre
@@ -50,67 +53,84 @@ class Layout(NamedTuple):
         return 2 * self.middle.size + self.line_root.size + self.n_groups + self.n_widths + extra
 
 
-@numba.njit(cache=True, inline="always", fastmath=True)
-def _profile(x: float, w: float, eta: float, pv: bool) -> tuple[float, float, float, float]:
-    """P, dP/dc, dP/dw, dP/dη at ``x = q - c``."""
-    t = x / w
-    g = G0 / w * math.exp(-FOUR_LN2 * t * t)
-    g_c = g * 2.0 * FOUR_LN2 * t / w
-    g_w = g * (-1.0 + 2.0 * FOUR_LN2 * t * t) / w
-    if not pv:
-        return g, g_c, g_w, 0.0
-    d = 1.0 + 4.0 * t * t
-    lo = L0 / w / d
-    l_c = lo * 8.0 * t / w / d
-    l_w = lo * (-1.0 + 8.0 * t * t / d) / w
-    return (
-        eta * lo + (1.0 - eta) * g,
-        eta * l_c + (1.0 - eta) * g_c,
-        eta * l_w + (1.0 - eta) * g_w,
-        lo - g,
-    )
-
-
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _model(q: np.ndarray, p: np.ndarray, lay: tuple, n_groups: int, pv: bool,
            jac: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The model at ``q`` for parameters ``p``; fills the Jacobian ``jac`` (n, P).
+    """The model at ``q`` for parameters ``p``; fills the transposed Jacobian ``jac``
+    (P, n), one contiguous row per parameter.
 
     ``lay``: the :class:`Layout`'s arrays (window, middle, line_window, line_group,
-    line_root, line_width).
+    line_root, line_width) and the first point of each window (W + 1).
     """
-    window, middle, line_window, line_group, line_root, line_width = lay
-    n, n_win, n_line = q.size, middle.size, line_root.size
+    _, middle, line_window, line_group, line_root, line_width, bounds = lay
+    n, n_win, n_line, n_p = q.size, middle.size, line_root.size, p.size
     at_area, at_group = 2 * n_win, 2 * n_win + n_line
     at_width = at_group + n_groups
-    eta = p[-1] if pv else 0.0
+    eta = p[n_p - 1] if pv else 0.0
     f = np.empty(n)
     jac[:] = 0.0
-    for i in range(n):
-        w = window[i]
-        x0 = q[i] - middle[w]
-        f[i] = p[2 * w] + p[2 * w + 1] * x0
-        jac[i, 2 * w] = 1.0
-        jac[i, 2 * w + 1] = x0
-        for j in range(n_line):
-            if line_window[j] != w:
-                continue
-            g = line_group[j]
-            a_g = p[at_group + g]
-            c = line_root[j] / a_g
-            wi = at_width + line_width[j]
-            area = p[at_area + j]
-            v, v_c, v_w, v_e = _profile(q[i] - c, p[wi], eta, pv)
-            f[i] += area * v
-            jac[i, at_area + j] = v
-            jac[i, at_group + g] -= area * v_c * c / a_g
-            jac[i, wi] += area * v_w
+    for w in range(n_win):
+        b0, b1, mid = p[2 * w], p[2 * w + 1], middle[w]
+        for i in range(bounds[w], bounds[w + 1]):
+            x0 = q[i] - mid
+            f[i] = b0 + b1 * x0
+            jac[2 * w, i] = 1.0
+            jac[2 * w + 1, i] = x0
+    for j in range(n_line):  # each line over its window's points
+        w = line_window[j]
+        ai, gi, wi = at_area + j, at_group + line_group[j], at_width + line_width[j]
+        a_g, area = p[gi], p[ai]
+        c = line_root[j] / a_g
+        iw = 1.0 / p[wi]
+        k_g = -area * c / a_g  # dc/da_g = -c / a_g
+        i0, i1 = bounds[w], bounds[w + 1]
+        if pv:  # the Lorentzian part everywhere (no calls: the loop vectorises)
+            ea = eta * area
+            for i in range(i0, i1):
+                t = (q[i] - c) * iw
+                d = 1.0 / (1.0 + 4.0 * t * t)
+                lor = L0 * iw * d
+                f[i] += ea * lor
+                jac[ai, i] = eta * lor
+                jac[gi, i] += k_g * eta * lor * 8.0 * t * iw * d
+                jac[wi, i] += ea * lor * (8.0 * t * t * d - 1.0) * iw
+                jac[n_p - 1, i] += area * lor
+        # the Gaussian part only where it is not 0: |q - c| < CUT FWHM (q ascends)
+        reach = CUT / iw
+        lo_i = i0 + np.searchsorted(q[i0:i1], c - reach)
+        hi_i = i0 + np.searchsorted(q[i0:i1], c + reach)
+        ge = 1.0 - eta
+        for i in range(lo_i, hi_i):
+            t = (q[i] - c) * iw
+            t2 = t * t
+            gau = G0 * iw * math.exp(-FOUR_LN2 * t2)
+            f[i] += area * ge * gau
+            jac[ai, i] += ge * gau
+            jac[gi, i] += k_g * ge * gau * 2.0 * FOUR_LN2 * t * iw
+            jac[wi, i] += area * ge * gau * (2.0 * FOUR_LN2 * t2 - 1.0) * iw
             if pv:
-                jac[i, jac.shape[1] - 1] += area * v_e
+                jac[n_p - 1, i] -= area * gau
     return f
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _normal(jac: np.ndarray, r: np.ndarray, jtj: np.ndarray, g: np.ndarray) -> None:
+    """``JᵀJ`` into ``jtj`` and ``Jᵀr`` into ``g``, from the transposed ``jac`` (P, n)."""
+    n_p, n = jac.shape
+    for a in range(n_p):
+        s = 0.0
+        for i in range(n):
+            s += jac[a, i] * r[i]
+        g[a] = s
+        for b in range(a, n_p):
+            s = 0.0
+            for i in range(n):
+                s += jac[a, i] * jac[b, i]
+            jtj[a, b] = s
+            jtj[b, a] = s
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _solve_spd(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
     """Solve ``a x = b`` for symmetric positive definite ``a`` by Cholesky (``a`` is
     overwritten); False if ``a`` is not positive definite."""
@@ -141,7 +161,31 @@ def _solve_spd(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _inverse_diagonal(a: np.ndarray, out: np.ndarray) -> bool:
+    """The diagonal of ``a⁻¹`` for symmetric positive definite ``a`` (overwritten) into
+    ``out``, by Cholesky: (a⁻¹)_dd = Σ_k (L⁻¹)_kd²; False if ``a`` is not positive definite."""
+    n = out.size
+    ok = _solve_spd(a, np.zeros(n), out)  # leaves L in the lower triangle of ``a``
+    if not ok:
+        return False
+    inv_l = np.zeros((n, n))  # L⁻¹, lower triangular, column by column
+    for d in range(n):
+        inv_l[d, d] = 1.0 / a[d, d]
+        for i in range(d + 1, n):
+            v = 0.0
+            for k in range(d, i):
+                v -= a[i, k] * inv_l[k, d]
+            inv_l[i, d] = v / a[i, i]
+    for d in range(n):
+        v = 0.0
+        for k in range(d, n):
+            v += inv_l[k, d] * inv_l[k, d]
+        out[d] = v
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _fit_one(
     q: np.ndarray,
     yv: np.ndarray,
@@ -159,33 +203,37 @@ def _fit_one(
     Returns Rwp, or NaN when the fit failed (``p`` and ``err`` are then NaN).
     """
     n, n_p = q.size, p.size
-    jac = np.empty((n, n_p))
-    jac_t = np.empty((n, n_p))
+    jac = np.empty((n_p, n))
+    jac_t = np.empty((n_p, n))
+    jtj = np.empty((n_p, n_p))
+    g = np.empty(n_p)
     a = np.empty((n_p, n_p))
     step = np.empty(n_p)
     rhs = np.empty(n_p)
     trial = np.empty(n_p)
-    _model(q, p, lay, n_groups, pv, jac)
     # the linear parameters (backgrounds, areas) solved exactly for the start's centres
-    # and widths: LM then starts where only the nonlinear ones are off
+    # and widths: LM then starts where only the nonlinear ones are off. The model is
+    # linear in them (f = Φ p_lin), so Φᵀy = Φᵀr + ΦᵀΦ p_lin.
     m = 2 * lay[1].size + lay[4].size  # two per window, one per line
-    phi = np.ascontiguousarray(jac[:, :m])
+    r = yv - _model(q, p, lay, n_groups, pv, jac)
+    _normal(jac, r, jtj, g)
+    phi = np.empty((m, m))
     lin = np.empty(m)
-    if _solve_spd(phi.T @ phi, phi.T @ yv, lin):
+    for d in range(m):
+        v = g[d]
+        for e in range(m):
+            phi[d, e] = jtj[d, e]
+            v += jtj[d, e] * p[e]
+        rhs[d] = v
+    if _solve_spd(phi, rhs[:m], lin):
         for d in range(m):
             p[d] = min(max(lin[d], lo[d]), hi[d])
-    r = yv - _model(q, p, lay, n_groups, pv, jac)
+        r = yv - _model(q, p, lay, n_groups, pv, jac)
+        _normal(jac, r, jtj, g)
     rss = np.sum(r * r)
     lam = 1e-3
     ok = False
-    fresh = True  # jtj and g belong to p
-    jtj = np.empty((n_p, n_p))
-    g = np.empty(n_p)
     for _ in range(max_iter):
-        if fresh:
-            jtj = jac.T @ jac
-            g = jac.T @ r
-            fresh = False
         a[:] = jtj
         rhs[:] = g
         for d in range(n_p):
@@ -209,7 +257,7 @@ def _fit_one(
             p[:] = trial
             jac, jac_t = jac_t, jac
             r, rss = r_t, rss_t
-            fresh = True
+            _normal(jac, r, jtj, g)
             lam = max(lam / 3.0, 1e-9)
             if small:
                 ok = True
@@ -224,18 +272,18 @@ def _fit_one(
         p[:] = np.nan
         err[:] = np.nan
         return np.nan
-    jtj = jac.T @ jac
     ridge = 1e-12 * max(np.max(np.diag(jtj)), 1e-300)  # an undetermined parameter: huge error
     for d in range(n_p):
         jtj[d, d] += ridge
-    cov = np.linalg.inv(jtj)
+    if not _inverse_diagonal(jtj.copy(), err):
+        err[:] = np.diag(np.linalg.inv(jtj))
     s2 = rss / max(n - n_p, 1)
     for d in range(n_p):
-        err[d] = math.sqrt(max(cov[d, d] * s2, 0.0))
+        err[d] = math.sqrt(max(err[d] * s2, 0.0))
     return math.sqrt(rss / total)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _fit_all(
     q: np.ndarray,
     y: np.ndarray,
@@ -285,11 +333,20 @@ def fit_all(
             layout.line_group.astype(np.int64),
             layout.line_root.astype(float),
             layout.line_width.astype(np.int64),
+            _bounds(layout.window, layout.middle.size),
         ),
         int(layout.n_groups),
         bool(layout.pseudo_voigt),
         int(max_iter),
     )
+
+
+def _bounds(window: np.ndarray, n_win: int) -> np.ndarray:
+    """The first point of each window and the end (W + 1); the points must come window
+    by window."""
+    if np.any(np.diff(window) < 0):
+        raise ValueError("the points of a peak-fit layout must come window by window")
+    return np.searchsorted(window, np.arange(n_win + 1)).astype(np.int64)
 
 
 def pseudo_voigt(
