@@ -28,6 +28,7 @@ import numpy as np
 import zmq
 from bluesky.utils import RunEngineInterrupted
 
+from ..materials.phases import get_phase
 from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
 from ..plans.operando import minimal_operando
 from ..plans.xrdct import xrdct_scan
@@ -154,6 +155,9 @@ def run_demo(
     if not cfg.processing.settings.qscreen:  # the demo's sample: its major phases mapped
         major = tuple(k for k, f in ph.fraction.items() if f.max() >= 0.5)
         cfg.processing.settings = cfg.processing.settings.with_options(qscreen=major)
+    if not cfg.processing.settings.lattice:  # and its crystalline phases' lattice maps
+        cubic = tuple(k for k in ph.fraction if get_phase(k).crystalline)
+        cfg.processing.settings = cfg.processing.settings.with_options(lattice=cubic)
     poni = out / "detector.poni"
     port = ca_port or launcher.free_port()
     prefix = f"OPD{uuid.uuid4().hex[:6].upper()}:"

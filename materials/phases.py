@@ -28,6 +28,8 @@ FD3M = (
 FM3M = (*F_CENTRING, "-y,x,z", "z,x,y", "-x,-y,-z")
 Q_MAX = 8.0  # Å⁻¹, beyond any detector we simulate
 SIGMA_Q = 0.010  # Å⁻¹, instrumental + size broadening of every line
+FWHM_PER_SIGMA = 2 * np.sqrt(2 * np.log(2))
+K_SCHERRER = 0.9  # the Scherrer constant of the size broadening 2πK/D
 
 
 @dataclass(frozen=True)
@@ -75,33 +77,53 @@ class Phase:
         _, w = self._lines
         return float(q[np.argmax(w / q**2)])
 
-    def profile(self, q: np.ndarray, a: np.ndarray | float | None = None) -> np.ndarray:
+    def profile(
+        self,
+        q: np.ndarray,
+        a: np.ndarray | float | None = None,
+        strain: np.ndarray | float | None = None,
+        size: np.ndarray | float | None = None,
+    ) -> np.ndarray:
         """Scattering per solid angle on grid ``q`` for one or many lattice parameters.
 
         ``a`` may be an array (one pattern per value); returns shape ``a.shape + q.shape``.
+        ``strain`` (ε) and ``size`` (D, Å; 0 for none), broadcast against ``a``, broaden
+        each line of a crystalline phase by ``2εq + 2πK/D`` (FWHM in q, Williamson–Hall),
+        added in quadrature to the instrument's; each line keeps its area.
         """
         if not self.crystalline:
             out = sum(h * np.exp(-0.5 * ((q - c) / s) ** 2) for c, s, h in self.halos)
             base = self.scale * np.asarray(out)
             return np.broadcast_to(base, np.shape(a) + q.shape).copy() if a is not None else base
         a_arr = np.atleast_1d(np.asarray(self.a0 if a is None else a, dtype=float)).ravel()
+        shape = np.shape(np.asarray(self.a0 if a is None else a))
+        eps = np.broadcast_to(np.asarray(0.0 if strain is None else strain, float), shape).ravel()
+        d = np.broadcast_to(np.asarray(0.0 if size is None else size, float), shape).ravel()
+        with np.errstate(divide="ignore"):
+            size_term = np.where(d > 0, 2 * np.pi * K_SCHERRER / d, 0.0)
         n, w = self._lines
         out = np.zeros((a_arr.size, q.size))
         dq = (q[-1] - q[0]) / max(q.size - 1, 1)
         if q.size > 1 and not np.allclose(np.diff(q), dq, rtol=1e-6, atol=1e-12):
             raise ValueError("Phase.profile needs a uniform q grid")
-        half = int(np.ceil(6 * SIGMA_Q / dq)) + 1
-        offs = np.arange(-half, half + 1)
         rows = np.arange(a_arr.size)[:, None]
-        norm = 1.0 / (SIGMA_Q * np.sqrt(2 * np.pi))
+        broadened = bool(np.any(eps > 0) or np.any(size_term > 0))
         for nk, wk in zip(n, w, strict=True):
             qk = 2 * np.pi * np.sqrt(nk) / a_arr
+            if broadened:
+                sample = 2 * eps * qk + size_term
+                sigma = np.sqrt(SIGMA_Q**2 + (sample / FWHM_PER_SIGMA) ** 2)
+            else:
+                sigma = np.full(a_arr.size, SIGMA_Q)
+            half = int(np.ceil(6 * sigma.max() / dq)) + 1
+            offs = np.arange(-half, half + 1)
             idx = np.rint((qk - q[0]) / dq).astype(int)[:, None] + offs
             ok = (idx >= 0) & (idx < q.size)
             idx_c = np.clip(idx, 0, q.size - 1)
+            s = sigma[:, None]
             g = (
-                np.exp(-0.5 * ((q[idx_c] - qk[:, None]) / SIGMA_Q) ** 2)
-                * norm
+                np.exp(-0.5 * ((q[idx_c] - qk[:, None]) / s) ** 2)
+                / (s * np.sqrt(2 * np.pi))
                 * wk
                 / qk[:, None] ** 2
             )

@@ -18,6 +18,8 @@ corrections = ["normalise", "rotation_centre", { name = "air", edge = 3 }]
 svd_rank = 0
 workers = 0
 qscreen = ["LiMn2O4", "Al", "graphite003=1.82:1.90"]  # maps: library phases, name=lo:hi
+lattice = ["LiMn2O4", "Li0.5Mn2O4", "Al"]  # lattice-parameter maps: cubic library phases
+line_fwhm = 0.0235                   # Å⁻¹, the lines' starting width (the instrument's)
 ```
 
 A correction is a name with parameters; the live processor's registry
@@ -85,11 +87,14 @@ class ProcessingSettings:
     svd_rank: int = 0
     workers: int = 0
     qscreen: tuple[str, ...] = ()  # Q-screening maps: library phase names, "name=lo:hi"
+    lattice: tuple[str, ...] = ()  # lattice-parameter maps: crystalline library phases
+    line_fwhm: float = 0.0235  # Å⁻¹: the lines' starting FWHM for the lattice fits
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "q_range", tuple(float(v) for v in self.q_range))
-        if isinstance(self.qscreen, list | tuple):
-            object.__setattr__(self, "qscreen", tuple(self.qscreen))
+        for key in ("qscreen", "lattice"):
+            if isinstance(getattr(self, key), list | tuple):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
         object.__setattr__(
             self, "corrections", tuple(Correction.parse(c) for c in self.corrections)
         )
@@ -101,7 +106,7 @@ class ProcessingSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(f"processing {key} = {value!r}: must be a whole number")
-        for key in ("polarisation",):
+        for key in ("polarisation", "line_fwhm"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SettingsError(f"processing {key} = {value!r}: must be a number")
@@ -131,6 +136,11 @@ class ProcessingSettings:
         if len(set(names)) != len(names):
             raise SettingsError(f"processing corrections {names}: each may appear once")
         check_qscreen(self.qscreen)
+        check_lattice(self.lattice)
+        if not 0 < self.line_fwhm < 1:
+            raise SettingsError(
+                f"processing line_fwhm = {self.line_fwhm!r}: must be within (0, 1) Å⁻¹"
+            )
 
     @classmethod
     def from_table(cls, table: dict[str, Any], where: str = "[processing]") -> ProcessingSettings:
@@ -243,6 +253,23 @@ def check_qscreen(entries: object) -> None:
             )
     if len(set(names)) != len(names):
         raise SettingsError(f"processing qscreen {names}: each name may appear once")
+
+
+def check_lattice(entries: object) -> None:
+    """Each lattice-map entry is a crystalline library phase, named once."""
+    from ..materials.phases import LIBRARY
+
+    if not isinstance(entries, tuple) or not all(isinstance(e, str) for e in entries):
+        raise SettingsError(f"processing lattice = {entries!r}: give a list of phase names")
+    cubic = [name for name, phase in LIBRARY.items() if phase.crystalline]
+    for entry in entries:
+        if entry not in cubic:
+            raise SettingsError(
+                f"processing lattice {entry!r}: not a crystalline library phase "
+                f"({', '.join(cubic)})"
+            )
+    if len(set(entries)) != len(entries):
+        raise SettingsError(f"processing lattice {list(entries)}: each phase may appear once")
 
 
 def parse_corrections(text: str) -> tuple[Correction, ...]:

@@ -47,6 +47,8 @@ def lithiate(base: Phantom, x: float, x_ref: float) -> Phantom:
         base.pixel_size,
         {k: v.copy() for k, v in base.fraction.items()},
         {k: v.copy() for k, v in base.lattice_a.items()},
+        {k: v.copy() for k, v in base.strain.items()},
+        {k: v.copy() for k, v in base.size.items()},
     )
     if RICH not in base.fraction:
         return out
@@ -61,5 +63,8 @@ def lithiate(base: Phantom, x: float, x_ref: float) -> Phantom:
     out.fraction[POOR] = poor
     lat_poor = out.lattice_a.get(POOR, np.zeros_like(spinel))
     out.lattice_a[POOR] = np.where(present & (f_rich < 1), a_poor + offset, lat_poor)
+    for maps in (out.strain, out.size):  # the Li-poor member grows in the same crystallites
+        if RICH in maps:
+            maps[POOR] = np.where(present, maps[RICH], maps.get(POOR, np.zeros_like(spinel)))
     out.validate()
     return out

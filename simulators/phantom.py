@@ -2,7 +2,9 @@
 
 File layout (also the ``ground_truth`` group of our NeXus files): one HDF5 group per
 phase, named after a library phase, holding ``fraction`` (ny, nx) and ``lattice_a``
-(ny, nx, Å; 0 for amorphous phases), plus a root dataset ``pixel_size`` in mm.
+(ny, nx, Å; 0 for amorphous phases), and optionally ``strain`` (ny, nx: the microstrain
+ε that broadens each line by 2εq) and ``size`` (ny, nx, Å: the crystallite size D that
+broadens each line by 2πK/D; 0 for none), plus a root dataset ``pixel_size`` in mm.
 Grid convention: row index = y, column index = x, pixel centres at
 ``(i - (n-1)/2) * pixel_size`` from the rotation axis.
 """
@@ -29,6 +31,8 @@ class Phantom:
     pixel_size: float
     fraction: dict[str, np.ndarray] = field(default_factory=dict)
     lattice_a: dict[str, np.ndarray] = field(default_factory=dict)
+    strain: dict[str, np.ndarray] = field(default_factory=dict)  # ε per voxel
+    size: dict[str, np.ndarray] = field(default_factory=dict)  # Å per voxel, 0: unbroadened
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,6 +58,14 @@ class Phantom:
             for what, values in (("fraction", frac), ("lattice_a", lat)):
                 if not np.isfinite(values).all():
                     raise PhantomError(f"phase {name!r} {what} has NaN or infinite values")
+            for what, maps in (("strain", self.strain), ("size", self.size)):
+                m = maps.get(name)
+                if m is None:
+                    continue
+                if m.shape != shape or not np.isfinite(m).all() or m.min() < 0:
+                    raise PhantomError(
+                        f"phase {name!r} {what} map must be finite and >= 0 on the {shape} grid"
+                    )
             if frac.min() < 0:
                 raise PhantomError(f"phase {name!r} has negative fraction {frac.min():.3g}")
             inside = frac > 0
@@ -91,6 +103,11 @@ def write_group(group: h5py.Group, phantom: Phantom) -> None:
         g.create_dataset("fraction", data=frac.astype(np.float32))
         lat = g.create_dataset("lattice_a", data=phantom.lattice_a[name].astype(np.float32))
         lat.attrs["units"] = "angstrom"
+        if name in phantom.strain:
+            g.create_dataset("strain", data=phantom.strain[name].astype(np.float32))
+        if name in phantom.size:
+            sz = g.create_dataset("size", data=phantom.size[name].astype(np.float32))
+            sz.attrs["units"] = "angstrom"
 
 
 def read_group(group: h5py.Group) -> Phantom:
@@ -114,6 +131,9 @@ def read_group(group: h5py.Group) -> Phantom:
         ph.fraction[name] = np.asarray(g["fraction"], dtype=float)
         lat = g["lattice_a"][()] if "lattice_a" in g else np.zeros_like(ph.fraction[name])
         ph.lattice_a[name] = np.asarray(lat, dtype=float)
+        for what, maps in (("strain", ph.strain), ("size", ph.size)):
+            if what in g:
+                maps[name] = np.asarray(g[what], dtype=float)
     ph.validate()
     return ph
 

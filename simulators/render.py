@@ -247,7 +247,14 @@ class FrameRenderer:
                 continue
             phase = get_phase(name)
             a = phantom.lattice_a[name].ravel()[self.active][sel]
-            prof = phase.profile(self.q, a if phase.crystalline else np.ones(sel.sum()))
+            if phase.crystalline:
+                strain, size = (
+                    m[name].ravel()[self.active][sel] if name in m else None
+                    for m in (phantom.strain, phantom.size)
+                )
+                prof = phase.profile(self.q, a, strain, size)
+            else:
+                prof = phase.profile(self.q, np.ones(sel.sum()))
             patterns[sel] += f[sel, None] * prof
         kernel = self._kernel
         rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, patterns)

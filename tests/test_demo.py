@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from operando.live_processing.analysis.maps import window_map
 from operando.materials.phases import feature_window
@@ -268,6 +269,33 @@ def test_demo_file_holds_the_q_screening_maps_of_its_phases(default_demo) -> Non
             truth = f[f"entry/ground_truth/{name}/fraction"][()]
             r = np.corrcoef(np.nan_to_num(data[m : m + n, m : m + n]).ravel(), truth.ravel())[0, 1]
             assert r >= 0.9, (name, r)
+
+
+def test_demo_lattice_maps_follow_the_cell(default_demo) -> None:
+    """#14 acceptance 5: each scan's file holds /entry/maps/<phase>/lattice_a (NXdata,
+    Å, NaN where the phase is not), and the two scans' LiMn2O4 lattice maps differ in
+    mean by the simulated change within 0.002 Å (over the particles' inner voxels)."""
+    _res, out = default_demo
+    means = []
+    for path in sorted(out.glob("scan*.h5")):
+        with h5py.File(path) as f:
+            g = f["entry/maps/LiMn2O4/lattice_a"]
+            assert g.attrs["signal"] == "data" and g["data"].attrs["units"] == "angstrom"
+            a = g["data"][()]
+            err = f["entry/maps/LiMn2O4/lattice_a_error/data"][()]
+            frac = f["entry/ground_truth/LiMn2O4/fraction"][()]
+            truth = f["entry/ground_truth/LiMn2O4/lattice_a"][()]
+        m = (a.shape[0] - frac.shape[0]) // 2
+        a = a[m : m + frac.shape[0], m : m + frac.shape[0]]
+        err = err[m : m + frac.shape[0], m : m + frac.shape[0]]
+        inside = scipy.ndimage.binary_erosion(frac >= 0.5)
+        assert np.isfinite(a[inside]).mean() >= 0.9
+        assert np.isnan(a[frac == 0]).mean() >= 0.9  # no LiMn2O4: NaN
+        assert np.all(err[inside] > 0)
+        means.append((np.nanmean(a[inside]), truth[inside].mean()))
+    assert len(means) == 2
+    (map1, true1), (map2, true2) = means
+    assert abs((map2 - map1) - (true2 - true1)) <= 0.002, means
 
 
 def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) -> None:

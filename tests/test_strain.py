@@ -67,3 +67,42 @@ def test_lines_no_wider_than_the_instrument_are_left_out() -> None:
     b = np.sqrt(fwhm[0] ** 2 - 0.012**2)
     slope = np.polyfit(q[0], b, 1, w=1 / (fwhm[0] * 1e-4 / b))[0]
     assert out.strain[0] == pytest.approx(slope / 2, rel=1e-9)
+
+
+def test_williamson_hall_on_a_phantom_with_a_strain_gradient(tmp_path) -> None:
+    """#14 acceptance 3 through the simulator's physics: a phantom whose Al carries a
+    strain gradient and one crystallite size (``strain``/``size`` maps, saved and read
+    back), its voxels' patterns as the renderer makes them (``Phase.profile``), counted;
+    batch-fitted lines give the slope within 10 % and the size within 20 %."""
+    from operando.materials.phases import FWHM_PER_SIGMA, SIGMA_Q
+    from operando.simulators.phantom import Phantom
+
+    n = 8
+    eps = np.tile(np.linspace(0.6e-3, 2e-3, n), (n, 1))  # the gradient runs along x
+    ph = Phantom(
+        0.05,
+        {"Al": np.ones((n, n))},
+        {"Al": np.full((n, n), 4.0495)},
+        strain={"Al": eps},
+        size={"Al": np.full((n, n), SIZE)},
+    )
+    ph.save(tmp_path / "p.h5")
+    ph = Phantom.load(tmp_path / "p.h5")
+    q = np.linspace(2.0, 8.0, 4000)
+    ideal = get_phase("Al").profile(q, ph.lattice_a["Al"], ph.strain["Al"], ph.size["Al"])
+    y = np.random.default_rng(1).poisson(20.0 + 3e4 * ideal / ideal.max()).astype(float)
+    _, lines, _ = get_phase("Al").line_table()
+    lines = lines[(lines > 2.3) & (lines < 7.7)]
+    fits = [fit_window(q, y, [c], 0.03, window=(c - 0.1, c + 0.1), shift=0.01) for c in lines]
+    out = wh.williamson_hall(
+        np.concatenate([f.centre for f in fits], axis=-1),
+        np.concatenate([f.fwhm for f in fits], axis=-1),
+        np.concatenate([f.fwhm_error for f in fits], axis=-1),
+        SIGMA_Q * FWHM_PER_SIGMA,
+    )
+    slope_error = np.abs(out.strain / ph.strain["Al"] - 1)
+    assert np.median(slope_error) <= 0.05 and slope_error.max() <= 0.10, slope_error.max()
+    gradient = np.polyfit(np.arange(n), out.strain.mean(axis=0), 1)[0]
+    assert gradient == pytest.approx((2e-3 - 0.6e-3) / (n - 1), rel=0.10)
+    size_error = np.abs(out.size / SIZE - 1)
+    assert np.median(size_error) <= 0.20 and np.mean(size_error <= 0.20) >= 0.9

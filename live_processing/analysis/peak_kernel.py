@@ -225,6 +225,14 @@ def _fit_one(
             phi[d, e] = jtj[d, e]
             v += jtj[d, e] * p[e]
         rhs[d] = v
+    for d in range(m):  # one held fixed keeps its value (its part moves to the right side)
+        if lo[d] == hi[d]:
+            for e in range(m):
+                rhs[e] -= phi[e, d] * p[d]
+            phi[d, :] = 0.0
+            phi[:, d] = 0.0
+            phi[d, d] = 1.0
+            rhs[d] = p[d]
     if _solve_spd(phi, rhs[:m], lin):
         for d in range(m):
             p[d] = min(max(lin[d], lo[d]), hi[d])
@@ -275,11 +283,15 @@ def _fit_one(
     ridge = 1e-12 * max(np.max(np.diag(jtj)), 1e-300)  # an undetermined parameter: huge error
     for d in range(n_p):
         jtj[d, d] += ridge
+        if lo[d] == hi[d]:  # held fixed: not part of the fit, error 0
+            jtj[d, :] = 0.0
+            jtj[:, d] = 0.0
+            jtj[d, d] = 1.0
     if not _inverse_diagonal(jtj.copy(), err):
         err[:] = np.diag(np.linalg.inv(jtj))
     s2 = rss / max(n - n_p, 1)
     for d in range(n_p):
-        err[d] = math.sqrt(max(err[d] * s2, 0.0))
+        err[d] = 0.0 if lo[d] == hi[d] else math.sqrt(max(err[d] * s2, 0.0))
     return math.sqrt(rss / total)
 
 

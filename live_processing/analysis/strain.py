@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-K_SCHERRER = 0.9
+from ...materials.phases import K_SCHERRER
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 ``/entry/maps/qscreen/<name>`` is an NXdata group per Q-screening window: ``data``
 (y, x) with ``@units``, axes ``y`` and ``x`` in mm, and the window's ``q_low``,
-``q_high`` and ``background`` as attributes. Voxels outside the reconstruction circle
-(which no projection covered at every angle) are NaN, never 0.
+``q_high`` and ``background`` as attributes. ``/entry/maps/<phase>/<map>`` is an NXdata
+group per map of a phase (``lattice_a``, ``lattice_a_error``, ``intensity``, ``fwhm``,
+``rwp``), laid out the same way. Voxels outside the reconstruction circle (which no
+projection covered at every angle), and voxels without the phase, are NaN, never 0.
 """
 
 from __future__ import annotations
@@ -41,3 +43,41 @@ def write_qscreen(
         ds.attrs.update(units="counts/mm", long_name=f"{name}: intensity in its q window")
         for axis in ("y", "x"):
             g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+
+
+PHASE_MAPS = {  # map: (units, long name)
+    "lattice_a": ("angstrom", "lattice parameter a"),
+    "lattice_a_error": ("angstrom", "standard error of a, with the partial-volume error"),
+    "intensity": ("counts/mm/angstrom", "area of the phase's strongest line"),
+    "fwhm": ("1/angstrom", "line FWHM, mean over the phase's windows"),
+    "rwp": ("1", "Rwp of the voxel's fit"),
+}
+
+
+def write_phase_maps(
+    entry: h5py.Group,
+    maps: dict[str, dict[str, np.ndarray]],
+    grid: np.ndarray,
+    fitted: dict[str, object] | None = None,
+) -> None:
+    """Write each phase's maps under ``entry/maps/<phase>/<map>``; ``fitted``: attributes
+    of the fit (phases fitted together, starting FWHM) on every phase group."""
+    if not maps:
+        return
+    top = entry.require_group("maps")
+    top.attrs["NX_class"] = "NXcollection"
+    for phase, phase_maps in maps.items():
+        group = top.create_group(phase)
+        group.attrs["NX_class"] = "NXcollection"
+        group.attrs.update(fitted or {})
+        for name, image in phase_maps.items():
+            data = np.asarray(image, dtype=np.float64).copy()
+            data[outside_circle(data.shape[0])] = np.nan
+            units, long_name = PHASE_MAPS.get(name, ("", name))
+            g = group.create_group(name)
+            g.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0)
+            g.attrs["x_indices"] = 1
+            ds = g.create_dataset("data", data=data)
+            ds.attrs.update(units=units, long_name=f"{phase}: {long_name}")
+            for axis in ("y", "x"):
+                g.create_dataset(axis, data=grid).attrs["units"] = "mm"

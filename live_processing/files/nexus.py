@@ -23,7 +23,7 @@ import numpy as np
 
 from ...protocols.disk_space import check_space
 from ...protocols.processing import QWindow
-from .maps import write_qscreen
+from .maps import write_phase_maps, write_qscreen
 
 if TYPE_CHECKING:
     from ..tomography.sliding import WindowSlice
@@ -157,6 +157,8 @@ def write_run(
     settings_json: str = "",
     window: WindowSlice | None = None,
     qscreen: dict[str, tuple[np.ndarray, QWindow]] | None = None,
+    phase_maps: dict[str, dict[str, np.ndarray]] | None = None,
+    phase_fit: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
@@ -164,7 +166,9 @@ def write_run(
     ``process``: each correction's record (:func:`write_process`); ``settings_json``:
     the processing settings, kept with them; ``window``: an interlaced series'
     sliding-window slice, as ``entry/window`` (its record in ``process``); ``qscreen``:
-    the Q-screening maps with their windows (:func:`.maps.write_qscreen`).
+    the Q-screening maps with their windows (:func:`.maps.write_qscreen`);
+    ``phase_maps``: each phase's lattice maps, ``phase_fit`` how they were fitted
+    (:func:`.maps.write_phase_maps`).
     """
     tmp = path.with_suffix(".h5.part")
     arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
@@ -224,6 +228,7 @@ def write_run(
                     end_time=dt.datetime.fromtimestamp(window.stop, tz=dt.UTC).isoformat(),
                 )
             write_qscreen(entry, qscreen or {}, grid)
+            write_phase_maps(entry, phase_maps or {}, grid, phase_fit)
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)

@@ -18,6 +18,7 @@ import numpy as np
 from ...protocols.processing import QWindow
 from ...protocols.streams import Report
 from ..analysis.cell_state import cell_state
+from ..analysis.lattice import LatticeError, lattice_maps
 from ..analysis.qscreen import window_intensity, windows_for
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
@@ -153,6 +154,7 @@ class Finisher:
             sample["lithium_x"] = series["lithium_x"]
         window = self._window(run, process, sample.get("lithium_x"))
         qscreen = self._qscreen(run, recon)
+        phase_maps = self._lattice(run, recon)
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
@@ -176,6 +178,11 @@ class Finisher:
             settings_json=self.runs.settings.to_json(),
             window=window,
             qscreen=qscreen,
+            phase_maps=phase_maps,
+            phase_fit={
+                "phases_fitted": list(self.runs.settings.lattice),
+                "line_fwhm": self.runs.settings.line_fwhm,
+            },
         )
         if run.live is not None:  # only once the run's file is safely written
             run.live.close(remove=True)
@@ -242,6 +249,18 @@ class Finisher:
             except ValueError as exc:
                 self.report(event=Report.ERROR, run=run.uid, source="qscreen", error=str(exc))
         return maps
+
+    def _lattice(self, run: RunState, recon: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """The settings' lattice-parameter maps of the final volume; a fit that cannot be
+        set up (a phase with no line in the q range) is reported and left out."""
+        settings = self.runs.settings
+        if not settings.lattice:
+            return {}
+        try:
+            return lattice_maps(recon, run.integrator.q, settings.lattice, settings.line_fwhm)
+        except LatticeError as exc:
+            self.report(event=Report.ERROR, run=run.uid, source="lattice", error=str(exc))
+            return {}
 
     def _window(
         self, run: RunState, process: dict[str, dict[str, Any]], lithium: float | None
