@@ -373,6 +373,8 @@ def wait_for_files(
                     len(msg["missing"]),
                 )
             files[msg["run"]] = Path(msg["path"])
+            if msg.get("maps_s") is not None:
+                log.info("  %s: maps made in %.1f s", Path(msg["path"]).name, msg["maps_s"])
         elif msg.get("event") == Report.ERROR:
             raise ConfigError(f"live processor: {msg['error']}")
 

@@ -35,7 +35,8 @@ class Report(StrEnum):
     PROBE = "probe"  # a probe came through; ``token`` echoed
     PROGRESS = "progress"  # a row is in; ``run``, ``rows``, ``n_rows``, ``placed`` …
     LAG = "lag"  # frames at the workers; ``frames_behind``, ``received``, ``integrated``
-    WRITTEN = "written"  # a run's file; ``run``, ``path``, ``missing``, ``duplicates``
+    WRITTEN = "written"  # a run's file; ``run``, ``path``, ``missing``, ``duplicates``,
+    # ``maps_s`` (seconds its lattice maps and profiles took) …
     ERROR = "error"  # something failed and was skipped; ``source``, ``error`` (one line)
     SCAN = "scan"  # a scan run began: ``run``, ``experiment``, ``stem``, ``n_rows``, ``time``,
     # ``live`` (its live file, or None), ``file`` (where its final file will be)

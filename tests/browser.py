@@ -138,4 +138,21 @@ def browse_folder(url: str, shots: Path) -> dict[str, Any]:
         wait_attr(page, "sinogram", "q", f"== {seen['q_after']}")
         seen["sinogram_q"] = attr(page, "sinogram", "q")
         page.screenshot(path=str(shots / "folder_view.png"))
+        # the maps of the run's file: the LiMn2O4 lattice map of each run (#14)
+        renders = int(attr(page, "slice", "renders") or 0)
+        page.select_option("[data-testid=map-control]", "LiMn2O4/lattice_a")
+        wait_attr(page, "slice", "renders", f"> {renders}")
+        page.wait_for_selector("[data-testid=slice][data-map='LiMn2O4/lattice_a']")
+        seen["map_title"] = page.locator("[data-testid=slice] .gtitle").text_content()
+        seen["map_options"] = page.locator("[data-testid=map-control] option").all_inner_texts()
+        maps_by_run = []
+        for k in range(items.count()):
+            renders = int(attr(page, "slice", "renders") or 0)
+            items.nth(k).click()
+            wait_attr(page, "slice", "renders", f"> {renders}")
+            page.wait_for_selector(f"[data-testid=runs] li:nth-child({k + 1}).selected")
+            page.wait_for_selector("[data-testid=slice][data-map='LiMn2O4/lattice_a']")
+            maps_by_run.append(page.locator("[data-testid=slice]").screenshot())
+        seen["maps_differ"] = len(set(maps_by_run)) == len(maps_by_run)
+        page.screenshot(path=str(shots / "maps_view.png"))
     return seen

@@ -10,10 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from operando.live_processing.analysis.lattice import (
-    LatticeError,
-    histogram,
-    lattice_maps,
+from operando.live_processing.analysis.lattice import LatticeError, histogram, lattice_maps
+from operando.live_processing.analysis.partial_volume import (
+    partial_volume_correct,
     partial_volume_error,
 )
 from operando.live_processing.files.maps import write_phase_maps
@@ -81,6 +80,14 @@ def test_histogram_and_partial_volume_error(fitted) -> None:
     pv = partial_volume_error(a)
     assert pv[1, 1] == pytest.approx(0.5 * np.sqrt((1 + 4) / 2))
     assert pv[1, 0] == pytest.approx(0.5) and pv[0, 0] == 0  # one neighbour; none
+    # a map blurred by the point spread comes back sharper: a step's edges restored
+    import scipy.ndimage
+
+    step = np.where(np.arange(12) < 6, 8.20, 8.24)[None, :].repeat(12, axis=0)
+    blurred = scipy.ndimage.gaussian_filter(step, 0.6, mode="nearest")
+    fixed = partial_volume_correct(blurred)
+    assert np.abs(fixed - step).max() < 0.6 * np.abs(blurred - step).max()
+    assert np.isnan(partial_volume_correct(a)[0, 0])
 
 
 def test_bad_lattice_requests_are_refused_naming_the_value() -> None:

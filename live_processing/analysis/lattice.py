@@ -17,10 +17,11 @@ apart (their lines at least ``RESOLVED`` FWHM apart, both present): a two-phase 
 Then each phase is tried out of the model where it is weak or pinned to its range's
 edge, and kept out where the criterion prefers that.
 
-``lattice_a_error`` is the fit's standard error combined with the partial-volume error:
-the reconstruction mixes each voxel with its neighbours (the filtered back-projection's
-point spread is about a voxel), so a voxel's value is uncertain by about half the RMS
-difference to its present neighbours. A voxel holds a phase where the area of its
+The reconstruction mixes each voxel with its neighbours, which pulls a lattice gradient
+inside a particle flat: on a slice, ``lattice_a`` is corrected for that to first order
+and ``lattice_a_error`` is the fit's standard error combined with a partial-volume
+error, half the RMS difference to the voxel's present neighbours
+(:mod:`.partial_volume`). A voxel holds a phase where the area of its
 strongest line is at least ``min_snr`` standard errors and ``min_share`` of that
 phase's typical full-voxel area; elsewhere every map of the phase is NaN, never 0.
 """
@@ -39,15 +40,15 @@ from .lattice_model import (
     family_range,
     structure_families,
 )
+from .partial_volume import correction_gain, partial_volume_correct, partial_volume_error
 from .peak_kernel import G0, fit_all
 
-__all__ = ["LatticeError", "histogram", "lattice_maps", "partial_volume_error"]
+__all__ = ["LatticeError", "histogram", "lattice_maps"]
 
 MIN_SNR = 5.0
 MIN_SHARE = 0.2  # of the phase's full-voxel area (95th percentile where present)
-PARTIAL_VOLUME = 0.5  # × the RMS difference to present neighbours
 MAX_ITER = 100
-RESOLVED = 0.5  # FWHM between two members' lines for both to be fitted in one voxel
+RESOLVED = 0.75  # FWHM between two members' lines for both to be fitted in one voxel
 
 
 def lattice_maps(
@@ -60,14 +61,16 @@ def lattice_maps(
     spread: float = 0.006,
     min_snr: float = MIN_SNR,
     min_share: float = MIN_SHARE,
+    partial_volume: bool = True,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per crystalline phase of ``phases``: ``lattice_a``, ``lattice_a_error`` (Å),
     ``intensity`` (area of its strongest line), ``fwhm`` (1/Å, mean over its windows) and
     ``rwp`` maps of ``volume`` (ny, nx, n_q) on grid ``q``.
 
     ``fwhm``: the lines' starting FWHM (the instrument's); ``spread``: how far (relative)
-    a voxel's lattice parameter may be from the phase's ``a0``. Amorphous phases in
-    ``phases`` are left out.
+    a voxel's lattice parameter may be from the phase's ``a0``; ``partial_volume``: on a
+    slice, correct ``lattice_a`` for the reconstruction's blur to first order
+    (:mod:`.partial_volume`). Amorphous phases in ``phases`` are left out.
     """
     crystalline = [p for p in phases if get_phase(p).crystalline]
     if not crystalline:
@@ -122,7 +125,9 @@ def lattice_maps(
         if doubtful.any():
             lo_d, hi_d = _without(model, g, lo[doubtful], hi[doubtful], ranges[crystalline[g]])
             keep_better(doubtful, params[doubtful].copy(), lo_d, hi_d)
-    return _maps(params, errors, rwp, lo, hi, model, crystalline, lead, min_snr, min_share)
+    return _maps(
+        params, errors, rwp, lo, hi, model, crystalline, lead, (min_snr, min_share, partial_volume)
+    )
 
 
 def _present(
@@ -273,19 +278,6 @@ def _without(
     return lo, hi
 
 
-def partial_volume_error(a: np.ndarray) -> np.ndarray:
-    """``PARTIAL_VOLUME`` × the RMS difference of each voxel's value to its present
-    (finite) face neighbours; 0 where it has none."""
-    pad = np.pad(a, 1, constant_values=np.nan)
-    diffs = (
-        np.stack([pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]], axis=0) - a[None]
-    )
-    count = np.sum(np.isfinite(diffs), axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rms = np.sqrt(np.nansum(diffs**2, axis=0) / count)
-    return np.where(count > 0, PARTIAL_VOLUME * rms, 0.0)
-
-
 def _maps(
     params: np.ndarray,
     errors: np.ndarray,
@@ -295,9 +287,9 @@ def _maps(
     model: LatticeModel,
     phases: list[str],
     lead: tuple[int, ...],
-    min_snr: float,
-    min_share: float,
+    limits: tuple[float, float, bool],
 ) -> dict[str, dict[str, np.ndarray]]:
+    min_snr, min_share, partial_volume = limits
     lay = model.layout
     out = {}
     for g, phase in enumerate(phases):
@@ -319,9 +311,11 @@ def _maps(
             "rwp": rwp,
         }
         phase_maps = {k: np.where(present, m, np.nan).reshape(lead) for k, m in maps.items()}
-        if len(lead) == 2:
-            pv = partial_volume_error(phase_maps["lattice_a"])
-            phase_maps["lattice_a_error"] = np.hypot(phase_maps["lattice_a_error"], pv)
+        if len(lead) == 2 and partial_volume:  # a slice: undo its blur to first order
+            measured = phase_maps["lattice_a"]
+            phase_maps["lattice_a"] = partial_volume_correct(measured)
+            stat = phase_maps["lattice_a_error"] * correction_gain(measured)
+            phase_maps["lattice_a_error"] = np.hypot(stat, partial_volume_error(measured))
         out[phase] = phase_maps
     return out
 

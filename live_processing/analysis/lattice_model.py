@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...materials.phases import get_phase
+from ...materials.phases import LIBRARY, get_phase
 from .peak_kernel import Layout
 
 MARGIN = 2.0  # FWHM of background each side of a window
@@ -52,21 +52,27 @@ def lines_of(phase: str, q_range: tuple[float, float]) -> list[Line]:
     return sorted(found, key=lambda line: -line.height)
 
 
+def structure(name: str) -> tuple[tuple[str, ...], tuple[tuple[float, float, float], ...]]:
+    """A phase's crystal structure: space-group generators and site positions."""
+    p = get_phase(name)
+    return p.generators, tuple(site.position for site in p.sites)
+
+
 def structure_families(phases: list[str]) -> list[list[str]]:
     """The phases grouped by crystal structure (space group and sites: LiMn2O4 and
     Li0.5Mn2O4 are one family, members of a solid solution), in the order given."""
     families: dict[tuple, list[str]] = {}
     for name in phases:
-        p = get_phase(name)
-        key = (p.generators, tuple(site.position for site in p.sites))
-        families.setdefault(key, []).append(name)
+        families.setdefault(structure(name), []).append(name)
     return list(families.values())
 
 
 def family_range(family: list[str], spread: float) -> tuple[float, float]:
-    """The lattice range a family's members may take: from the smallest ``a0`` less
-    ``spread`` to the largest plus ``spread`` (relative)."""
-    a0 = [get_phase(p).a0 for p in family]
+    """The lattice range a family's members may take: the whole solid solution, from
+    the smallest ``a0`` of every library phase of that structure less ``spread`` to the
+    largest plus ``spread`` (relative). LiMn2O4 alone may go down to Li0.2Mn2O4's."""
+    key = structure(family[0])
+    a0 = [p.a0 for p in LIBRARY.values() if p.crystalline and structure(p.name) == key]
     return min(a0) * (1 - spread), max(a0) * (1 + spread)
 
 

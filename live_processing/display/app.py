@@ -127,6 +127,15 @@ def create_app(
         headers.update({"X-Version": str(version), "X-Projections": str(projections)})
         return Response(body, media_type="application/octet-stream", headers=headers)
 
+    def api_map(request: Request) -> Response:
+        path, live = source(request)
+        name = request.query_params.get("name", "")
+        version = run_of(request).data_version
+        values, units = guarded(lambda: data.map_at(path, live, name))
+        body, headers = data.encode(values)
+        headers.update({"X-Version": str(version), "X-Units": units})
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
     def api_sinogram(request: Request) -> Response:
         return image(data.sinogram_at, request, run_of(request).data_version)
 
@@ -178,6 +187,7 @@ def create_app(
             Route("/api/state", api_state, methods=get),
             Route("/api/run/{uid}/axes", api_axes, methods=get),
             Route("/api/run/{uid}/slice", api_slice, methods=get),
+            Route("/api/run/{uid}/map", api_map, methods=get),
             Route("/api/run/{uid}/sinogram", api_sinogram, methods=get),
             Route("/api/run/{uid}/pattern", api_pattern, methods=get),
             Route("/api/trace/{experiment}", api_trace, methods=get),

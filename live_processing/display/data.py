@@ -77,8 +77,43 @@ def axes(path: Path, live: bool) -> dict[str, Any]:
             s = f["entry/sinogram"]
             out["angle"] = s["angle"][()].tolist()
             out["translation"] = s["translation"][()].tolist()
+        out["maps"] = _maps_in(f)
     out["reflections"] = reflections(float(q[0]), float(q[-1]))
     return out
+
+
+def _maps_in(f: h5py.File) -> list[dict[str, str]]:
+    """The 2-D maps under ``/entry/maps`` (``<group>/<map>``: a phase's lattice maps, the
+    Q-screening maps), each with its units."""
+    out: list[dict[str, str]] = []
+    top = f.get("entry/maps")
+    if not isinstance(top, h5py.Group):
+        return out
+    for group_name, group in top.items():
+        if not isinstance(group, h5py.Group) or group_name == "profiles":
+            continue
+        for name, m in group.items():
+            ds = m.get("data") if isinstance(m, h5py.Group) else None
+            if isinstance(ds, h5py.Dataset) and ds.ndim == 2:
+                units = ds.attrs.get("units", "")
+                out.append({"name": f"{group_name}/{name}", "units": str(units)})
+    return out
+
+
+def map_at(path: Path, live: bool, name: str) -> tuple[np.ndarray, str]:
+    """The map ``<group>/<map>`` (as :func:`axes` lists them): (ny, nx) float32 and its
+    units."""
+    group, _, leaf = name.partition("/")
+    if not group or not leaf or "/" in leaf or group == "profiles":
+        raise ValueError(f"map {name!r} is not of the form <group>/<map>")
+    with _open(path, live) as f:
+        m = f.get(f"entry/maps/{group}/{leaf}")
+        ds = m.get("data") if isinstance(m, h5py.Group) else None
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
+            raise NotReadyError(f"{path.name} has no map {name!r} (yet)")
+        if live:
+            ds.refresh()
+        return np.ascontiguousarray(ds[()], dtype=np.float32), str(ds.attrs.get("units", ""))
 
 
 def default_region(ny: int, nx: int, n_q: int) -> list[int]:

@@ -4,16 +4,25 @@
 (y, x) with ``@units``, axes ``y`` and ``x`` in mm, and the window's ``q_low``,
 ``q_high`` and ``background`` as attributes. ``/entry/maps/<phase>/<map>`` is an NXdata
 group per map of a phase (``lattice_a``, ``lattice_a_error``, ``intensity``, ``fwhm``,
-``rwp``), laid out the same way. Voxels outside the reconstruction circle (which no
-projection covered at every angle), and voxels without the phase, are NaN, never 0.
+``rwp``), laid out the same way. ``/entry/maps/profiles/<phase>`` is an NXdata group
+of that phase's particles by depth below their surface: ``lattice_a`` (mean per depth
+bin) with ``lattice_a_sd``, ``count`` and ``fraction_<phase>`` (each phase's share of
+the intensity in that shell) over the axis ``depth`` in mm. Voxels outside the
+reconstruction circle (which no projection covered at every angle), and voxels without
+the phase, are NaN, never 0.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from ...protocols.processing import QWindow
+
+if TYPE_CHECKING:
+    from ..analysis.profiles import RadialProfile
 
 
 def outside_circle(n: int) -> np.ndarray:
@@ -81,3 +90,29 @@ def write_phase_maps(
             ds.attrs.update(units=units, long_name=f"{phase}: {long_name}")
             for axis in ("y", "x"):
                 g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+
+
+def write_profiles(entry: h5py.Group, profiles: dict[str, RadialProfile]) -> None:
+    """Write each phase's radial profiles under ``entry/maps/profiles/<phase>``."""
+    if not profiles:
+        return
+    top = entry.require_group("maps")
+    top.attrs["NX_class"] = "NXcollection"
+    group = top.create_group("profiles")
+    group.attrs["NX_class"] = "NXcollection"
+    for phase, prof in profiles.items():
+        g = group.create_group(phase)
+        g.attrs.update(NX_class="NXdata", signal="lattice_a", axes=["depth"], depth_indices=0)
+        g.attrs["particles"] = prof.particles
+        g.create_dataset("depth", data=prof.lattice_a.depth).attrs.update(
+            units="mm", long_name="depth below the particle's surface (bin centre)"
+        )
+        g.create_dataset("lattice_a", data=prof.lattice_a.mean).attrs.update(
+            units="angstrom", long_name=f"{phase}: mean lattice parameter per depth bin"
+        )
+        g.create_dataset("lattice_a_sd", data=prof.lattice_a.sd).attrs["units"] = "angstrom"
+        g.create_dataset("count", data=prof.lattice_a.count).attrs["units"] = "voxels"
+        for other, share in prof.fractions.items():
+            g.create_dataset(f"fraction_{other}", data=share).attrs.update(
+                units="1", long_name=f"{other}'s share of the intensity per depth shell"
+            )

@@ -23,9 +23,10 @@ import numpy as np
 
 from ...protocols.disk_space import check_space
 from ...protocols.processing import QWindow
-from .maps import write_phase_maps, write_qscreen
+from .maps import write_phase_maps, write_profiles, write_qscreen
 
 if TYPE_CHECKING:
+    from ..analysis.profiles import RadialProfile
     from ..tomography.sliding import WindowSlice
 
 HC_KEV_ANGSTROM = 12.398419843320026  # h·c in keV·Å (CODATA 2018)
@@ -159,6 +160,7 @@ def write_run(
     qscreen: dict[str, tuple[np.ndarray, QWindow]] | None = None,
     phase_maps: dict[str, dict[str, np.ndarray]] | None = None,
     phase_fit: dict[str, Any] | None = None,
+    profiles: dict[str, RadialProfile] | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
@@ -168,7 +170,8 @@ def write_run(
     sliding-window slice, as ``entry/window`` (its record in ``process``); ``qscreen``:
     the Q-screening maps with their windows (:func:`.maps.write_qscreen`);
     ``phase_maps``: each phase's lattice maps, ``phase_fit`` how they were fitted
-    (:func:`.maps.write_phase_maps`).
+    (:func:`.maps.write_phase_maps`); ``profiles``: their radial profiles
+    (:func:`.maps.write_profiles`).
     """
     tmp = path.with_suffix(".h5.part")
     arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
@@ -229,6 +232,7 @@ def write_run(
                 )
             write_qscreen(entry, qscreen or {}, grid)
             write_phase_maps(entry, phase_maps or {}, grid, phase_fit)
+            write_profiles(entry, profiles or {})
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)

@@ -19,6 +19,7 @@ from ...protocols.processing import QWindow
 from ...protocols.streams import Report
 from ..analysis.cell_state import cell_state
 from ..analysis.lattice import LatticeError, lattice_maps
+from ..analysis.profiles import radial_profiles
 from ..analysis.qscreen import window_intensity, windows_for
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
@@ -154,7 +155,12 @@ class Finisher:
             sample["lithium_x"] = series["lithium_x"]
         window = self._window(run, process, sample.get("lithium_x"))
         qscreen = self._qscreen(run, recon)
+        t_maps = time.perf_counter()
         phase_maps = self._lattice(run, recon)
+        t = np.asarray(g.translations, dtype=float)
+        pixel = float(abs(t[1] - t[0])) if t.size > 1 else 1.0  # one voxel per step
+        profiles = radial_profiles(phase_maps, pixel) if phase_maps else {}
+        maps_s = time.perf_counter() - t_maps
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
             start_uid=run.uid,
@@ -179,6 +185,7 @@ class Finisher:
             window=window,
             qscreen=qscreen,
             phase_maps=phase_maps,
+            profiles=profiles,
             phase_fit={
                 "phases_fitted": list(self.runs.settings.lattice),
                 "line_fwhm": self.runs.settings.line_fwhm,
@@ -198,6 +205,7 @@ class Finisher:
             duplicates=run.sinogram.duplicates,
             rotation_centre=centre.get("centre"),
             recentred=run.recentred,
+            maps_s=round(maps_s, 3),
             **compression,
         )
         return path

@@ -12,6 +12,8 @@ const view = {
   axes: null,
   axesOf: null,
   q: 0,
+  map: "",            // "" for the slice at q, else a map "<group>/<map>" of the run's file
+  units: "counts/mm", // of the image shown
   region: null,       // [r0, r1, c0, c1] of the pattern, or null for the whole slice
   shownVersion: -1,   // data_version of the sinogram shown
   shownProjections: -1, // rows in the slice shown
@@ -49,6 +51,7 @@ async function getImage(url) {
   return {
     shape, values: new Float32Array(await r.arrayBuffer()),
     version: Number(r.headers.get("X-Version")), projections: Number(r.headers.get("X-Projections")),
+    units: r.headers.get("X-Units"),
   };
 }
 
@@ -139,6 +142,21 @@ async function loadAxes() {
   if (first) view.q = axes.default_q;
   qc.value = view.q;
   $("q-value").textContent = qText();
+  const mc = $("map-control");
+  const names = (axes.maps || []).map((m) => m.name);
+  if (view.map && !names.includes(view.map)) view.map = "";
+  const key = names.join();
+  if (mc.dataset.key !== key) {
+    mc.dataset.key = key;
+    const first = document.createElement("option");
+    first.value = ""; first.textContent = "slice at q";
+    mc.replaceChildren(first, ...(axes.maps || []).map((m) => {
+      const o = document.createElement("option");
+      o.value = m.name; o.textContent = `${m.name.replace("/", " · ")}${m.units ? ` (${m.units})` : ""}`;
+      return o;
+    }));
+  }
+  mc.value = view.map;
 }
 
 // everything at once (a new run, q, colours); on data alone, each at its own pace
@@ -152,6 +170,7 @@ function refreshData() {
 function onNewData(run) {
   if (view.axesOf !== view.run) return;
   const statusChanged = run.status !== view.shownStatus;
+  if (statusChanged && view.shownStatus !== null) latest("axes", loadAxes); // the run's file: its maps
   view.shownStatus = run.status;
   // the slice and the sinogram on every new row, the pattern at its own pace
   if (run.projections !== view.shownProjections || statusChanged) {
@@ -165,18 +184,21 @@ function onNewData(run) {
 }
 
 async function drawSlice() {
-  const run = view.run, q = view.q;
-  const img = await getImage(`/api/run/${run}/slice?q=${q}`);
-  if (!img || run !== view.run) return;
+  const run = view.run, q = view.q, map = view.map;
+  const url = map ? `/api/run/${run}/map?name=${encodeURIComponent(map)}` : `/api/run/${run}/slice?q=${q}`;
+  const img = await getImage(url);
+  if (!img || run !== view.run || map !== view.map) return;
   const z = grid(img);
   const [zmin, zmax] = limits(img.values);
   const xs = view.axes.x, ys = view.axes.y;
+  view.units = map ? img.units || "" : "counts/mm";
+  const title = map ? `${map.replace("/", " · ")} (${view.units})` : `slice at q = ${qText()} · ${img.projections} projections`;
   await Plotly.react("slice", [
     { type: "heatmap", x: xs, y: ys, z, zmin, zmax, colorscale: $("cmap").value,
-      hovertemplate: "x %{x:.3f} mm<br>y %{y:.3f} mm<br>%{z:.4g}<extra></extra>",
-      colorbar: { title: { text: "counts/mm" } } },
+      hovertemplate: `x %{x:.3f} mm<br>y %{y:.3f} mm<br>%{z:.5g} ${view.units}<extra></extra>`,
+      colorbar: { title: { text: view.units } } },
   ], {
-    title: { text: `slice at q = ${qText()} · ${img.projections} projections`, font: { size: 13 } },
+    title: { text: title, font: { size: 13 } },
     margin: { l: 50, r: 10, t: 30, b: 40 }, dragmode: "select",
     xaxis: { title: { text: "x (mm)" } }, yaxis: { title: { text: "y (mm)" }, scaleanchor: "x" },
   }, { displaylogo: false, responsive: true });
@@ -185,8 +207,9 @@ async function drawSlice() {
   el.dataset.version = img.version;
   el.dataset.projections = img.projections;
   el.dataset.q = q;
+  el.dataset.map = map;
   el.dataset.renders = ++view.renders;
-  view.renderLog.push({ run, q, projections: img.projections, t: Date.now() / 1000 });
+  view.renderLog.push({ run, q, map, projections: img.projections, t: Date.now() / 1000 });
   if (view.renderLog.length > 2000) view.renderLog.shift();
 }
 
@@ -317,11 +340,15 @@ function wire() {
     refreshData();
   });
   for (const id of ["cmap", "lo", "hi"]) $(id).addEventListener("input", refreshData);
+  $("map-control").addEventListener("change", (e) => {
+    view.map = e.target.value;
+    latest("slice", drawSlice);
+  });
   const slice = $("slice");
   Plotly.newPlot(slice, [], {}, { displaylogo: false });
   slice.on("plotly_hover", (e) => {
     const p = e.points.find((pt) => pt.data.type === "heatmap");
-    if (p) $("cursor").textContent = `x ${p.x.toFixed(3)} mm · y ${p.y.toFixed(3)} mm · ${p.z == null ? "–" : p.z.toPrecision(4)} counts/mm`;
+    if (p) $("cursor").textContent = `x ${p.x.toFixed(3)} mm · y ${p.y.toFixed(3)} mm · ${p.z == null ? "–" : p.z.toPrecision(5)} ${view.units}`;
   });
   slice.on("plotly_click", (e) => {
     const p = e.points.find((pt) => pt.data.type === "heatmap");
