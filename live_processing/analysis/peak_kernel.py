@@ -295,7 +295,7 @@ def _fit_one(
     return math.sqrt(rss / total)
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, parallel=True, error_model="numpy", nogil=True)
 def _fit_all(
     q: np.ndarray,
     y: np.ndarray,

@@ -12,7 +12,11 @@ multiple-reader mode, so any number of viewers can open it while the processor w
   so far (NaN where none came yet), one q slice per chunk, with ``angle``, ``translation``;
 - ``/entry/maps/qscreen/<name>/data`` (ny, nx): the settings' Q-screening maps of the
   slice so far (NaN outside the reconstruction circle), recomputed on every update
-  from the window's and flanks' bins only.
+  from the window's and flanks' bins only;
+- ``/entry/maps/<phase>/<map>/data`` (ny, nx): the settings' lattice maps of the slice
+  so far (``lattice_a``, ``lattice_a_error``, ``intensity``, ``fwhm``, ``rwp``), NaN
+  until the first are made, then rewritten as newer ones come
+  (:mod:`..service.live_maps`); ``/entry/maps/lattice_rows``: the rows they hold.
 
 A reader opens it with ``h5py.File(path, "r", libver="latest", swmr=True)`` and calls
 ``refresh()`` on a dataset before reading it again. When the run's final file is
@@ -33,7 +37,7 @@ import numpy as np
 from ...protocols.disk_space import check_space
 from ...protocols.processing import QWindow
 from ..analysis.qscreen import window_intensity
-from .maps import outside_circle
+from .maps import PHASE_MAPS, outside_circle
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +57,10 @@ class LiveReconstructionFile:
         angles: np.ndarray,
         windows: Sequence[QWindow] = (),
         translations: np.ndarray | None = None,
+        phases: Sequence[str] = (),
     ) -> None:
         """``y``, ``x``: the slice's grid (mm); ``angles`` (deg) and ``translations``
-        (mm, default ``x``): the scan's."""
+        (mm, default ``x``): the scan's; ``phases``: those with lattice maps."""
         self.path = path
         self.q = q
         self.windows = list(windows)
@@ -93,6 +98,20 @@ class LiveReconstructionFile:
                 )
                 self.maps[w.name][...] = np.full(shape[:2], np.nan, np.float32)
                 m["y"], m["x"] = y, x
+        self.phase_maps: dict[str, dict[str, h5py.Dataset]] = {}
+        if phases:
+            top = entry.require_group("maps")
+            self.lattice_rows = top.create_dataset("lattice_rows", data=0, dtype="i8")
+            for phase in phases:
+                self.phase_maps[phase] = {}
+                for name, (units, _long) in PHASE_MAPS.items():
+                    m = top.require_group(phase).create_group(name)
+                    m.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"])
+                    ds = m.create_dataset("data", shape=shape[:2], dtype="f4", fillvalue=np.nan)
+                    ds[...] = np.full(shape[:2], np.nan, np.float32)
+                    ds.attrs["units"] = units
+                    m["y"], m["x"] = y, x
+                    self.phase_maps[phase][name] = ds
         s = entry.create_group("sinogram")
         s.attrs.update(NX_class="NXdata", signal="data", axes=["angle", "translation", "q"])
         s_shape = (n_angles, len(x), len(q))
@@ -152,6 +171,18 @@ class LiveReconstructionFile:
         self._last = time.monotonic()
         # keep writing to a fraction of the time: a slow write stretches the period
         self._period = max(MIN_PERIOD, 5.0 * (self._last - t0))
+
+    def write_maps(self, maps: dict[str, dict[str, np.ndarray]], rows: int) -> None:
+        """Rewrite the lattice maps (of the volume at ``rows`` rows); flush."""
+        for phase, by_name in self.phase_maps.items():
+            for name, ds in by_name.items():
+                image = maps.get(phase, {}).get(name)
+                if image is not None:
+                    data = np.asarray(image, dtype=np.float32).copy()
+                    data[self._outside] = np.nan
+                    ds[...] = data
+        self.lattice_rows[()] = rows
+        self.file.flush()
 
     def close(self, remove: bool = True) -> None:
         """Close (and by default delete) the file; a close that cannot flush (disk

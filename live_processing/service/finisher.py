@@ -65,9 +65,7 @@ class Finisher:
                     )  # fmt: skip
             except (OSError, RuntimeError) as exc:
                 self.report(event=Report.ERROR, run=run.uid, source="live", error=str(exc))
-                if run.live is not None:
-                    run.live.close(remove=True)
-                    run.live = None
+                run.close_live(remove=True)
 
     def service(self) -> None:
         """Finish what is due: logs of stopped runs, complete or timed-out scans."""
@@ -96,9 +94,7 @@ class Finisher:
             if complete or self._waited(run, now) > END_TIMEOUT:
                 del self.runs.scans[uid]
                 if not self._guard(uid, "write", lambda r=run: self.finish(r)):
-                    if run.live is not None:  # the live file stays: the last view of the run
-                        run.live.close(remove=False)
-                        run.live = None
+                    run.close_live(remove=False)  # the live file stays: the last view
 
     @staticmethod
     def _waited(run: RunState, now: float) -> float:
@@ -191,9 +187,7 @@ class Finisher:
                 "line_fwhm": self.runs.settings.line_fwhm,
             },
         )
-        if run.live is not None:  # only once the run's file is safely written
-            run.live.close(remove=True)
-            run.live = None
+        run.close_live(remove=True)  # only once the run's file is safely written
         self.runs.files.setdefault(exp, []).append(path)
         self.written.append(path)
         centre = process.get("rotation_centre", {})
@@ -326,6 +320,6 @@ class Finisher:
             del self.runs.scans[uid]
             if run.n_events:
                 self._guard(uid, "write", lambda r=run: self.finish(r))
-            elif run.live is not None:
-                run.live.close(remove=True)
+            else:
+                run.close_live(remove=True)
         self.update_logs()

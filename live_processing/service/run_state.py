@@ -28,6 +28,7 @@ from ..tomography.corrections import Pipeline, Readings, StageError
 from ..tomography.corrections.base import Grid
 from ..tomography.incremental_fbp import IncrementalFBP
 from ..tomography.sinogram import Sinogram, fill_missing
+from .live_maps import LiveMaps
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class RunState:
     pipeline: Pipeline
     corrected: np.ndarray  # (n_angles, n_t, n_q): rows as they went into the volume
     live: LiveReconstructionFile | None = None
+    live_maps: LiveMaps | None = None  # the lattice maps of the slice so far
     live_placed: int = 0  # sinogram cells filled when the live file was last written
     live_projections: int = 0  # rows in the volume when the live file was last written
     last_row_at: float = 0.0  # epoch s the latest row went into the volume
@@ -109,7 +111,14 @@ class RunState:
         try:
             windows = windows_for(settings.qscreen)
             live = LiveReconstructionFile(
-                live_path, grid, grid, integrator.q, angles, windows, translations=ts
+                live_path,
+                grid,
+                grid,
+                integrator.q,
+                angles,
+                windows,
+                translations=ts,
+                phases=settings.lattice,
             )
         except OSError as exc:  # a full disk: the run goes on without its live view
             log.error("run %s: no live file (%s); the run goes on", uid, exc)
@@ -128,6 +137,9 @@ class RunState:
             pipeline,
             corrected,
             live,
+            LiveMaps(integrator.q, settings.lattice, settings.line_fwhm, n_a, uid)
+            if live is not None and settings.lattice
+            else None,
             stem=stem,
         )
 
@@ -237,6 +249,21 @@ class RunState:
             return False
         if not (force or self.live.due(new_rows=rows != self.live_projections)):
             return False
-        self.live.update(self.fbp.result(), self.fbp.added, self.sinogram.data)
+        volume = self.fbp.result()
+        self.live.update(volume, self.fbp.added, self.sinogram.data)
         self.live_placed, self.live_projections = placed, rows
+        if self.live_maps is not None:
+            done = self.live_maps.take()
+            if done is not None:
+                self.live.write_maps(*done)
+            self.live_maps.submit(volume, rows)
         return True
+
+    def close_live(self, remove: bool = True) -> None:
+        """Close the live file (``remove``: delete it) and stop its maps."""
+        if self.live_maps is not None:
+            self.live_maps.close()
+            self.live_maps = None
+        if self.live is not None:
+            self.live.close(remove=remove)
+            self.live = None
