@@ -1,5 +1,5 @@
 """The ``operando`` commands that turn finished data into numbers: the holder's pattern,
-the instrument's broadening."""
+the instrument's broadening, patterns per particle and shell for Rietveld programs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .errors import ConfigError
 
 
 def add_analysis_commands(sub: Any) -> None:
-    """Add ``holder-pattern`` and ``calibrate-broadening`` to the sub-parsers ``sub``."""
+    """Add ``holder-pattern``, ``calibrate-broadening`` and ``export-xy`` to ``sub``."""
     h = sub.add_parser(
         "holder-pattern",
         help="the cell holder's pattern from a broad scan's file (for the holder correction)",
@@ -44,6 +44,21 @@ def add_analysis_commands(sub: Any) -> None:
     )
     c.add_argument("--out", type=Path, required=True, help="JSON file to write")
     c.set_defaults(func=_calibrate_broadening)
+    x = sub.add_parser(
+        "export-xy",
+        help="a phase's particles' (or depth shells') summed patterns as .xy files",
+        description="From a run's file: the particles of --phase (connected regions of its "
+        "fitted intensity map above half its full-voxel value, as /entry/maps/profiles has "
+        "them), their reconstructed patterns summed per particle, or per depth shell of "
+        "--shell-mm below their surfaces (--by shell), each written as a two-column .xy "
+        "file into --out for Rietveld programs. Nothing is written if any file exists.",
+    )
+    x.add_argument("run", type=Path, metavar="RUN_FILE", help="a run's NeXus file")
+    x.add_argument("--phase", required=True, help="a phase with lattice maps in the file")
+    x.add_argument("--by", choices=("particle", "shell"), default="particle")
+    x.add_argument("--shell-mm", type=float, help="shell thickness in mm (default one voxel)")
+    x.add_argument("--out", type=Path, required=True, help="folder for the .xy files")
+    x.set_defaults(func=_export_xy)
 
 
 def _holder_pattern(args: argparse.Namespace) -> int:
@@ -86,4 +101,24 @@ def _calibrate_broadening(args: argparse.Namespace) -> int:
         f"(widths within {100 * fit.rms_relative:.1f} % RMS)"
     )
     print(args.out)
+    return 0
+
+
+def _export_xy(args: argparse.Namespace) -> int:
+    from ..live_processing.analysis.export import ExportError, grouped_patterns
+    from ..live_processing.files.xy import write_xy
+
+    try:
+        q, groups = grouped_patterns(args.run, args.phase, args.by, args.shell_mm)
+    except (OSError, KeyError, ExportError) as exc:
+        raise ConfigError(f"export-xy: {exc}") from exc
+    stem = f"{args.run.stem.split('_')[0]}_{args.phase}"
+    paths = [args.out / f"{stem}_{label}.xy" for label, _comment, _p in groups]
+    taken = [p for p in paths if p.exists()]
+    if taken:
+        raise ConfigError(f"export-xy: {taken[0]} exists; nothing written, nothing overwritten")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, (_label, comment, pattern) in zip(paths, groups, strict=True):
+        write_xy(path, q, pattern, comment)
+    print("\n".join(str(p) for p in paths))  # once all are written
     return 0

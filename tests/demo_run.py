@@ -119,3 +119,25 @@ def lattice_errors(path: Path, phase: str = "LiMn2O4") -> dict[str, float]:
         "map_mean": float(np.nanmean(a[inside])),
         "true_mean": float(truth[inside].mean()),
     }
+
+
+def best_channel_r(path: Path) -> dict[str, float]:
+    """#12's metric, literally: for each major phase (fraction ≥ 0.5 somewhere), the
+    Pearson r between its fraction and the reconstruction's best single q channel."""
+    with h5py.File(path) as f:
+        rec = f["entry/reconstruction/data"][()]
+        gt = f["entry/ground_truth"]
+        fractions = {k: g["fraction"][()] for k, g in gt.items() if isinstance(g, h5py.Group)}
+    out = {}
+    for name, frac in fractions.items():
+        if frac.max() < 0.5:
+            continue
+        n = frac.shape[0]
+        m = (rec.shape[0] - n) // 2
+        v = rec[m : m + n, m : m + n].reshape(n * n, -1)
+        v = v - v.mean(axis=0)
+        f0 = frac.ravel() - frac.mean()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (v * f0[:, None]).sum(0) / np.sqrt((v**2).sum(0) * (f0**2).sum())
+        out[name] = float(np.nanmax(r))
+    return out

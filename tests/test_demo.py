@@ -5,13 +5,20 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from demo_run import correlations, lattice_errors, run_demo, run_demo_watched
+from demo_run import (
+    best_channel_r,
+    correlations,
+    lattice_errors,
+    run_demo,
+    run_demo_watched,
+)
 
 from operando.simulators.phantom import Phantom
 
@@ -245,6 +252,8 @@ def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) 
     r = correlations(path)
     assert set(r) == {"LiMn2O4", "Al", "PEEK"}
     assert all(v >= 0.9 for v in r.values()), r
+    best = best_channel_r(path)  # #12's metric as written: the best q channel
+    assert all(v >= 0.9 for v in best.values()), best
     lattice = lattice_errors(path)  # #14 acceptance 1 on another lattice structure
     assert lattice["rms"] <= 0.002 and lattice["covered"] >= 0.68, lattice
 
@@ -320,3 +329,39 @@ def test_the_display_shows_a_finished_demo_folder(default_demo, tmp_path) -> Non
     assert seen["maps_differ"], "the two scans' lattice maps look the same"
     assert seen["errors"] == [], seen["errors"]
     print(f"the maps view (the README's docs/lattice_maps.png): {tmp_path / 'maps_view.png'}")
+
+
+def test_export_xy_of_the_demo_particles_and_shells(default_demo, tmp_path) -> None:
+    """#14: a phase's particles' and depth shells' summed patterns as .xy files (the same
+    voxels either way), never overwriting."""
+    res, _out = default_demo
+    run = scan_files(res)[0]
+    with h5py.File(run) as f:
+        particles = int(f["entry/maps/profiles/LiMn2O4"].attrs["particles"])
+    cmd = [sys.executable, "-m", "operando.control.cli", "export-xy", str(run), "--phase"]
+    by_particle = subprocess.run(
+        [*cmd, "LiMn2O4", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert by_particle.returncode == 0, by_particle.stderr
+    files = [Path(p) for p in by_particle.stdout.split()]
+    assert len(files) == particles >= 3 and all(p.parent == tmp_path for p in files)
+    by_shell = subprocess.run(
+        [*cmd, "LiMn2O4", "--by", "shell", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shells = [Path(p) for p in by_shell.stdout.split()]
+    assert by_shell.returncode == 0 and len(shells) >= 2, by_shell.stderr
+    total = sum(np.loadtxt(p)[:, 1] for p in files)
+    by_depth = sum(np.loadtxt(p)[:, 1] for p in shells)  # float32 sums in another order
+    assert np.allclose(total, by_depth, rtol=1e-5, atol=1e-5 * np.abs(total).max())
+    assert np.loadtxt(files[0])[:, 0] == pytest.approx(np.loadtxt(shells[0])[:, 0])
+    before = files[0].read_bytes()
+    again = subprocess.run(
+        [*cmd, "LiMn2O4", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode != 0 and "exists; nothing written" in again.stderr
+    assert files[0].read_bytes() == before
+    bad = subprocess.run([*cmd, "CeO2", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no lattice maps of 'CeO2'" in bad.stderr

@@ -115,9 +115,15 @@ def test_phase_maps_file_contract(fitted, tmp_path: Path) -> None:
     with h5py.File(tmp_path / "m.h5") as f:
         for phase in PHASES:
             g = f[f"entry/maps/{phase}"]
-            assert set(g) == {"lattice_a", "lattice_a_error", "intensity", "fwhm", "rwp"}
+            assert set(g) == {
+                *("lattice_a", "lattice_a_error", "intensity", "fwhm", "rwp"),
+                "lattice_a_histogram",
+            }
             assert g.attrs["line_fwhm"] == 0.0235
-            for m in g.values():
+            h = g["lattice_a_histogram"]
+            assert h.attrs["signal"] == "counts" and h["lattice_a"].attrs["units"] == "angstrom"
+            assert h["counts"][()].sum() == np.isfinite(maps[phase]["lattice_a"]).sum()
+            for m in (g[k] for k in g if k != "lattice_a_histogram"):
                 assert m.attrs["NX_class"] == "NXdata" and list(m.attrs["axes"]) == ["y", "x"]
                 assert m["data"].attrs["units"] and m["y"].attrs["units"] == "mm"
                 assert np.array_equal(m["x"][()], grid)

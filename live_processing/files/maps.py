@@ -4,12 +4,13 @@
 (y, x) with ``@units``, axes ``y`` and ``x`` in mm, and the window's ``q_low``,
 ``q_high`` and ``background`` as attributes. ``/entry/maps/<phase>/<map>`` is an NXdata
 group per map of a phase (``lattice_a``, ``lattice_a_error``, ``intensity``, ``fwhm``,
-``rwp``), laid out the same way. ``/entry/maps/profiles/<phase>`` is an NXdata group
-of that phase's particles by depth below their surface: ``lattice_a`` (mean per depth
-bin) with ``lattice_a_sd``, ``count`` and ``fraction_<phase>`` (each phase's share of
-the intensity in that shell) over the axis ``depth`` in mm. Voxels outside the
-reconstruction circle (which no projection covered at every angle), and voxels without
-the phase, are NaN, never 0.
+``rwp``), laid out the same way, and ``lattice_a_histogram`` (the slice's lattice
+parameters: ``counts`` over bin centres ``lattice_a`` in Å).
+``/entry/maps/profiles/<phase>`` is an NXdata group of that phase's particles by depth
+below their surface: ``lattice_a`` (mean per depth bin) with ``lattice_a_sd``,
+``count`` and ``fraction_<phase>`` (each phase's share of the intensity in that shell)
+over the axis ``depth`` in mm. Voxels outside the reconstruction circle (which no
+projection covered at every angle), and voxels without the phase, are NaN, never 0.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import h5py
 import numpy as np
 
 from ...protocols.processing import QWindow
+from ..analysis.lattice import histogram
 
 if TYPE_CHECKING:
     from ..analysis.profiles import RadialProfile
@@ -90,6 +92,20 @@ def write_phase_maps(
             ds.attrs.update(units=units, long_name=f"{phase}: {long_name}")
             for axis in ("y", "x"):
                 g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+        if "lattice_a" in phase_maps:
+            write_histogram(group, phase_maps["lattice_a"])
+
+
+def write_histogram(group: h5py.Group, lattice_a: np.ndarray, bins: int = 40) -> None:
+    """The slice's lattice parameters as a histogram: ``lattice_a_histogram`` (NXdata,
+    ``counts`` over the bin centres ``lattice_a`` in Å; ``bin_edges`` beside)."""
+    counts, edges = histogram(np.asarray(lattice_a, dtype=float), bins)
+    g = group.create_group("lattice_a_histogram")
+    g.attrs.update(NX_class="NXdata", signal="counts", axes=["lattice_a"], lattice_a_indices=0)
+    g.create_dataset("counts", data=counts).attrs["units"] = "voxels"
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    g.create_dataset("lattice_a", data=centres).attrs["units"] = "angstrom"
+    g.create_dataset("bin_edges", data=edges).attrs["units"] = "angstrom"
 
 
 def write_profiles(entry: h5py.Group, profiles: dict[str, RadialProfile]) -> None:
