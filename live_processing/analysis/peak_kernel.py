@@ -256,6 +256,12 @@ def _fit_one(
         if not _solve_spd(a, rhs, step):
             lam *= 4.0
             continue
+        predicted = 0.0  # the decrease of the residual the step promises (to first order)
+        for d in range(n_p):
+            predicted += step[d] * rhs[d]
+        if predicted <= 0.01 * RTOL * rss:  # converged: the step would change nothing
+            ok = True
+            break
         for d in range(n_p):
             trial[d] = min(max(p[d] + step[d], lo[d]), hi[d])
         r_t = yv - _model(q, trial, lay, n_groups, pv, jac_t)
