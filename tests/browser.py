@@ -116,6 +116,22 @@ def watch_live(url: str, shots: Path) -> dict[str, Any]:
     return seen
 
 
+def each_run(page: Page, shown: str = "") -> list[bytes]:
+    """Click each run in the list in turn; the slice panel's screenshot once it is drawn
+    for that run (and ``shown``, a selector, is there)."""
+    items = page.locator("[data-testid=runs] li")
+    shots = []
+    for k in range(items.count()):
+        renders = int(attr(page, "slice", "renders") or 0)
+        items.nth(k).click()
+        wait_attr(page, "slice", "renders", f"> {renders}")
+        page.wait_for_selector(f"[data-testid=runs] li:nth-child({k + 1}).selected")
+        if shown:
+            page.wait_for_selector(shown)
+        shots.append(page.locator("[data-testid=slice]").screenshot())
+    return shots
+
+
 def browse_folder(url: str, shots: Path) -> dict[str, Any]:
     """A finished demo folder: the runs listed, switching runs and q channels."""
     seen: dict[str, Any] = {"errors": []}
@@ -124,13 +140,7 @@ def browse_folder(url: str, shots: Path) -> dict[str, Any]:
         wait_attr(page, "slice", "renders", ">= 1")
         items = page.locator("[data-testid=runs] li")
         seen["runs"] = [items.nth(k).get_attribute("title") for k in range(items.count())]
-        shots_by_run = []
-        for k in range(items.count()):
-            renders = int(attr(page, "slice", "renders") or 0)
-            items.nth(k).click()
-            wait_attr(page, "slice", "renders", f"> {renders}")
-            page.wait_for_selector(f"[data-testid=runs] li:nth-child({k + 1}).selected")
-            shots_by_run.append(page.locator("[data-testid=slice]").screenshot())
+        shots_by_run = each_run(page)
         seen["runs_differ"] = len(set(shots_by_run)) == len(shots_by_run)
         before = page.locator("[data-testid=slice]").screenshot()
         seen["q_after"] = move_q(page, -40)
@@ -145,14 +155,7 @@ def browse_folder(url: str, shots: Path) -> dict[str, Any]:
         page.wait_for_selector("[data-testid=slice][data-map='LiMn2O4/lattice_a']")
         seen["map_title"] = page.locator("[data-testid=slice] .gtitle").text_content()
         seen["map_options"] = page.locator("[data-testid=map-control] option").all_inner_texts()
-        maps_by_run = []
-        for k in range(items.count()):
-            renders = int(attr(page, "slice", "renders") or 0)
-            items.nth(k).click()
-            wait_attr(page, "slice", "renders", f"> {renders}")
-            page.wait_for_selector(f"[data-testid=runs] li:nth-child({k + 1}).selected")
-            page.wait_for_selector("[data-testid=slice][data-map='LiMn2O4/lattice_a']")
-            maps_by_run.append(page.locator("[data-testid=slice]").screenshot())
+        maps_by_run = each_run(page, "[data-testid=slice][data-map='LiMn2O4/lattice_a']")
         seen["maps_differ"] = len(set(maps_by_run)) == len(maps_by_run)
         page.screenshot(path=str(shots / "maps_view.png"))
     return seen

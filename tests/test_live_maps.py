@@ -88,3 +88,56 @@ def test_live_maps_stop_on_a_phase_out_of_range() -> None:
     assert maps.wait(timeout=60) is None and "no line inside" in (maps.failed or "")
     assert not maps.submit(volume, 16)  # failed: no more jobs for this scan
     maps.close()
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_runs_file_has_its_maps_and_is_written_even_when_they_fail(
+    scan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool
+) -> None:
+    """The finisher writes the lattice maps and profiles into the run's file; a fault in
+    the maps is reported and the file is written without them, never lost."""
+    from operando.live_processing.files.nexus import ElectrochemistryLog
+    from operando.live_processing.service import finisher as finisher_module
+    from operando.live_processing.service.finisher import Finisher
+    from operando.live_processing.service.intake import FrameIntake
+    from operando.live_processing.service.runs import Runs
+
+    if broken:
+
+        def fail(*args, **kwargs):
+            raise RuntimeError("a fault in the fits")
+
+        monkeypatch.setattr(finisher_module, "lattice_maps", fail)
+    settings = ProcessingSettings(
+        bins=400, corrections=parse_corrections("normalise"), lattice=("LiMn2O4", "Al")
+    )
+    reports: list[dict] = []
+    runs = Runs(settings, tmp_path, lambda **msg: reports.append(msg))
+    finisher = Finisher(runs, FrameIntake(runs, lambda **msg: None), lambda **m: reports.append(m))
+    runs.logs.setdefault("e", ElectrochemistryLog())
+    geom = XrdctGeometry(list(scan.angles), list(scan.translations), False, "f", "s", "m", "p")
+    run = RunState.begin("r", geom, scan.integrator, "e", 0.0, settings, {"poni": ""}, tmp_path)
+    for i in range(scan.angles.size):
+        for j in range(scan.translations.size):
+            run.sinogram.put(i, j, scan.patterns[i, j], scan.monitor[i, j])
+        run.project_if_complete(i)
+    path = finisher.finish(run)
+    with h5py.File(path) as f:
+        assert f["entry/reconstruction/data"].shape[:2] == (scan.translations.size,) * 2
+        has_maps = "LiMn2O4" in f.get("entry/maps", {})
+        if not broken:
+            assert np.isfinite(f["entry/maps/LiMn2O4/lattice_a/data"][()]).sum() >= 20
+            assert f["entry/maps/profiles/LiMn2O4"].attrs["particles"] >= 1
+    errors = [r for r in reports if r.get("event") == "error"]
+    if broken:
+        assert not has_maps
+        assert (
+            errors
+            and errors[0]["source"] == "lattice"
+            and "a fault in the fits" in errors[0]["error"]
+        )
+    else:
+        assert has_maps and not errors
+    written = [r for r in reports if r.get("event") == "written"]
+    assert written and written[0]["maps_s"] >= 0
+    assert run.live is None and run.live_maps is None

@@ -33,16 +33,22 @@ def outside_circle(n: int) -> np.ndarray:
     return np.hypot(yy, xx) > n / 2
 
 
+def _collection(entry: h5py.Group, name: str) -> h5py.Group:
+    """A new NXcollection ``entry/maps/<name>`` (``entry/maps`` made if need be)."""
+    top = entry.require_group("maps")
+    top.attrs["NX_class"] = "NXcollection"
+    group = top.create_group(name)
+    group.attrs["NX_class"] = "NXcollection"
+    return group
+
+
 def write_qscreen(
     entry: h5py.Group, maps: dict[str, tuple[np.ndarray, QWindow]], grid: np.ndarray
 ) -> None:
     """Write every Q-screening map under ``entry/maps/qscreen``."""
     if not maps:
         return
-    top = entry.require_group("maps")
-    top.attrs["NX_class"] = "NXcollection"
-    group = top.create_group("qscreen")
-    group.attrs["NX_class"] = "NXcollection"
+    group = _collection(entry, "qscreen")
     for name, (image, window) in maps.items():
         data = np.asarray(image, dtype=np.float32).copy()
         data[outside_circle(data.shape[0])] = np.nan
@@ -75,11 +81,8 @@ def write_phase_maps(
     of the fit (phases fitted together, starting FWHM) on every phase group."""
     if not maps:
         return
-    top = entry.require_group("maps")
-    top.attrs["NX_class"] = "NXcollection"
     for phase, phase_maps in maps.items():
-        group = top.create_group(phase)
-        group.attrs["NX_class"] = "NXcollection"
+        group = _collection(entry, phase)
         group.attrs.update(fitted or {})
         for name, image in phase_maps.items():
             data = np.asarray(image, dtype=np.float64).copy()
@@ -112,10 +115,7 @@ def write_profiles(entry: h5py.Group, profiles: dict[str, RadialProfile]) -> Non
     """Write each phase's radial profiles under ``entry/maps/profiles/<phase>``."""
     if not profiles:
         return
-    top = entry.require_group("maps")
-    top.attrs["NX_class"] = "NXcollection"
-    group = top.create_group("profiles")
-    group.attrs["NX_class"] = "NXcollection"
+    group = _collection(entry, "profiles")
     for phase, prof in profiles.items():
         g = group.create_group(phase)
         g.attrs.update(NX_class="NXdata", signal="lattice_a", axes=["depth"], depth_indices=0)

@@ -9,6 +9,7 @@ removed only once the run's file is safely written.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ...protocols.processing import QWindow
 from ...protocols.streams import Report
 from ..analysis.cell_state import cell_state
 from ..analysis.lattice import LatticeError, lattice_maps
-from ..analysis.profiles import radial_profiles
+from ..analysis.profiles import RadialProfile, radial_profiles
 from ..analysis.qscreen import window_intensity, windows_for
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
@@ -28,6 +29,8 @@ from .intake import FrameIntake
 from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
+
+log = logging.getLogger(__name__)
 
 # s to wait for frames after a run's stop document, counted from the last sign that they
 # are still coming (a frame placed, the raw file grown): a detector that lags behind on a
@@ -152,10 +155,7 @@ class Finisher:
         window = self._window(run, process, sample.get("lithium_x"))
         qscreen = self._qscreen(run, recon)
         t_maps = time.perf_counter()
-        phase_maps = self._lattice(run, recon)
-        t = np.asarray(g.translations, dtype=float)
-        pixel = float(abs(t[1] - t[0])) if t.size > 1 else 1.0  # one voxel per step
-        profiles = radial_profiles(phase_maps, pixel) if phase_maps else {}
+        phase_maps, profiles = self._lattice(run, recon)
         maps_s = time.perf_counter() - t_maps
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
@@ -252,17 +252,28 @@ class Finisher:
                 self.report(event=Report.ERROR, run=run.uid, source="qscreen", error=str(exc))
         return maps
 
-    def _lattice(self, run: RunState, recon: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-        """The settings' lattice-parameter maps of the final volume; a fit that cannot be
-        set up (a phase with no line in the q range) is reported and left out."""
+    def _lattice(
+        self, run: RunState, recon: np.ndarray
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, RadialProfile]]:
+        """The settings' lattice-parameter maps of the final volume and their radial
+        profiles. Maps that cannot be made (a phase with no line in the q range, or any
+        failure of the fits) are reported and left out: the run's file is written
+        without them, never lost for them."""
         settings = self.runs.settings
         if not settings.lattice:
-            return {}
+            return {}, {}
         try:
-            return lattice_maps(recon, run.integrator.q, settings.lattice, settings.line_fwhm)
+            maps = lattice_maps(recon, run.integrator.q, settings.lattice, settings.line_fwhm)
+            t = np.asarray(run.geometry.translations, dtype=float)
+            pixel = float(abs(t[1] - t[0])) if t.size > 1 else 1.0  # one voxel per step
+            return maps, radial_profiles(maps, pixel)
         except LatticeError as exc:
-            self.report(event=Report.ERROR, run=run.uid, source="lattice", error=str(exc))
-            return {}
+            error = str(exc)
+        except Exception as exc:  # a fault in the maps must not cost the run its file
+            log.exception("run %s: lattice maps failed", run.uid)
+            error = f"lattice maps failed ({type(exc).__name__}: {exc}); the file has none"
+        self.report(event=Report.ERROR, run=run.uid, source="lattice", error=error)
+        return {}, {}
 
     def _window(
         self, run: RunState, process: dict[str, dict[str, Any]], lithium: float | None
