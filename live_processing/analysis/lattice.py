@@ -68,7 +68,8 @@ def lattice_maps(
     ``rwp`` maps of ``volume`` (ny, nx, n_q) on grid ``q``.
 
     ``fwhm``: the lines' starting FWHM (the instrument's); ``spread``: how far (relative)
-    a voxel's lattice parameter may be from the phase's ``a0``; ``partial_volume``: on a
+    a voxel's lattice parameter may go beyond its structure family's ``a0`` range (the
+    library's members of that solid solution); ``partial_volume``: on a
     slice, correct ``lattice_a`` for the reconstruction's blur to first order
     (:mod:`.partial_volume`). Amorphous phases in ``phases`` are left out.
     """
