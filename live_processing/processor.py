@@ -24,6 +24,7 @@ complete runs → files (:mod:`.service.finisher`). What is done to the frames i
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from ..protocols.child_process import announce
 from ..protocols.jsonable import jsonable
 from ..protocols.processing import ProcessingSettings, SettingsError
 from ..protocols.streams import PUBLISH_HWM, REPORT_TOPIC, VIEWER_ONLY, Report
+from .analysis.peak_kernel import warm_up
 from .curve import CurveError
 from .options import add_processor_arguments, settings_from_args
 from .service.finisher import Finisher
@@ -95,6 +97,8 @@ class Processor:
         self.finisher = Finisher(self.runs, self.intake, self.report)
         self._last_lag = 0.0
         self.stop_requested = False  # set by a signal; the loop ends within one poll
+        if self.settings.lattice:  # compile the peak fits now, before the first scan's maps
+            threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 
     @property
     def written(self) -> list[Path]:

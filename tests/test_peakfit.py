@@ -71,3 +71,20 @@ def test_empty_voxels_give_nan_and_bad_setups_are_refused() -> None:
         fit_window(Q, y, CENTRES, 0.02, window=(1.3, 1.31))
     with pytest.raises(PeakFitError, match="do not fit patterns"):
         fit_window(Q, y, np.ones((3, 3)), 0.02)
+
+
+def test_the_kernels_small_linear_algebra() -> None:
+    """Cholesky solve and the diagonal of an inverse, against numpy; a matrix that is not
+    positive definite is refused, not solved."""
+    from operando.live_processing.analysis.small_linalg import inverse_diagonal, solve_spd
+
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(30, 10))
+    a = m.T @ m
+    b = rng.normal(size=10)
+    x = np.empty(10)
+    assert solve_spd(a.copy(), b, x) and np.allclose(x, np.linalg.solve(a, b))
+    diag = np.empty(10)
+    assert inverse_diagonal(a.copy(), diag)
+    assert np.allclose(diag, np.diag(np.linalg.inv(a)), rtol=1e-10)
+    assert not solve_spd(-a, b, x) and not inverse_diagonal(-a, diag)
