@@ -12,8 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .profiles import MIN_VOXELS, THRESHOLD
-from .segment import depth_map, particle_labels, summed_patterns
+from .profiles import MIN_VOXELS, phase_particles
+from .segment import depth_map, summed_patterns
 
 
 class ExportError(ValueError):
@@ -35,15 +35,14 @@ def grouped_patterns(
             raise ExportError(
                 f"{run} has no lattice maps of {phase!r} (it has: {', '.join(have) or 'none'})"
             )
-        intensity = np.nan_to_num(m[()])
+        intensity = m[()]
         volume = rec["data"][()]
         q = rec["q"][()]
         x = rec["x"][()]
     pixel = float(abs(x[1] - x[0])) if x.size > 1 else 1.0
-    present = intensity[intensity > 0]
-    if not present.size:
+    if not np.any(np.nan_to_num(intensity) > 0):
         raise ExportError(f"{run}: {phase} is nowhere in the slice")
-    labels, n = particle_labels(intensity, THRESHOLD * np.percentile(present, 95), MIN_VOXELS)
+    labels, n = phase_particles(intensity)
     if n == 0:
         raise ExportError(f"{run}: {phase} has no particle of {MIN_VOXELS} voxels or more")
     if by == "particle":

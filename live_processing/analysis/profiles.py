@@ -28,6 +28,16 @@ class RadialProfile:
     fractions: dict[str, np.ndarray]  # every phase's share per depth bin
 
 
+def phase_particles(intensity: np.ndarray) -> tuple[np.ndarray, int]:
+    """(labels, count) of a phase's particles: where its fitted intensity (NaN as 0) is at
+    least ``THRESHOLD`` of its full-voxel value (the 95th percentile where it is > 0),
+    regions of ``MIN_VOXELS`` or more; no particle where it is nowhere."""
+    area = np.nan_to_num(intensity)
+    if not np.any(area > 0):
+        return np.zeros(area.shape, dtype=np.int32), 0
+    return particle_labels(area, THRESHOLD * np.percentile(area[area > 0], 95), MIN_VOXELS)
+
+
 def radial_profiles(
     maps: dict[str, dict[str, np.ndarray]], pixel_mm: float
 ) -> dict[str, RadialProfile]:
@@ -37,11 +47,7 @@ def radial_profiles(
     out = {}
     intensity = {p: np.nan_to_num(m["intensity"]) for p, m in maps.items()}
     for phase, phase_maps in maps.items():
-        area = intensity[phase]
-        if not np.any(area > 0):
-            continue
-        full = np.percentile(area[area > 0], 95)
-        labels, n = particle_labels(area, THRESHOLD * full, MIN_VOXELS)
+        labels, n = phase_particles(intensity[phase])
         if n == 0:
             continue
         depth = depth_map(labels, pixel_mm)

@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 import zmq
 
+from ...protocols.child_process import announce
 from ...protocols.streams import REPORT_TOPIC
 from .app import create_app
 from .state import ViewerState
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return serve(args, lambda url: print("READY " + json.dumps({"url": url}), flush=True))
+        return serve(args, lambda url: announce("READY", {"url": url}))
     except ValueError as exc:
         print(f"operando view: error: {exc}", file=sys.stderr)
         return 2

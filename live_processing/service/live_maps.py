@@ -48,7 +48,6 @@ class LiveMaps:
         self._rows_done = 0  # rows of the volume the latest job was given
         self._busy = 0.0  # seconds spent on jobs
         self._since: float | None = None  # when the first job began
-        self.made = 0  # jobs finished
         self.failed: str | None = None
 
     def submit(self, volume: np.ndarray, rows: int) -> bool:
@@ -86,7 +85,6 @@ class LiveMaps:
             self.failed = str(exc)
             log.warning("live maps of %s: %s", self.name, exc)
             return None
-        self.made += 1
         return maps
 
     def wait(self, timeout: float | None = None) -> Maps | None:
