@@ -7,9 +7,10 @@ Sockets (all loopback by default):
   and any new ``stream_address`` found in a descriptor's configuration).
 - ``results``: a PUSH socket (connects) that reports progress and written files as JSON
   (:class:`~operando.protocols.streams.Report`).
-- ``publish``: a PUB socket that *binds* and publishes the same reports to any number of
-  viewers (:mod:`operando.protocols.streams`); a slow viewer drops, the processor never
-  waits.
+- ``publish``: an XPUB socket that *binds* and publishes the same reports to any number
+  of viewers (:mod:`operando.protocols.streams`), and the running slices at the q
+  indices they subscribe to (:mod:`.service.slice_feed`); a slow viewer drops, the
+  processor never waits.
 - with workers (``--workers N``, or remote ones): a bound PUSH ``dispatch`` socket that
   feeds frames to the integration workers (:mod:`.workers`) and a bound PULL
   ``collect`` socket for their patterns. While the workers are busy the processor
@@ -42,6 +43,7 @@ from .service.finisher import Finisher
 from .service.intake import FrameIntake
 from .service.run_state import RunState
 from .service.runs import Runs
+from .service.slice_feed import SliceFeed
 from .tomography.corrections import Pipeline, StageError
 from .workers import WorkerPool
 
@@ -63,7 +65,8 @@ class Processor:
     ) -> None:
         self.settings = settings or ProcessingSettings()
         self.ctx = zmq.Context()
-        self.pub = self.ctx.socket(zmq.PUB)  # every report, to any number of viewers
+        # every report, to any number of viewers; an XPUB, to see which slices they want
+        self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.SNDHWM, PUBLISH_HWM)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(publish)
@@ -95,6 +98,7 @@ class Processor:
         self.runs = Runs(self.settings, out_dir, self.report, self._on_descriptor)
         self.intake = FrameIntake(self.runs, self.report, self.pool)
         self.finisher = Finisher(self.runs, self.intake, self.report)
+        self.slices = SliceFeed(self.pub)
         self._last_lag = 0.0
         self.stop_requested = False  # set by a signal; the loop ends within one poll
         if self.settings.lattice:  # compile the peak fits now, before the first scan's maps
@@ -166,6 +170,7 @@ class Processor:
         poller = zmq.Poller()
         poller.register(self.docs, zmq.POLLIN)
         poller.register(self.frames, zmq.POLLIN)
+        poller.register(self.pub, zmq.POLLIN)  # viewers' subscriptions
         pool = self.pool
         if pool is not None:
             poller.register(pool.collect, zmq.POLLIN)
@@ -197,9 +202,21 @@ class Processor:
                     except zmq.Again:
                         break
                     self.on_raw_document(raw)
+            if self.pub in events:
+                self.on_subscriptions()
+            self.slices.service(self.runs.scans.values())  # cheap: before the file
             self.finisher.write_live()
             self.report_lag()
             self.finisher.service()
+
+    def on_subscriptions(self) -> None:
+        """Viewers' (un)subscriptions on the publish socket: the slices they want."""
+        for _ in range(256):
+            try:
+                message = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.slices.on_subscription(message, self.runs.scans.values())
 
     def close(self) -> None:
         self.finisher.close()

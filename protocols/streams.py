@@ -9,6 +9,14 @@
   :data:`PUBLISH_HWM` messages behind loses messages, and never slows the processor.
   The events of :data:`VIEWER_ONLY` (the cell's readings, the live file's updates) go to
   the PUB socket only.
+- Running slices, for viewers, on the same socket (an XPUB: the processor sees what is
+  subscribed). A viewer that subscribes to :func:`slice_topic` ``(iq)`` gets the running
+  reconstruction of every scan in progress at q index ``iq`` at once, and again after
+  every new row: four-part messages ``[topic, JSON header, slice, sinogram]``, the header
+  ``{"run", "q", "projections", "row_at", "time", "slice": [ny, nx], "sinogram":
+  [n_angles, n_translations]}`` (``row_at``: epoch s its newest row went into the
+  volume; ``time``: when it was published), the images little-endian float32 (the
+  sinogram NaN where no frame came yet). At most :data:`MAX_SLICES` q indices are served at once.
 """
 
 from __future__ import annotations
@@ -26,6 +34,22 @@ CELL_TIME = "_cell_time"  # s on the instrument's clock
 
 REPORT_TOPIC = b"report"  # first part of every published report
 PUBLISH_HWM = 1000  # messages queued per viewer before its oldest are dropped
+SLICE_TOPIC = b"slice/"  # published running slices: ``slice/<q index>/``
+MAX_SLICES = 16  # q indices whose slices are published at once
+
+
+def slice_topic(iq: int) -> bytes:
+    """The topic of the running slices at q index ``iq`` (the closing slash keeps a
+    subscription to ``slice/1/`` from matching ``slice/12/``)."""
+    return b"%s%d/" % (SLICE_TOPIC, iq)
+
+
+def slice_index(topic: bytes) -> int | None:
+    """The q index of a :func:`slice_topic`, or None if ``topic`` is not one."""
+    if not topic.startswith(SLICE_TOPIC) or not topic.endswith(b"/"):
+        return None
+    digits = topic[len(SLICE_TOPIC) : -1]
+    return int(digits) if digits.isdigit() else None
 
 
 class Report(StrEnum):

@@ -153,7 +153,7 @@ def browse_folder(url: str, shots: Path) -> dict[str, Any]:
         page.select_option("[data-testid=map-control]", "LiMn2O4/lattice_a")
         wait_attr(page, "slice", "renders", f"> {renders}")
         page.wait_for_selector("[data-testid=slice][data-map='LiMn2O4/lattice_a']")
-        seen["map_title"] = page.locator("[data-testid=slice] .gtitle").text_content()
+        seen["map_title"] = page.locator("[data-testid=slice] .title").text_content()
         seen["map_options"] = page.locator("[data-testid=map-control] option").all_inner_texts()
         maps_by_run = each_run(page, "[data-testid=slice][data-map='LiMn2O4/lattice_a']")
         seen["maps_differ"] = len(set(maps_by_run)) == len(maps_by_run)

@@ -85,3 +85,17 @@ def test_bad_parameters_and_rows_are_refused() -> None:
         svd.add(0, np.ones((N_T, N_Q)))
     with pytest.raises(ValueError, match=r"projection 1 has shape \(33, 59\)"):
         svd.add(1, np.ones((N_T, N_Q - 1)))
+
+
+def test_a_slice_is_that_q_of_the_expanded_volume() -> None:
+    """Before and after the basis exists, one q of the volume without expanding it all."""
+    sino = phases_sinogram(3, np.random.default_rng(5))
+    svd = CompressedFBP(ANGLES, N_T, N_Q, 0.01, rank=3, basis_rows=4)
+    for i in range(3):  # before the basis: the rows in full
+        svd.add(i, sino[i])
+    np.testing.assert_allclose(svd.slice_at(7), svd.result()[:, :, 7], rtol=1e-6)
+    for i in range(3, 11):  # on the basis, some rows queued
+        svd.add(i, sino[i])
+    early = svd.slice_at(17)
+    want = svd.result()[:, :, 17]
+    np.testing.assert_allclose(early, want, atol=1e-5 * float(np.ptp(want)))

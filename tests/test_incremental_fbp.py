@@ -101,3 +101,21 @@ def test_reading_filtered_projections_twice_a_bin_is_closer_to_the_object() -> N
     assert found[2] < 0.03 < 0.05 < found[1]
     with pytest.raises(ValueError, match="oversample 3 must be 1, 2 or 4"):
         IncrementalFBP(angles, n_t, 1, oversample=3)
+
+
+def test_a_slice_mid_batch_holds_the_queued_rows_and_leaves_the_queue(sinogram) -> None:
+    """A viewer's slice at one q includes rows still queued for the next batch, equals
+    that q of the flushed volume, and does not flush (the batch stays whole)."""
+    sino, angles = sinogram
+    fbp = IncrementalFBP(angles, 41, 5, batch=4)
+    for i in range(7):  # one batch back-projected, three rows queued
+        fbp.add(i, sino[i])
+    before = fbp.volume.copy()
+    got = [fbp.slice_at(k) for k in range(5)]
+    np.testing.assert_array_equal(fbp.volume, before)  # nothing flushed
+    full = fbp.result()
+    assert not np.array_equal(full, before)  # the queued rows were still to come
+    for k in range(5):
+        np.testing.assert_allclose(got[k], full[:, :, k], atol=1e-5 * float(np.ptp(full)))
+    with pytest.raises(ValueError, match=r"q index 5 is outside 0\.\.4"):
+        fbp.slice_at(5)

@@ -2,7 +2,8 @@
 
 Every route answers GET (and HEAD) only; anything else gets 405. The websocket ``/ws``
 only sends: a snapshot of the runs and counters whenever they changed, at most every
-:data:`PUSH_PERIOD` s, never queued (a slow browser gets the latest state, not every
+:data:`PUSH_PERIOD` s (every :data:`MINOR_PERIOD` s for the counters and V/I readings
+alone), never queued (a slow browser gets the latest state, not every
 one). Images go as little-endian float32 bytes with their shape in ``X-Shape``; the page
 colours them itself, so the cursor reads the real values.
 """
@@ -27,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import data
+from .slices import RunningSlice, SliceCache
 from .state import RunView, ViewerState
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PUSH_PERIOD = 0.1  # s between pushes, at least
+MINOR_PERIOD = 1.0  # s between pushes for the counters and V/I readings alone
 RESCAN_PERIOD = 2.0  # s between looks at the folder for new run files
 PATTERN_CACHE = 16  # summed patterns kept (several pages ask for the same one)
 
@@ -57,10 +60,15 @@ class Json(JSONResponse):
 
 
 def create_app(
-    state: ViewerState, folder: Path | None = None, stopping: Callable[[], bool] = lambda: False
+    state: ViewerState,
+    folder: Path | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+    slices: SliceCache | None = None,
 ) -> Starlette:
     """The app over ``state``; ``folder``: where finished runs' files appear;
-    ``stopping()``: true once the server shuts down (the push sockets then close)."""
+    ``stopping()``: true once the server shuts down (the push sockets then close);
+    ``slices``: the running slices published by the processor (a running scan's slice
+    and sinogram come from there when at least as new as its live file)."""
     last_scan = [0.0]
 
     def rescan() -> None:
@@ -111,18 +119,25 @@ def create_app(
         path, live = source(request)
         return Json(guarded(lambda: data.axes(path, live)))
 
-    def image(read: Any, request: Request, version: int) -> Response:
-        path, live = source(request)
-        iq = q_index(request)
-        body, headers = data.encode(guarded(lambda: read(path, live, iq)))
-        headers["X-Version"] = str(version)
-        return Response(body, media_type="application/octet-stream", headers=headers)
+    def running(run: RunView, live: bool, iq: int) -> RunningSlice | None:
+        """The published slice at ``iq`` if it is as new as the live file (and the q
+        is asked for, so that it keeps coming)."""
+        if slices is None or not live:
+            return None
+        slices.ask(iq)
+        got = slices.get(run.uid, iq)
+        return got if got is not None and got.projections >= run.file_projections else None
 
     def api_slice(request: Request) -> Response:
+        run = run_of(request)
         path, live = source(request)
         iq = q_index(request)
-        version = run_of(request).data_version
-        values, projections = guarded(lambda: data.slice_at(path, live, iq))
+        version = run.data_version
+        got = running(run, live, iq)
+        if got is not None:
+            values, projections = got.slice, got.projections
+        else:
+            values, projections = guarded(lambda: data.slice_at(path, live, iq))
         body, headers = data.encode(values)
         headers.update({"X-Version": str(version), "X-Projections": str(projections)})
         return Response(body, media_type="application/octet-stream", headers=headers)
@@ -137,7 +152,17 @@ def create_app(
         return Response(body, media_type="application/octet-stream", headers=headers)
 
     def api_sinogram(request: Request) -> Response:
-        return image(data.sinogram_at, request, run_of(request).data_version)
+        run = run_of(request)
+        path, live = source(request)
+        iq = q_index(request)
+        got = running(run, live, iq)
+        if got is not None:
+            values = got.sinogram
+        else:
+            values = guarded(lambda: data.sinogram_at(path, live, iq))
+        body, headers = data.encode(values)
+        headers["X-Version"] = str(run.data_version)
+        return Response(body, media_type="application/octet-stream", headers=headers)
 
     patterns: dict[tuple[Any, ...], list[float]] = {}  # the latest few, for every page
 
@@ -149,7 +174,7 @@ def create_app(
             rows, cols = (int(p["r0"]), int(p["r1"])), (int(p["c0"]), int(p["c1"]))
         except (KeyError, ValueError):
             raise HTTPException(400, "give the region as integers r0, r1, c0, c1") from None
-        key = (run.uid, run.data_version, str(path), rows, cols)
+        key = (run.uid, run.file_version, str(path), rows, cols)  # read from the file
         values = patterns.get(key)
         if values is None:
             values = guarded(lambda: data.pattern(path, live, rows, cols)).tolist()
@@ -167,12 +192,14 @@ def create_app(
 
     async def push(websocket: WebSocket) -> None:
         await websocket.accept()
-        sent = -1
+        sent, sent_major, sent_at = -1, -1, 0.0
         try:
             while not stopping():
-                if state.version != sent:
+                major = state.major
+                minor_due = time.monotonic() - sent_at >= MINOR_PERIOD
+                if major != sent_major or (state.version != sent and minor_due):
                     snap = await asyncio.to_thread(state.snapshot)
-                    sent = snap["version"]
+                    sent, sent_major, sent_at = snap["version"], major, time.monotonic()
                     await websocket.send_json(jsonable(snap))
                 await asyncio.sleep(PUSH_PERIOD)
             await websocket.close(1001)  # going away: the server stops

@@ -22,11 +22,14 @@ import uvicorn
 import zmq
 
 from ...protocols.child_process import announce
-from ...protocols.streams import REPORT_TOPIC
+from ...protocols.streams import REPORT_TOPIC, slice_index, slice_topic
 from .app import create_app
+from .slices import SliceCache, decode
 from .state import ViewerState
 
 log = logging.getLogger(__name__)
+
+POLL_MS = 50  # the subscriber's longest wait (a page's new q is subscribed within it)
 
 
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,11 +50,12 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Subscriber(threading.Thread):
-    """Reads the processor's published reports into the state until stopped."""
+    """Reads the processor's published reports into the state, and the running slices
+    the pages look at into the cache (subscribing to those q indices), until stopped."""
 
-    def __init__(self, address: str, state: ViewerState) -> None:
+    def __init__(self, address: str, state: ViewerState, slices: SliceCache) -> None:
         super().__init__(daemon=True, name="view-subscriber")
-        self.address, self.state = address, state
+        self.address, self.state, self.slices = address, state, slices
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -61,18 +65,39 @@ class Subscriber(threading.Thread):
         sub.connect(self.address)
         try:
             while not self.stopping.is_set():
-                if not sub.poll(200):
+                add, drop = self.slices.changes()
+                for iq in add:
+                    sub.setsockopt(zmq.SUBSCRIBE, slice_topic(iq))
+                for iq in drop:
+                    sub.setsockopt(zmq.UNSUBSCRIBE, slice_topic(iq))
+                if not sub.poll(POLL_MS):
                     continue
-                _topic, body = sub.recv_multipart()
-                try:
-                    msg = json.loads(body)
-                except ValueError:
-                    log.warning("view: a report that is not JSON: %r", body[:80])
-                    continue
-                if isinstance(msg, dict):
-                    self.state.apply(msg)
+                for _ in range(256):
+                    try:
+                        parts = sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.on_message(parts)
         finally:
             sub.close()
+
+    def on_message(self, parts: list[bytes]) -> None:
+        if parts[0] == REPORT_TOPIC and len(parts) == 2:
+            try:
+                msg = json.loads(parts[1])
+            except ValueError:
+                log.warning("view: a report that is not JSON: %r", parts[1][:80])
+                return
+            if isinstance(msg, dict):
+                self.state.apply(msg)
+        elif slice_index(parts[0]) is not None:
+            try:
+                running = decode(parts)
+            except ValueError as exc:
+                log.warning("view: %s", exc)
+                return
+            if self.slices.put(running):
+                self.state.slice_arrived(running.run, running.projections)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -105,7 +130,8 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
             state.scan_folder(folder)
         else:
             state.add_file(args.path)
-    sub = Subscriber(args.live, state) if args.live else None
+    slices = SliceCache()
+    sub = Subscriber(args.live, state, slices) if args.live else None
     if sub is not None:
         sub.start()
     if not is_loopback(args.host):
@@ -131,7 +157,7 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     stopping = threading.Event()
     config = uvicorn.Config(
-        create_app(state, folder, stopping.is_set),
+        create_app(state, folder, stopping.is_set, slices),
         log_level="warning",
         ws="websockets-sansio",
         lifespan="off",

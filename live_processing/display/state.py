@@ -43,6 +43,8 @@ class RunView:
     start: float = 0.0  # epoch s
     stop: float | None = None
     data_version: int = 0  # bumps whenever its reconstruction changed
+    file_projections: int = 0  # rows in the live file when it was last written
+    file_version: int = 0  # bumps whenever its file (live or final) was rewritten
     missing: int = 0
     row_times: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, rows)
 
@@ -110,10 +112,13 @@ class ViewerState:
         self.runs: dict[str, RunView] = {}
         self.traces: dict[str, Trace] = {}
         self.counters: dict[str, Any] = {"frames_behind": 0, "errors": 0, "last_error": ""}
-        self.version = 0
+        self.version = 0  # bumps on every change
+        self.major = 0  # bumps on changes a page redraws for (not the counters, V/I)
 
-    def _bump(self) -> None:
+    def _bump(self, major: bool = True) -> None:
         self.version += 1
+        if major:
+            self.major += 1
 
     def apply(self, msg: dict[str, Any]) -> None:
         """One report of the processor (:class:`~operando.protocols.streams.Report`)."""
@@ -122,6 +127,16 @@ class ViewerState:
             handler = _HANDLERS.get(str(event))
             if handler is not None:
                 handler(self, msg)
+                self._bump(major=event not in MINOR)
+
+    def slice_arrived(self, uid: str, projections: int) -> None:
+        """A running slice of ``uid`` holding ``projections`` rows came in (of any q: a
+        page whose q came later than another's asks again on this change)."""
+        with self.lock:
+            run = self.runs.get(uid)
+            if run is not None and run.status == "running":
+                run.projections = max(run.projections, projections)
+                run.data_version += 1
                 self._bump()
 
     def add_file(self, path: Path) -> None:
@@ -141,6 +156,7 @@ class ViewerState:
             run.file, run.status, run.n_rows = str(path), "written", n_rows
             run.rows, run.stop = run.n_rows, run.stop or stop or None
             run.data_version += 1
+            run.file_version += 1
             known = self.traces.get(exp)
             if trace is not None and (known is None or len(known.time) < len(trace.time)):
                 self.traces[exp] = trace
@@ -217,8 +233,11 @@ def _live(state: ViewerState, m: dict[str, Any]) -> None:
     run = state.runs.get(str(m.get("run")))
     if run is not None:
         run.live = str(m.get("path", run.live))
-        run.projections = int(m.get("projections", run.projections))
+        run.file_projections = int(m.get("projections", run.file_projections))
+        if run.file_projections > run.projections:
+            run.projections = run.file_projections
         run.data_version += 1
+        run.file_version += 1
 
 
 def _stopped(state: ViewerState, m: dict[str, Any]) -> None:
@@ -233,6 +252,7 @@ def _written(state: ViewerState, m: dict[str, Any]) -> None:
         run.file, run.status = str(m.get("path", run.file)), "written"
         run.missing = len(m.get("missing") or [])  # the cells without a frame
         run.data_version += 1
+        run.file_version += 1
 
 
 def _ec(state: ViewerState, m: dict[str, Any]) -> None:
@@ -253,6 +273,8 @@ def _error(state: ViewerState, m: dict[str, Any]) -> None:
     state.counters["errors"] += 1
     state.counters["last_error"] = str(m.get("error", ""))[:200]
 
+
+MINOR = frozenset({Report.LAG, Report.EC})  # pushed to pages at most once a second
 
 _HANDLERS: dict[str, Callable[[ViewerState, dict[str, Any]], None]] = {
     Report.SCAN: _scan,

@@ -145,3 +145,13 @@ class CompressedFBP:
                 flat = small.reshape(-1, small.shape[2]) @ self.basis.T
                 self._expanded = flat.reshape(self.n_t, self.n_t, self.n_q)
         return self._expanded
+
+    def slice_at(self, iq: int) -> np.ndarray:
+        """The volume so far at q bin ``iq`` (ny, nx): the r channels (queued projections
+        included) on the basis's row ``iq``."""
+        if not 0 <= iq < self.n_q:
+            raise ValueError(f"q index {iq} is outside 0..{self.n_q - 1}")
+        if self._expanded is not None or self._inner is None or self.basis is None:
+            return np.array(self.result()[:, :, iq])
+        small = self._inner.channels(slice(None))
+        return small @ self.basis[iq]

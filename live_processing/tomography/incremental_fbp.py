@@ -263,6 +263,25 @@ class IncrementalFBP:
         self.flush()
         return self.volume
 
+    def slice_at(self, iq: int) -> np.ndarray:
+        """The volume so far at q bin ``iq`` (ny, nx), queued projections included; the
+        queue stays (a viewer's look costs one channel, not a flush of every one)."""
+        if not 0 <= iq < self.n_q:
+            raise ValueError(f"q index {iq} is outside 0..{self.n_q - 1}")
+        return self.channels(slice(iq, iq + 1))[:, :, 0]
+
+    def channels(self, which: slice) -> np.ndarray:
+        """A copy of the volume so far at the q channels ``which``, queued projections
+        included, without flushing the queue."""
+        out = np.array(self.volume[:, :, which], order="C")  # a copy, even of all of it
+        for start in range(0, len(self._pending), 16):
+            part = self._pending[start : start + 16]
+            idx = np.array([p[0] for p in part])
+            rows = np.ascontiguousarray(np.stack([p[1][:, which] for p in part]))
+            gain = np.array([p[2] for p in part]) * self.gain
+            _backproject(out, rows, self.cos[idx], self.sin[idx], gain, self._base, self.oversample)
+        return out
+
 
 def split_axis(axis: float, n_t: int) -> tuple[float, float]:
     """``axis`` as (the grid's centre plus whole bins, the fraction of a bin left over)."""

@@ -15,7 +15,7 @@ const view = {
   map: "",            // "" for the slice at q, else a map "<group>/<map>" of the run's file
   units: "counts/mm", // of the image shown
   region: null,       // [r0, r1, c0, c1] of the pattern, or null for the whole slice
-  shownVersion: -1,   // data_version of the sinogram shown
+  askedVersion: -1,   // the run's data_version when the slice was last asked for
   shownProjections: -1, // rows in the slice shown
   shownStatus: null,
   patternAt: 0,       // performance.now() of the last pattern drawn
@@ -53,20 +53,6 @@ async function getImage(url) {
     version: Number(r.headers.get("X-Version")), projections: Number(r.headers.get("X-Projections")),
     units: r.headers.get("X-Units"),
   };
-}
-
-function grid(img) {
-  const [ny, nx] = img.shape;
-  const z = [];
-  for (let r = 0; r < ny; r++) {
-    const row = new Array(nx);
-    for (let c = 0; c < nx; c++) {
-      const v = img.values[r * nx + c];
-      row[c] = Number.isFinite(v) ? v : null;
-    }
-    z.push(row);
-  }
-  return z;
 }
 
 function limits(values) {
@@ -111,14 +97,15 @@ function renderProgress() {
   if (run && run.eta_s != null) text += ` · about ${Math.ceil(run.eta_s)} s left`;
   if (run && run.status !== "running") text += ` · ${run.status}`;
   text += ` · lag ${c.frames_behind} frames · missing ${run ? run.missing : 0} · errors ${c.errors}`;
-  $("progress").textContent = text;
-  $("progress").dataset.rows = run ? run.rows : 0;
+  const el = $("progress"), rows = String(run ? run.rows : 0);
+  if (el.textContent !== text) el.textContent = text; // unchanged: no layout, no paint
+  if (el.dataset.rows !== rows) el.dataset.rows = rows;
 }
 
 async function selectRun(uid) {
   view.run = uid;
   view.region = null;
-  view.shownVersion = -1;
+  view.askedVersion = -1;
   view.shownProjections = -1;
   view.shownStatus = null;
   renderRuns();
@@ -172,9 +159,11 @@ function onNewData(run) {
   const statusChanged = run.status !== view.shownStatus;
   if (statusChanged && view.shownStatus !== null) latest("axes", loadAxes); // the run's file: its maps
   view.shownStatus = run.status;
-  // the slice and the sinogram on every new row, the pattern at its own pace
-  if (run.projections !== view.shownProjections || statusChanged) {
-    view.shownProjections = run.projections;
+  // the slice and the sinogram on every new row, the pattern at its own pace; asked
+  // again on the run's next change while the slice shown is older than the run
+  const behind = run.projections > view.shownProjections && run.data_version !== view.askedVersion;
+  if (behind || statusChanged) {
+    view.askedVersion = run.data_version;
     latest("slice", drawSlice);
     latest("sinogram", drawSinogram);
     if (performance.now() - view.patternAt > PATTERN_PERIOD_MS || statusChanged) {
@@ -188,20 +177,11 @@ async function drawSlice() {
   const url = map ? `/api/run/${run}/map?name=${encodeURIComponent(map)}` : `/api/run/${run}/slice?q=${q}`;
   const img = await getImage(url);
   if (!img || run !== view.run || map !== view.map) return;
-  const z = grid(img);
-  const [zmin, zmax] = limits(img.values);
-  const xs = view.axes.x, ys = view.axes.y;
+  const [lo, hi] = limits(img.values);
   view.units = map ? img.units || "" : "counts/mm";
   const title = map ? `${map.replace("/", " · ")} (${view.units})` : `slice at q = ${qText()} · ${img.projections} projections`;
-  await Plotly.react("slice", [
-    { type: "heatmap", x: xs, y: ys, z, zmin, zmax, colorscale: $("cmap").value,
-      hovertemplate: `x %{x:.3f} mm<br>y %{y:.3f} mm<br>%{z:.5g} ${view.units}<extra></extra>`,
-      colorbar: { title: { text: view.units } } },
-  ], {
-    title: { text: title, font: { size: 13 } },
-    margin: { l: 50, r: 10, t: 30, b: 40 }, dragmode: "select",
-    xaxis: { title: { text: "x (mm)" } }, yaxis: { title: { text: "y (mm)" }, scaleanchor: "x" },
-  }, { displaylogo: false, responsive: true });
+  view.sliceView.draw(img, { x: view.axes.x, y: view.axes.y, lo, hi, cmap: $("cmap").value, title, units: view.units });
+  view.shownProjections = map ? (selectedRun() || { projections: 0 }).projections : img.projections;
   const el = $("slice");
   el.dataset.run = run;
   el.dataset.version = img.version;
@@ -217,16 +197,9 @@ async function drawSinogram() {
   const run = view.run, q = view.q;
   const img = await getImage(`/api/run/${run}/sinogram?q=${q}`);
   if (!img || run !== view.run || !view.axes.angle) return;
-  const [zmin, zmax] = limits(img.values);
-  await Plotly.react("sinogram", [{
-    type: "heatmap", x: view.axes.translation, y: view.axes.angle, z: grid(img), zmin, zmax,
-    colorscale: $("cmap").value, showscale: false,
-    hovertemplate: "translation %{x:.3f} mm<br>angle %{y:.1f}°<br>%{z:.4g}<extra></extra>",
-  }], {
-    title: { text: `sinogram so far at q = ${qText()}`, font: { size: 13 } },
-    margin: { l: 50, r: 10, t: 30, b: 40 },
-    xaxis: { title: { text: "translation (mm)" } }, yaxis: { title: { text: "angle (°)" } },
-  }, { displaylogo: false, responsive: true });
+  const [lo, hi] = limits(img.values);
+  view.sinogramView.draw(img, { x: view.axes.translation, y: view.axes.angle, lo, hi, cmap: $("cmap").value,
+                                title: `sinogram so far at q = ${qText()}`, units: "" });
   $("sinogram").dataset.q = q;
 }
 
@@ -344,26 +317,15 @@ function wire() {
     view.map = e.target.value;
     latest("slice", drawSlice);
   });
-  const slice = $("slice");
-  Plotly.newPlot(slice, [], {}, { displaylogo: false });
-  slice.on("plotly_hover", (e) => {
-    const p = e.points.find((pt) => pt.data.type === "heatmap");
-    if (p) $("cursor").textContent = `x ${p.x.toFixed(3)} mm · y ${p.y.toFixed(3)} mm · ${p.z == null ? "–" : p.z.toPrecision(5)} ${view.units}`;
+  const cursor = (text) => { $("cursor").textContent = text; };
+  view.sliceView = new ImageView($("slice"), {
+    xLabel: "x (mm)", yLabel: "y (mm)", square: true,
+    onHover: (r, c, v) => cursor(`x ${view.axes.x[c].toFixed(3)} mm · y ${view.axes.y[r].toFixed(3)} mm · ${Number.isFinite(v) ? v.toPrecision(5) : "–"} ${view.units}`),
+    onPick: (r0, r1, c0, c1) => { view.region = [r0, r1, c0, c1]; latest("pattern", drawPattern); },
   });
-  slice.on("plotly_click", (e) => {
-    const p = e.points.find((pt) => pt.data.type === "heatmap");
-    if (!p) return;
-    const [r, c] = p.pointIndex;
-    view.region = [r, r, c, c];
-    latest("pattern", drawPattern);
-  });
-  slice.on("plotly_selected", (e) => {
-    if (!e || !e.range || !view.axes) return;
-    const near = (axis, v) => axis.reduce((best, a, k) => (Math.abs(a - v) < Math.abs(axis[best] - v) ? k : best), 0);
-    const [x0, x1] = e.range.x, [y0, y1] = e.range.y;
-    view.region = [near(view.axes.y, Math.min(y0, y1)), near(view.axes.y, Math.max(y0, y1)),
-                   near(view.axes.x, Math.min(x0, x1)), near(view.axes.x, Math.max(x0, x1))];
-    latest("pattern", drawPattern);
+  view.sinogramView = new ImageView($("sinogram"), {
+    xLabel: "translation (mm)", yLabel: "angle (°)",
+    onHover: (r, c, v) => cursor(`translation ${view.axes.translation[c].toFixed(3)} mm · angle ${view.axes.angle[r].toFixed(1)}° · ${Number.isFinite(v) ? v.toPrecision(4) : "–"}`),
   });
   getJSON("/api/state").then(onSnapshot).catch(() => {});
   connect();
