@@ -74,10 +74,16 @@ def sender(address: str, n_frames: int, go: Any, first_sent: Any) -> None:
 
 
 def run(
-    workers: int, n_frames: int, bins: int, out: Path, method: str, publish: str | None = None
+    workers: int,
+    n_frames: int,
+    bins: int,
+    out: Path,
+    method: str,
+    publish: str | None = None,
+    uid: str = "bench",
 ) -> dict[str, Any]:
     """Stream ``n_frames`` through a processor with ``workers``; ``publish``: the address
-    its PUB socket binds (viewers may connect to it beforehand)."""
+    its PUB socket binds (viewers may connect to it beforehand); ``uid``: the run's."""
     n_a = n_frames // N_T
     n_frames = n_a * N_T
     ctx = zmq.Context()
@@ -120,13 +126,13 @@ def run(
         def send(name: str, doc: dict[str, Any]) -> None:
             docs.send(b" " + name.encode() + b" " + json.dumps(doc).encode())
 
-        send("start", {"uid": "bench", "time": time.time(), "xrdct": geom.to_md()})
+        send("start", {"uid": uid, "time": time.time(), "xrdct": geom.to_md()})
         conf = {"det": {"data": {"det_series_id": SERIES}}}
         send(
             "descriptor",
             {
                 "uid": "d",
-                "run_start": "bench",
+                "run_start": uid,
                 "name": "primary",
                 "time": time.time(),
                 "data_keys": {},
@@ -150,7 +156,7 @@ def run(
                 behind = max(behind, msg["frames_behind"])
                 if done_at is None and msg["integrated"] >= n_frames:
                     done_at = time.time()
-                    send("stop", {"uid": "s", "run_start": "bench", "time": time.time()})
+                    send("stop", {"uid": "s", "run_start": uid, "time": time.time()})
             elif msg["event"] == "written":
                 written = msg
             elif msg["event"] == "error":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ import zmq
 from test_display import live_file
 
 from operando.live_processing.display.app import create_app
+from operando.live_processing.display.pages import Pages, frame
 from operando.live_processing.display.slices import IDLE_S, RunningSlice, SliceCache, decode
 from operando.live_processing.display.state import ViewerState
 from operando.live_processing.service.slice_feed import SliceFeed
@@ -123,7 +125,7 @@ def test_the_viewer_subscribes_to_what_pages_look_at_and_lets_idle_q_go() -> Non
     now[0] = IDLE_S + 1
     assert cache.changes() == ([], [5])
     for q in range(100, 100 + MAX_SLICES + 2):  # the newest MAX_SLICES only
-        now[0] += 1
+        now[0] += IDLE_S / 100
         cache.ask(q)
     add, drop = cache.changes()
     assert add == list(range(102, 100 + MAX_SLICES + 2)) and drop == [7]
@@ -191,3 +193,29 @@ def test_a_new_q_between_a_row_and_its_publishing_holds_no_other_q_back() -> Non
         assert (1, 2) in got and (2, 2) in got, got
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_page_gets_each_newer_slice_of_its_view_once_as_one_binary_message() -> None:
+    cache, pages = SliceCache(), Pages()
+    image = np.arange(6, dtype=np.float32).reshape(2, 3)
+    sino = np.full((4, 3), np.nan, np.float32)
+    cache.put(RunningSlice("u1", 5, 3, 0.0, image, sino))
+    pages.looking("page-1", "u1", 5, 3)  # it was given the slice with 3 rows
+    pages.looking("bad id!", "u1", 5, 0)  # not an id: ignored
+    assert pages.due("page-1", cache) is None and pages.due("bad id!", cache) is None
+    cache.put(RunningSlice("u1", 5, 4, 0.0, image + 1, sino))
+    got = pages.due("page-1", cache)
+    assert got is not None and got.projections == 4
+    assert pages.due("page-1", cache) is None  # once
+    assert cache.changes()[0] == [5]  # a page looking at q 5 keeps it subscribed
+    message = frame(got)
+    (n,) = struct.unpack("<I", message[:4])
+    assert (4 + n) % 4 == 0  # the arrays start aligned for a Float32Array
+    header = json.loads(message[4 : 4 + n])
+    assert header == {"run": "u1", "q": 5, "projections": 4, "slice": [2, 3], "sinogram": [4, 3]}
+    arrays = np.frombuffer(message[4 + n :], "<f4")
+    np.testing.assert_array_equal(arrays[:6], (image + 1).ravel())
+    assert np.isnan(arrays[6:]).all() and arrays.size == 18
+    pages.looking("page-1", "u1", None, 0)  # a map now: no slices pushed
+    cache.put(RunningSlice("u1", 5, 5, 0.0, image, sino))
+    assert pages.due("page-1", cache) is None

@@ -1,10 +1,11 @@
 """The web app: one page, read-only JSON/binary endpoints, and a push socket.
 
 Every route answers GET (and HEAD) only; anything else gets 405. The websocket ``/ws``
-only sends: a snapshot of the runs and counters whenever they changed, at most every
-:data:`PUSH_PERIOD` s (every :data:`MINOR_PERIOD` s for the counters and V/I readings
-alone), never queued (a slow browser gets the latest state, not every
-one). Images go as little-endian float32 bytes with their shape in ``X-Shape``; the page
+only sends: the newest slice and sinogram of the page's view of a running scan as one
+binary message (:mod:`.pages`), and a snapshot of the runs and counters whenever they
+changed, at most every :data:`PUSH_PERIOD` s (every :data:`MINOR_PERIOD` s for the
+counters and V/I readings alone), never queued (a slow browser gets the latest state,
+not every one). Images go as little-endian float32 bytes with their shape in ``X-Shape``; the page
 colours them itself, so the cursor reads the real values.
 """
 
@@ -28,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import data
+from .pages import Pages, frame
 from .slices import RunningSlice, SliceCache
 from .state import RunView, ViewerState
 
@@ -70,6 +72,7 @@ def create_app(
     ``slices``: the running slices published by the processor (a running scan's slice
     and sinogram come from there when at least as new as its live file)."""
     last_scan = [0.0]
+    pages = Pages()  # what each open page looks at
 
     def rescan() -> None:
         if folder is not None and time.monotonic() - last_scan[0] >= RESCAN_PERIOD:
@@ -138,6 +141,8 @@ def create_app(
             values, projections = got.slice, got.projections
         else:
             values, projections = guarded(lambda: data.slice_at(path, live, iq))
+        if live:  # new rows go to the page over its websocket from now on
+            pages.looking(request.query_params.get("page"), run.uid, iq, projections)
         body, headers = data.encode(values)
         headers.update({"X-Version": str(version), "X-Projections": str(projections)})
         return Response(body, media_type="application/octet-stream", headers=headers)
@@ -145,8 +150,10 @@ def create_app(
     def api_map(request: Request) -> Response:
         path, live = source(request)
         name = request.query_params.get("name", "")
-        version = run_of(request).data_version
+        run = run_of(request)
+        version = run.data_version
         values, units = guarded(lambda: data.map_at(path, live, name))
+        pages.looking(request.query_params.get("page"), run.uid, None, 0)  # no slices now
         body, headers = data.encode(values)
         headers.update({"X-Version": str(version), "X-Units": units})
         return Response(body, media_type="application/octet-stream", headers=headers)
@@ -192,9 +199,13 @@ def create_app(
 
     async def push(websocket: WebSocket) -> None:
         await websocket.accept()
+        page = websocket.query_params.get("page")
         sent, sent_major, sent_at = -1, -1, 0.0
         try:
             while not stopping():
+                new = pages.due(page, slices) if page and slices is not None else None
+                if new is not None:  # the page's slice, before the state that says it came
+                    await websocket.send_bytes(frame(new))
                 major = state.major
                 minor_due = time.monotonic() - sent_at >= MINOR_PERIOD
                 if major != sent_major or (state.version != sent and minor_due):
@@ -205,6 +216,9 @@ def create_app(
             await websocket.close(1001)  # going away: the server stops
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
+        finally:
+            if page:
+                pages.close(page)
 
     get = ["GET"]
     return Starlette(

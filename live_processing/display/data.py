@@ -127,6 +127,14 @@ def default_region(ny: int, nx: int, n_q: int) -> list[int]:
     return [r0, min(ny, r0 + side) - 1, c0, min(nx, c0 + side) - 1]
 
 
+def warm_up() -> None:
+    """Work out every library phase's lines now (a second of CPU, once per process),
+    not on a page's first look while a scan streams."""
+    for phase in LIBRARY.values():
+        if phase.crystalline:
+            phase.line_positions()
+
+
 def reflections(q_lo: float, q_hi: float) -> dict[str, list[float]]:
     """Each crystalline library phase's line positions (1/Å) at its a0 inside the range."""
     out = {}

@@ -23,6 +23,7 @@ import zmq
 
 from ...protocols.child_process import announce
 from ...protocols.streams import REPORT_TOPIC, slice_index, slice_topic
+from . import data
 from .app import create_app
 from .slices import SliceCache, decode
 from .state import ViewerState
@@ -122,6 +123,7 @@ def is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
     """Run the server; ``ready(url)`` once it listens."""
     check_args(args)
+    data.warm_up()
     state = ViewerState()
     folder: Path | None = None
     if args.path is not None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...protocols.streams import MAX_SLICES
 
-IDLE_S = 60.0  # a q no page asked for in this long is unsubscribed
+IDLE_S = 10.0  # a q no page asked for (or looks at: .pages) in this long is unsubscribed
 KEPT = 64  # (run, q) slices kept at most
 
 

@@ -130,12 +130,12 @@ class ViewerState:
                 self._bump(major=event not in MINOR)
 
     def slice_arrived(self, uid: str, projections: int) -> None:
-        """A running slice of ``uid`` holding ``projections`` rows came in (of any q: a
-        page whose q came later than another's asks again on this change)."""
+        """A running slice of ``uid`` holding ``projections`` rows came in (the first
+        of a row's q: the page's own comes pushed, or it asks again a little later)."""
         with self.lock:
             run = self.runs.get(uid)
-            if run is not None and run.status == "running":
-                run.projections = max(run.projections, projections)
+            if run is not None and run.status == "running" and projections > run.projections:
+                run.projections = projections
                 run.data_version += 1
                 self._bump()
 

@@ -2,8 +2,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PATTERN_PERIOD_MS = 5000; // the summed pattern is redrawn at most this often on new data
+const PATTERN_PERIOD_MS = 10000; // the summed pattern is redrawn at most this often on new data
+const PUSH_WAIT_MS = 500;      // a new row's slice is asked for if not pushed within this
 const TRACE_PERIOD_MS = 2000;   // the V/I trace likewise
+const PROGRESS_PERIOD_MS = 2000; // the lag and time left in the header likewise
 const GL_POINTS = 20000;        // above this many readings the trace is drawn with WebGL
 const view = {
   snapshot: null,
@@ -17,13 +19,16 @@ const view = {
   region: null,       // [r0, r1, c0, c1] of the pattern, or null for the whole slice
   askedVersion: -1,   // the run's data_version when the slice was last asked for
   shownProjections: -1, // rows in the slice shown
+  pushedAt: -1e9,     // performance.now() of the last slice pushed for this page's view
   shownStatus: null,
   patternAt: 0,       // performance.now() of the last pattern drawn
   renders: 0,
   trace: { exp: null, next: 0, t: [], v: [], i: [], transitions: [], windows: [] },
   traceAt: 0,
   renderLog: [],      // {run, q, projections, t (epoch s)} of the latest slices drawn
+  received: { snapshots: 0, pushed: 0, fetched: 0, patterns: 0 }, // messages and requests
 };
+view.pageId = Math.random().toString(36).slice(2, 14); // names this page's view to the server
 window.operandoView = view; // for measuring the page (benchmarks/bench_display.py)
 
 // one request of a kind at a time; asked again while busy, it runs once more after
@@ -45,6 +50,7 @@ async function getJSON(url) {
 }
 
 async function getImage(url) {
+  view.received.fetched++;
   const r = await fetch(url);
   if (!r.ok) return null;
   const shape = r.headers.get("X-Shape").split(",").map(Number);
@@ -74,24 +80,44 @@ function qText() {
 function renderRuns() {
   const ul = $("runs");
   const runs = view.snapshot.runs;
+  const status = (r) => (r.status === "running" ? `${r.rows}/${r.n_rows}` : r.status);
   const key = view.run + runs.map((r) => `${r.uid}:${r.status}:${r.rows}`).join();
   if (key === view.runsKey) return;
+  const listed = view.run + runs.map((r) => r.uid).join();
   view.runsKey = key;
+  if (listed === view.runsListed) { // the same runs: only their status changed
+    runs.forEach((r, k) => {
+      const el = ul.children[k].querySelector(".status");
+      if (el.textContent !== status(r)) el.textContent = status(r);
+    });
+    return;
+  }
+  view.runsListed = listed;
   ul.replaceChildren(...runs.map((r) => {
     const li = document.createElement("li");
     li.dataset.uid = r.uid;
     li.className = r.uid === view.run ? "selected" : "";
     li.innerHTML = `<span class="stem"></span><span class="status"></span>`;
     li.querySelector(".stem").textContent = r.stem.split("_")[0];
-    li.querySelector(".status").textContent = r.status === "running" ? `${r.rows}/${r.n_rows}` : r.status;
+    li.querySelector(".status").textContent = status(r);
     li.title = r.stem;
     li.onclick = () => { view.followLatest = false; selectRun(r.uid); };
     return li;
   }));
 }
 
+// the header's text: at once for a new row or status, else (lag, time left) at most
+// every PROGRESS_PERIOD_MS: each change is a new frame for the browser
 function renderProgress() {
   const s = view.snapshot, run = selectedRun();
+  const key = run ? `${run.uid}:${run.rows}:${run.status}` : "";
+  if (key === view.progressKey && performance.now() - view.progressAt < PROGRESS_PERIOD_MS) {
+    view.progressTimer ??= setTimeout(() => { view.progressTimer = null; view.progressAt = 0; renderProgress(); },
+                                      PROGRESS_PERIOD_MS); // the latest, a little later
+    return;
+  }
+  view.progressKey = key;
+  view.progressAt = performance.now();
   const c = s.counters;
   let text = run ? `${run.stem.split("_")[0]}: row ${run.rows} of ${run.n_rows}` : "no run yet";
   if (run && run.eta_s != null) text += ` · about ${Math.ceil(run.eta_s)} s left`;
@@ -149,12 +175,18 @@ async function loadAxes() {
 // everything at once (a new run, q, colours); on data alone, each at its own pace
 function refreshData() {
   if (!view.run || view.axesOf !== view.run) return;
-  latest("slice", drawSlice);
-  latest("sinogram", drawSinogram);
+  latest("images", drawImages);
   latest("pattern", drawPattern);
 }
 
-function onNewData(run) {
+// the pattern's marker of the q shown
+async function moveMarker() {
+  const el = $("pattern"), q = view.axes && view.axes.q[view.q];
+  if (q === undefined || !el.layout || !el.layout.shapes || !el.layout.shapes.length) return;
+  await Plotly.relayout(el, { "shapes[0].x0": q, "shapes[0].x1": q });
+}
+
+function onNewData(run, late = false) {
   if (view.axesOf !== view.run) return;
   const statusChanged = run.status !== view.shownStatus;
   if (statusChanged && view.shownStatus !== null) latest("axes", loadAxes); // the run's file: its maps
@@ -162,21 +194,44 @@ function onNewData(run) {
   // the slice and the sinogram on every new row, the pattern at its own pace; asked
   // again on the run's next change while the slice shown is older than the run
   const behind = run.projections > view.shownProjections && run.data_version !== view.askedVersion;
+  if (!late && behind && !statusChanged && !view.map && performance.now() - view.pushedAt < PUSH_WAIT_MS * 4) {
+    // this page's slices come pushed: ask only if the row's has not come in a while
+    clearTimeout(view.fallback);
+    view.fallback = setTimeout(() => onNewData(selectedRun() || run, true), PUSH_WAIT_MS);
+    return;
+  }
   if (behind || statusChanged) {
     view.askedVersion = run.data_version;
-    latest("slice", drawSlice);
-    latest("sinogram", drawSinogram);
+    latest("images", drawImages);
     if (performance.now() - view.patternAt > PATTERN_PERIOD_MS || statusChanged) {
       latest("pattern", drawPattern);
     }
   }
 }
 
-async function drawSlice() {
-  const run = view.run, q = view.q, map = view.map;
-  const url = map ? `/api/run/${run}/map?name=${encodeURIComponent(map)}` : `/api/run/${run}/slice?q=${q}`;
+// slice (or map) and sinogram fetched together and painted in the same task: one new
+// frame for the browser to composite per row, not one per image
+async function drawImages() {
+  const [slice, sinogram] = await Promise.all([fetchSlice(), fetchSinogram()]);
+  if (slice) slice();
+  if (sinogram) sinogram();
+}
+
+async function fetchSlice() {
+  const run = view.run, q = view.q, map = view.map, page = `page=${view.pageId}`;
+  const url = map ? `/api/run/${run}/map?name=${encodeURIComponent(map)}&${page}` : `/api/run/${run}/slice?q=${q}&${page}`;
   const img = await getImage(url);
-  if (!img || run !== view.run || map !== view.map) return;
+  return img && (() => paintSlice(img, run, q, map));
+}
+
+async function fetchSinogram() {
+  const run = view.run, q = view.q;
+  const img = await getImage(`/api/run/${run}/sinogram?q=${q}`);
+  return img && (() => paintSinogram(img, run, q));
+}
+
+function paintSlice(img, run, q, map) {
+  if (run !== view.run || map !== view.map) return;
   const [lo, hi] = limits(img.values);
   view.units = map ? img.units || "" : "counts/mm";
   const title = map ? `${map.replace("/", " · ")} (${view.units})` : `slice at q = ${qText()} · ${img.projections} projections`;
@@ -193,17 +248,32 @@ async function drawSlice() {
   if (view.renderLog.length > 2000) view.renderLog.shift();
 }
 
-async function drawSinogram() {
-  const run = view.run, q = view.q;
-  const img = await getImage(`/api/run/${run}/sinogram?q=${q}`);
-  if (!img || run !== view.run || !view.axes.angle) return;
+function paintSinogram(img, run, q) {
+  if (run !== view.run || q !== view.q || !view.axes.angle) return;
   const [lo, hi] = limits(img.values);
   view.sinogramView.draw(img, { x: view.axes.translation, y: view.axes.angle, lo, hi, cmap: $("cmap").value,
                                 title: `sinogram so far at q = ${qText()}`, units: "" });
   $("sinogram").dataset.q = q;
 }
 
+// a running scan's new row, pushed for this page's view: [uint32 n][n bytes JSON][slice][sinogram]
+function onPushed(buffer) {
+  view.received.pushed++;
+  const n = new DataView(buffer).getUint32(0, true);
+  const h = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n)));
+  if (h.run !== view.run || h.q !== view.q || view.map || view.axesOf !== view.run) return;
+  if (h.projections <= view.shownProjections || busy.images) return; // a fetch is under way
+  const size = (shape) => shape[0] * shape[1];
+  const slice = new Float32Array(buffer, 4 + n, size(h.slice));
+  const sinogram = new Float32Array(buffer, 4 + n + 4 * size(h.slice), size(h.sinogram));
+  view.pushedAt = performance.now();
+  const base = { version: -1, projections: h.projections, units: null };
+  paintSlice({ ...base, shape: h.slice, values: slice }, h.run, h.q, "");
+  paintSinogram({ ...base, shape: h.sinogram, values: sinogram }, h.run, h.q);
+}
+
 async function drawPattern() {
+  view.received.patterns++;
   const run = view.run, a = view.axes;
   view.patternAt = performance.now();
   const [r0, r1, c0, c1] = view.region || a.region;
@@ -281,6 +351,7 @@ async function drawTrace() {
 }
 
 function onSnapshot(s) {
+  view.received.snapshots++;
   view.snapshot = s;
   const runs = s.runs;
   if (runs.length && (view.followLatest || !view.run)) {
@@ -301,8 +372,9 @@ function onSnapshot(s) {
 }
 
 function connect() {
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-  ws.onmessage = (e) => onSnapshot(JSON.parse(e.data));
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?page=${view.pageId}`);
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (e) => (typeof e.data === "string" ? onSnapshot(JSON.parse(e.data)) : onPushed(e.data));
   ws.onclose = () => setTimeout(connect, 1000);
 }
 
@@ -310,12 +382,13 @@ function wire() {
   $("q-control").addEventListener("input", (e) => {
     view.q = Number(e.target.value);
     $("q-value").textContent = qText();
-    refreshData();
+    latest("images", drawImages);
+    latest("marker", moveMarker); // the pattern itself is the same at any q
   });
-  for (const id of ["cmap", "lo", "hi"]) $(id).addEventListener("input", refreshData);
+  for (const id of ["cmap", "lo", "hi"]) $(id).addEventListener("input", () => latest("images", drawImages));
   $("map-control").addEventListener("change", (e) => {
     view.map = e.target.value;
-    latest("slice", drawSlice);
+    latest("images", drawImages);
   });
   const cursor = (text) => { $("cursor").textContent = text; };
   view.sliceView = new ImageView($("slice"), {
