@@ -62,7 +62,7 @@ async function getImage(url) {
 }
 
 function limits(values) {
-  const f = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  const f = values.filter(Number.isFinite).sort(); // a Float32Array: sorted as numbers
   if (!f.length) return [0, 1];
   const at = (p) => f[Math.min(f.length - 1, Math.max(0, Math.round((p / 100) * (f.length - 1))))];
   const lo = at(Number($("lo").value)), hi = at(Number($("hi").value));
