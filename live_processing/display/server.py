@@ -177,8 +177,9 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
     try:
         server.run(sockets=[sock])
     finally:
-        if sub is not None:
+        if sub is not None:  # its socket closed before the process's ZMQ context ends
             sub.stopping.set()
+            sub.join(2.0)
     return 0
 
 
