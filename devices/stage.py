@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+from epics import caput
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO
 from ophyd.positioner import PositionerBase
@@ -14,6 +15,7 @@ from .brief import BriefRepr
 log = logging.getLogger(__name__)
 
 MOVE_MARGIN = 10.0  # s beyond twice the time a move needs: then it has failed
+STOP_TIMEOUT = 1.0  # s a motor's stop may take to reach its IOC, at most
 
 
 def move_timeout(
@@ -48,7 +50,15 @@ class Motor(BriefRepr, EpicsMotor):
         back and its first readback is in alarm)."""
         try:
             if self.motor_stop.connected:
-                self.motor_stop.put(1, wait=False)
+                # bounded: ophyd's own put waits for a lost channel to connect again
+                # for as long as ten years, in the RunEngine's thread (a suspension
+                # stops the moves as the IOC dies: seen hanging a demo for 25 min)
+                sent = caput(
+                    self.motor_stop.pvname, 1, wait=False,
+                    timeout=STOP_TIMEOUT, connection_timeout=STOP_TIMEOUT,
+                )  # fmt: skip
+                if sent is None:
+                    log.warning("%s: stop not sent (its IOC did not answer)", self.name)
         except Exception as exc:  # the IOC went as we spoke to it
             log.warning("%s: stop not sent (%s)", self.name, exc)
         PositionerBase.stop(self, success=success)

@@ -3,6 +3,8 @@ data acquired is kept, and no simulator or processor outlives the demo."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,7 +56,7 @@ def test_ctrl_c_mid_scan_aborts_safely_and_keeps_the_data(tmp_path: Path) -> Non
         if "row 3/" in line:
             os.killpg(proc.pid, signal.SIGINT)
             break
-    _rest, err = proc.communicate(timeout=120)
+    _rest, err = finish(proc, 120)
     err = "".join(seen) + err
     assert proc.returncode == 130, err[-3000:]
     assert "cell to open circuit" in err and "Traceback" not in err
@@ -82,6 +84,18 @@ def _start_tiny_demo(out: Path, env: dict[str, str], *extra: str) -> subprocess.
         start_new_session=True,
         env=env,
     )
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """The demo's output once it has ended; a demo still running after ``timeout`` s is
+    killed with its children (a hung one must not hold the rest of the suite's
+    simulators and ports) and the test fails."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        raise
 
 
 def _wait_for_row(proc: subprocess.Popen, row: int) -> list[str]:
@@ -115,7 +129,7 @@ def test_sigterm_stops_the_demo_safely_and_keeps_the_data(tmp_path: Path) -> Non
     proc = _start_tiny_demo(out, env)
     seen = _wait_for_row(proc, 3)
     proc.send_signal(signal.SIGTERM)
-    _rest, err = proc.communicate(timeout=120)
+    _rest, err = finish(proc, 120)
     err = "".join(seen) + err
     assert proc.returncode == 130, err[-3000:]
     assert "cell to open circuit" in err and "Traceback" not in err
@@ -133,5 +147,5 @@ def test_children_end_with_a_killed_demo(tmp_path: Path) -> None:
     _wait_for_row(proc, 1)
     assert sim_processes(tag)  # they run ...
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    finish(proc, 30)
     assert not _wait_gone(tag)  # ... and end with it

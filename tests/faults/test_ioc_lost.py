@@ -16,6 +16,7 @@ from test_demo_signals import (
     _start_tiny_demo,
     _wait_for_row,
     _wait_gone,
+    finish,
     sim_processes,
     tagged,
 )
@@ -34,7 +35,7 @@ def test_a_lost_ioc_fails_the_plan_clearly_and_keeps_the_partial_scan(
     seen = _wait_for_row(proc, 3)
     (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
     os.kill(int(ioc.split()[0]), signal.SIGKILL)
-    _rest, err = proc.communicate(timeout=240)
+    _rest, err = finish(proc, 240)
     err = "".join(seen) + err
     assert proc.returncode == 1, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
@@ -80,7 +81,7 @@ def test_an_ioc_restarted_mid_scan_resumes_the_scan_at_the_row(tmp_path: Path, f
         start_new_session=True,
     )
     try:
-        _rest, err = proc.communicate(timeout=300)
+        _rest, err = finish(proc, 300)
     finally:
         again.kill()
         again.wait(timeout=30)
