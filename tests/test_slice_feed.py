@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -60,18 +62,32 @@ def add_row(scan: SimpleNamespace, i: int, rng: np.random.Generator) -> None:
     scan.last_row_at = 1000.0 + i
 
 
-def test_a_subscribed_q_is_published_at_once_and_after_every_row() -> None:
+@contextmanager
+def xpub_and_sub() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
+    """An XPUB (the processor's) and a SUB connected to it (a viewer's)."""
     ctx = zmq.Context()
     pub, sub = ctx.socket(zmq.XPUB), ctx.socket(zmq.SUB)
     try:
         port = pub.bind_to_random_port("tcp://127.0.0.1")
         sub.connect(f"tcp://127.0.0.1:{port}")
+        yield pub, sub
+    finally:
+        ctx.destroy(linger=0)
+
+
+def subscribe(feed: SliceFeed, pub: zmq.Socket, sub: zmq.Socket, scan: object, iq: int) -> None:
+    """The viewer subscribes to q ``iq``; the feed reads the subscription off the XPUB."""
+    sub.setsockopt(zmq.SUBSCRIBE, slice_topic(iq))
+    assert pub.poll(10_000)
+    feed.on_subscription(pub.recv(), [scan])
+
+
+def test_a_subscribed_q_is_published_at_once_and_after_every_row() -> None:
+    with xpub_and_sub() as (pub, sub):
         feed, scan, rng = SliceFeed(pub), running_scan(), np.random.default_rng(2)
         for i in range(3):  # rows queued in the reconstruction's batch
             add_row(scan, i, rng)
-        sub.setsockopt(zmq.SUBSCRIBE, slice_topic(3))
-        assert pub.poll(10_000)
-        feed.on_subscription(pub.recv(), [scan])  # b"\x01slice/3/"
+        subscribe(feed, pub, sub, scan, 3)  # b"\x01slice/3/"
         assert feed.wanted == {3}
         assert sub.poll(10_000)
         first = decode(sub.recv_multipart())
@@ -95,8 +111,6 @@ def test_a_subscribed_q_is_published_at_once_and_after_every_row() -> None:
         add_row(scan, 4, rng)
         feed.service([scan])
         assert feed.published == 2
-    finally:
-        ctx.destroy(linger=0)
 
 
 def test_the_feed_ignores_what_is_not_a_slice_and_serves_at_most_max_slices() -> None:
@@ -168,21 +182,13 @@ def test_a_published_slice_newer_than_the_live_file_is_what_the_page_gets(
 
 def test_a_new_q_between_a_row_and_its_publishing_holds_no_other_q_back() -> None:
     """A viewer's new q is published at once; the q asked before still get the new row."""
-    ctx = zmq.Context()
-    pub, sub = ctx.socket(zmq.XPUB), ctx.socket(zmq.SUB)
-    try:
-        port = pub.bind_to_random_port("tcp://127.0.0.1")
-        sub.connect(f"tcp://127.0.0.1:{port}")
+    with xpub_and_sub() as (pub, sub):
         feed, scan, rng = SliceFeed(pub), running_scan(), np.random.default_rng(4)
         add_row(scan, 0, rng)
-        sub.setsockopt(zmq.SUBSCRIBE, slice_topic(1))
-        assert pub.poll(10_000)
-        feed.on_subscription(pub.recv(), [scan])
+        subscribe(feed, pub, sub, scan, 1)
         feed.service([scan])  # the first row at q 1 was sent on subscribing: again now
         add_row(scan, 1, rng)  # a new row, and a new q before the loop publishes it
-        sub.setsockopt(zmq.SUBSCRIBE, slice_topic(2))
-        assert pub.poll(10_000)
-        feed.on_subscription(pub.recv(), [scan])
+        subscribe(feed, pub, sub, scan, 2)
         feed.service([scan])
         got = []
         while sub.poll(1000):
@@ -191,8 +197,6 @@ def test_a_new_q_between_a_row_and_its_publishing_holds_no_other_q_back() -> Non
             if (1, 2) in got and (2, 2) in got:
                 break
         assert (1, 2) in got and (2, 2) in got, got
-    finally:
-        ctx.destroy(linger=0)
 
 
 def test_a_page_gets_each_newer_slice_of_its_view_once_as_one_binary_message() -> None:
