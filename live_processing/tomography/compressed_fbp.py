@@ -151,7 +151,12 @@ class CompressedFBP:
         included) on the basis's row ``iq``."""
         if not 0 <= iq < self.n_q:
             raise ValueError(f"q index {iq} is outside 0..{self.n_q - 1}")
-        if self._expanded is not None or self._inner is None or self.basis is None:
-            return np.array(self.result()[:, :, iq])
+        if self._expanded is not None:
+            return np.array(self._expanded[:, :, iq])
+        if self._inner is None or self.basis is None:  # the early rows, at this q only
+            one = IncrementalFBP(self.angles, self.n_t, 1, self.step_mm, self.batch, self.axis)
+            for index, projection, scale in self._early:
+                one.add(index, projection[:, iq : iq + 1], scale)
+            return np.array(one.result()[:, :, 0])
         small = self._inner.channels(slice(None))
         return small @ self.basis[iq]
