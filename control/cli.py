@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..live_processing.options import METHODS, add_processor_arguments
 from .cli_analysis import add_analysis_commands
+from .cli_store import add_store_commands
 from .errors import ConfigError
 
 ARTEFACT_HELP = (
@@ -98,6 +99,10 @@ def _demo(args: argparse.Namespace) -> int:
     finally:
         repeater.stop()
     print(result.summary.table(result.files))
+    if result.store is not None:
+        from .cli_store import store_summary
+
+        print(store_summary(result.store, args.out))
     print(f"output folder {args.out}: phantom.h5, detector.poni, ground_truth/, scan files:")
     for path in result.paths:
         print(path)
@@ -313,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     )
     i.set_defaults(func=_integrate)
     add_analysis_commands(sub)
+    add_store_commands(sub)
     pr = sub.add_parser(
         "process",
         help="run the live processor on its own (documents + detector stream in, files out)",

@@ -30,6 +30,11 @@ bins = 400                   # q bins; every other key of ProcessingSettings
                              # (operando/protocols/processing.py) goes here too:
                              # q_range, method, mask, dark, flat, polarisation,
                              # corrections, svd_rank, workers, qscreen
+
+[store]
+uri = ""                     # the run store (Tiled): "" an embedded server over
+                             # <out>/store; "off" none; or a server's http(s) URL
+api_key = ""                 # that server's API key (write access)
 ```
 """
 
@@ -93,11 +98,24 @@ class ProcessingConfig:
 
 
 @dataclass
+class StoreConfig:
+    """The run store: an embedded Tiled server (``uri = ""``), none ("off"), or a URL."""
+
+    uri: str = ""
+    api_key: str = ""
+
+    @property
+    def off(self) -> bool:
+        return self.uri.strip().lower() == "off"
+
+
+@dataclass
 class BeamlineConfig:
     epics: EpicsConfig = field(default_factory=EpicsConfig)
     potentiostat: PotentiostatConfig = field(default_factory=PotentiostatConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
 
 TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,)}
@@ -151,6 +169,7 @@ def load_config(path: str | Path | None) -> BeamlineConfig:
         "epics": EpicsConfig,
         "potentiostat": PotentiostatConfig,
         "detector": DetectorConfig,
+        "store": StoreConfig,
     }
     unknown = set(raw) - {*sections, "processing"}
     if unknown:
@@ -167,5 +186,11 @@ def load_config(path: str | Path | None) -> BeamlineConfig:
         raise ConfigError(
             f"config file {p}: [potentiostat] v_min = {pc.v_min:g} V must be below "
             f"v_max = {pc.v_max:g} V"
+        )
+    uri = cfg.store.uri.strip()
+    if uri and not cfg.store.off and not uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            f'config file {p}: [store] uri = {uri!r}: use "" (an embedded store), "off", '
+            "or a Tiled server's http(s):// URL"
         )
     return cfg

@@ -19,7 +19,6 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
 from ..plans.operando import minimal_operando
 from ..plans.xrdct import xrdct_scan
 from ..protocols.processing import METHODS
-from ..protocols.streams import Report
 from ..simulators import launcher
 from ..simulators.artefacts import ArtefactError, Artefacts
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
@@ -43,7 +41,9 @@ from .errors import ConfigError
 from .progress import RunSummary
 from .session import make_run_engine
 from .spool import DocumentSpool
-from .supervisor import SupervisedProcessor
+from .store import StoreWriter
+from .store_server import StoreLayout, StoreSession
+from .supervisor import SupervisedProcessor, wait_for_files
 
 log = logging.getLogger("operando.demo")
 
@@ -51,6 +51,8 @@ TIME_FACTOR = 600.0  # simulated cell time per wall second
 CAPACITY_MAH = 0.05
 ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
 PROTOCOLS = ("minimal", "holotomo")
+# the cell's state of charge (its lithium content) as each protocol starts
+INITIAL_X = {"minimal": 0.98, "holotomo": 0.6}
 
 
 @dataclass
@@ -60,6 +62,7 @@ class DemoResult:
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
     summary: RunSummary = field(default_factory=RunSummary)
+    store: StoreWriter | None = None  # the run store's writer, closed (None: no store)
 
     @property
     def paths(self) -> list[Path]:
@@ -180,7 +183,8 @@ def run_demo(
             "operando demo: %d x %d phantom of %g mm pixels, %s", n, n, ph.pixel_size, phantom_path
         )
         log.info("  starting simulators (IOC, potentiostat) and the live processor ...")
-        soc, factor = (0.98, TIME_FACTOR) if protocol == "minimal" else (0.6, 2 * TIME_FACTOR)
+        soc = INITIAL_X[protocol]
+        factor = TIME_FACTOR if protocol == "minimal" else 2 * TIME_FACTOR
         # a lease is instrument time: on this accelerated instrument, one wall minute
         cfg.potentiostat.lease = 60.0 * factor
         if art.any:
@@ -190,6 +194,9 @@ def run_demo(
         pot = launcher.start_potentiostat(factor, CAPACITY_MAH, soc, ioc=(prefix, port))
         procs.append(pot)
         spool = DocumentSpool(out / "documents")
+        if not cfg.store.off:  # the run store starts meanwhile, in the writer's thread
+            session = StoreSession(out, cfg.store.uri, cfg.store.api_key)
+            result.store = StoreWriter(session, StoreLayout(out).backup)
 
         # one publish address for every processor the supervisor may start, so the
         # display follows a restarted one
@@ -226,6 +233,8 @@ def run_demo(
         ioc_watch = (beamline.connection, cfg.epics.ioc_timeout) if beamline.connection else None
         RE = make_run_engine(supervisor, spool=spool, ioc=ioc_watch)
         RE.subscribe(result.summary)
+        if result.store is not None:
+            RE.subscribe(result.store)
         plan = demo_plan(
             beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph)
         )
@@ -248,6 +257,8 @@ def run_demo(
             log.info("  to look at them again: operando view %s", out)
         return result
     finally:
+        if result.store is not None:
+            result.store.close(result.files)
         if supervisor is not None:
             supervisor.close()
         if beamline is not None:
@@ -274,7 +285,12 @@ def demo_plan(
     translations = (np.arange(n + 2 * extra) - (n + 2 * extra - 1) / 2) * step
     n_angles = size.n_angles if phantom_file is None else n
     angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
-    sample = {"name": "simulated LiMn2O4 | Li cell", "phantom": str(phantom_path)}
+    sample = {
+        "name": "simulated LiMn2O4 | Li cell",
+        "phantom": str(phantom_path),
+        "capacity_mAh": CAPACITY_MAH,
+        "lithium_x0": INITIAL_X[protocol],
+    }
     if protocol == "minimal":
         return minimal_operando(
             bl.pstat,
@@ -342,41 +358,6 @@ def collect_files(supervisor: SupervisedProcessor, result: DemoResult) -> None:
     except ConfigError:
         log.error("%s", "\n".join(list(supervisor.proc.log)[-30:]))
         raise
-
-
-def wait_for_files(
-    receive: Callable[[int], dict[str, Any] | None],
-    runs: list[str],
-    files: dict[str, Path],
-    timeout: float,
-    early: list[dict] | None = None,
-) -> None:
-    """Wait for the processor's 'written' reports of ``runs`` (some may be in ``early``);
-    ``receive(ms)`` gives the next report or None."""
-    deadline = time.monotonic() + timeout
-    pending = list(early or [])
-    while any(uid not in files for uid in runs):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
-        if pending:
-            msg = pending.pop(0)
-        else:
-            got = receive(min(200, int(left * 1000) + 1))
-            if got is None:
-                continue
-            msg = got
-        if msg.get("event") == Report.WRITTEN:
-            if msg["missing"]:
-                log.warning(
-                    "  %d sinogram cells had no frame (left NaN, flagged in sinogram/missing)",
-                    len(msg["missing"]),
-                )
-            files[msg["run"]] = Path(msg["path"])
-            if msg.get("maps_s") is not None:
-                log.info("  %s: maps made in %.1f s", Path(msg["path"]).name, msg["maps_s"])
-        elif msg.get("event") == Report.ERROR:
-            raise ConfigError(f"live processor: {msg['error']}")
 
 
 def close_channel_access() -> None:

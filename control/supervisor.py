@@ -19,12 +19,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
 
+from ..protocols.streams import Report
 from ..simulators import launcher
+from .errors import ConfigError
 from .session import connect_publisher, flush
 from .spool import DocumentSpool, read_spool
 
@@ -144,3 +148,38 @@ class SupervisedProcessor:
         with self._lock:
             self.publisher.close()
             self.proc.stop()
+
+
+def wait_for_files(
+    receive: Callable[[int], dict[str, Any] | None],
+    runs: list[str],
+    files: dict[str, Path],
+    timeout: float,
+    early: list[dict] | None = None,
+) -> None:
+    """Wait for the processor's 'written' reports of ``runs`` (some may be in ``early``);
+    ``receive(ms)`` gives the next report or None."""
+    deadline = time.monotonic() + timeout
+    pending = list(early or [])
+    while any(uid not in files for uid in runs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConfigError(f"live processor wrote no file within {timeout:.0f} s")
+        if pending:
+            msg = pending.pop(0)
+        else:
+            got = receive(min(200, int(left * 1000) + 1))
+            if got is None:
+                continue
+            msg = got
+        if msg.get("event") == Report.WRITTEN:
+            if msg["missing"]:
+                log.warning(
+                    "  %d sinogram cells had no frame (left NaN, flagged in sinogram/missing)",
+                    len(msg["missing"]),
+                )
+            files[msg["run"]] = Path(msg["path"])
+            if msg.get("maps_s") is not None:
+                log.info("  %s: maps made in %.1f s", Path(msg["path"]).name, msg["maps_s"])
+        elif msg.get("event") == Report.ERROR:
+            raise ConfigError(f"live processor: {msg['error']}")

@@ -168,3 +168,22 @@ def recorded(
         yield from bps.complete(pstat, wait=True)
         yield from bps.collect(pstat)
     return result
+
+
+F_PER_MAH = 3.6  # C per mAh
+
+
+def cell_state(pstat: Potentiostat, sample: dict | None = None) -> MsgGenerator[dict]:
+    """The cell's state as a scan starts, for its start document (a run store finds scans
+    by it): ``voltage_start`` (V) and ``charge_passed`` (C since the potentiostat
+    connected; + = charge); with the sample's ``capacity_mAh`` and ``lithium_x0`` (its
+    lithium content at connection), the nominal ``lithium_x`` by coulomb counting
+    (a full capacity of charge takes one lithium per formula unit out)."""
+    voltage = yield from bps.rd(pstat.voltage)
+    charge = yield from bps.rd(pstat.charge)
+    state = {"voltage_start": float(voltage), "charge_passed": float(charge)}
+    sample = sample or {}
+    if sample.get("capacity_mAh") and "lithium_x0" in sample:
+        full = float(sample["capacity_mAh"]) * F_PER_MAH
+        state["lithium_x"] = float(sample["lithium_x0"]) - float(charge) / full
+    return state

@@ -36,7 +36,7 @@ from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry
-from .electrochemistry import recorded
+from .electrochemistry import cell_state, recorded
 from .xrdct import ScanLimitError, check_limits
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,8 @@ def fly_xrdct(
     )
     _md = {
         "plan_name": "fly_xrdct",
+        "scan_kind": "xrdct_fly",
+        "sample": sample or {},
         "detectors": [det.name],
         "motors": [stage.rot.name, stage.x.name],
         "num_points": len(angles),
@@ -340,6 +342,8 @@ def fly_xrdct(
         # staging arms bursts of a row's frames, each started by the position compare
         yield from bps.mv(det.burst, n, det.trigger_source, "External")
         restore = bps.mv(det.burst, old_burst, det.trigger_source, old_source)
+        if pstat is not None:  # the cell's state as the scan starts, in its start document
+            _md.update((yield from cell_state(pstat, sample)))
         yield from bpp.finalize_wrapper(inner(), restore)
 
     suspenders = beam_suspenders(monitor, shutter_status, suspend_fraction)

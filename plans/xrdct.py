@@ -19,7 +19,7 @@ from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, scan_points
-from .electrochemistry import recorded
+from .electrochemistry import cell_state, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ def xrdct_scan(
     n_points = len(angles) * len(translations)
     _md = {
         "plan_name": "xrdct_scan",
+        "scan_kind": "xrdct_step",
+        "sample": sample or {},
         "detectors": [det.name],
         "motors": [stage.rot.name, stage.x.name],
         "num_points": n_points,
@@ -154,6 +156,8 @@ def xrdct_scan(
         else:
             yield from points()
 
+    if pstat is not None:  # the cell's state as the scan starts goes into its start document
+        _md.update((yield from cell_state(pstat, sample)))
     yield from inner()
 
 

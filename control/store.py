@@ -1,0 +1,181 @@
+"""The run store's writer: every document into Tiled through bluesky's ``TiledWriter``.
+
+:class:`StoreWriter` is a bluesky callback. The RunEngine's thread only queues the
+document (a JSON copy); a thread of its own hands it to bluesky's ``TiledWriter``, with
+its JSON-lines backup on (``<out>/store/backup``): should the store fail, the run's
+documents are written there, and the run goes on. ``operando store sync`` uploads them
+later (:mod:`.store_sync`). Scan files are registered in their run's node as external
+HDF5 assets (:func:`register_file`), so a client reads the sinogram and reconstruction
+as arrays without a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from event_model import RunRouter
+
+from ..protocols.jsonable import jsonable
+
+# a store that is down costs a few quick retries per request, not tiled's default 45 s
+os.environ.setdefault("TILED_RETRY_ATTEMPTS", "3")
+os.environ.setdefault("TILED_RETRY_TIMEOUT", "5")
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "processed"  # the key of a run's scan file in its store node
+BATCH = 500  # events per table append
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be reached or refused a write: names the store and why."""
+
+
+def connect(uri: str, api_key: str = "") -> Any:
+    """A tiled client of the store at ``uri`` (with ``api_key`` for writing)."""
+    from tiled.client import from_uri
+
+    try:
+        return from_uri(uri, api_key=api_key or None)
+    except Exception as exc:
+        raise StoreError(f"run store {uri}: cannot connect ({type(exc).__name__}: {exc})") from exc
+
+
+def register_file(
+    client: Any, uid: str, path: Path, key: str = PROCESSED, metadata: dict | None = None
+) -> None:
+    """Register scan file ``path`` in run ``uid``'s node under ``key`` (an external HDF5
+    asset: the server reads the file where it is; it must be in its readable storage)."""
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import Asset, DataSource, Management
+    from tiled.utils import ensure_uri
+
+    path = Path(path).resolve()
+    source = DataSource(
+        structure_family=StructureFamily.container,
+        mimetype="application/x-hdf5",
+        structure=None,
+        parameters={},
+        management=Management.external,
+        assets=[
+            Asset(
+                data_uri=ensure_uri(str(path)),
+                is_directory=False,
+                parameter="data_uris",
+                size=path.stat().st_size,
+            )
+        ],
+    )
+    client[uid].new(
+        structure_family=StructureFamily.container,
+        key=key,
+        metadata={"file": str(path), **(metadata or {})},
+        data_sources=[source],
+    )
+
+
+def run_complete(client: Any, uid: str) -> bool:
+    """Whether run ``uid`` is in the store with its stop document."""
+    try:
+        return "stop" in client[uid].metadata
+    except Exception:  # absent, or the store is down
+        return False
+
+
+class Session(Protocol):
+    """Where a writer's store is: ``open()`` gives a tiled client (it may start a server
+    and raise :class:`StoreError`); ``close()`` lets it go."""
+
+    def open(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class StoreWriter:
+    """A bluesky callback: ``RE.subscribe(StoreWriter(session, backup))``.
+
+    ``session.open()`` is called in the writer's thread (so a store that starts slowly
+    holds up nothing); if it fails, the documents go to the backup only. :meth:`close`
+    registers the scan files, waits for the queue to drain and closes the session.
+    """
+
+    def __init__(self, session: Session, backup: Path) -> None:
+        self.backup = Path(backup)
+        self.backup.mkdir(parents=True, exist_ok=True)
+        self.client: Any = None
+        self.stored: list[str] = []  # runs the store holds whole
+        self.backed_up: list[str] = []  # runs it missed: in the backup
+        self.registered: list[Path] = []
+        self.session = session
+        self._queue: queue.SimpleQueue[tuple[str, Any, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        # a JSON copy: what the thread writes is what the spool kept, whatever happens
+        # to the RunEngine's dicts meanwhile
+        self._queue.put(("doc", name, json.loads(json.dumps(doc, default=jsonable))))
+
+    def close(self, files: dict[str, Path] | None = None, timeout: float = 60.0) -> bool:
+        """Register the scan ``files`` (by run uid) with their runs, write what is queued
+        (up to ``timeout`` s) and close the session; False if not all could be written."""
+        for uid, path in (files or {}).items():
+            self._queue.put(("file", uid, Path(path)))
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self.session.close()
+        if self._thread.is_alive():
+            log.warning("  run store: still writing after %.0f s; the backup has the rest", timeout)
+            return False
+        return True
+
+    def _run(self) -> None:
+        from bluesky.callbacks.json_writer import JSONLinesWriter
+        from bluesky.callbacks.tiled_writer import TiledWriter
+
+        writer: Callable[[str, dict], object]
+        try:
+            self.client = self.session.open()
+            writer = TiledWriter(self.client, backup_directory=str(self.backup), batch_size=BATCH)
+        except StoreError as exc:
+            log.warning("  %s: documents go to the backup %s", exc, self.backup)
+            writer = RunRouter([lambda name, doc: ([JSONLinesWriter(str(self.backup))], [])])
+        while (item := self._queue.get()) is not None:
+            kind, first, second = item
+            try:
+                if kind == "doc":
+                    writer(first, second)
+                    if first == "stop":
+                        self._check(second["run_start"])
+                else:
+                    self._register(first, second)
+            except Exception:  # never lose the rest of the queue to one bad write
+                log.exception("run store: %s %s", kind, first)
+
+    def _check(self, uid: str) -> None:
+        if self.client is not None and run_complete(self.client, uid):
+            self.stored.append(uid)
+            return
+        self.backed_up.append(uid)
+        log.warning(
+            "  run store: run %s is not in the store; its documents are in %s "
+            "(operando store sync uploads them)",
+            uid[:8],
+            self.backup,
+        )
+
+    def _register(self, uid: str, path: Path) -> None:
+        if self.client is None or uid not in self.stored:
+            return  # `operando store sync` registers it with the run
+        try:
+            register_file(self.client, uid, path)
+            self.registered.append(path)
+        except Exception as exc:
+            log.warning("  run store: could not register %s (%s)", path.name, exc)
