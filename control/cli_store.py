@@ -61,6 +61,7 @@ def add_store_commands(sub: Any) -> None:
     sy.add_argument("dir", type=Path, metavar="DIR", help="an output folder")
     sy.add_argument("--config", type=Path, help="beamline config (TOML) with a [store] section")
     sy.set_defaults(func=_store_sync)
+    add_reprocess_command(sub)
 
 
 def _check_folder(folder: Path) -> None:
@@ -120,3 +121,145 @@ def _store_sync(args: argparse.Namespace) -> int:
         f"{len(result.registered)} files registered"
     )
     return 0
+
+
+def add_reprocess_command(sub: Any) -> None:
+    """Add ``reprocess`` to ``sub``."""
+    from ..protocols.processing import METHODS
+
+    r = sub.add_parser(
+        "reprocess",
+        help="process finished runs again from their raw frames, with new settings, on Dask",
+        description="Re-integrate a finished run's raw frames with new processing settings "
+        "(mask, q range, bins, method, corrections), reconstruct and map it again, through "
+        "the live processor's own functions, with the integration spread over a Dask "
+        "cluster: a LocalCluster on this machine by default, or --scheduler ADDRESS. "
+        "Writes DIR/reprocessed/<scan file>.v<N>.h5 (the original is never touched) and "
+        "registers it with the run in the run store. Settings not given stay the run's.",
+    )
+    r.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="a scan file, or a run uid (8+ characters) in --dir",
+    )
+    r.add_argument("--dir", type=Path, default=Path("."), help="output folder (default .)")
+    r.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="TOML [processing] table: its keys replace the run's settings",
+    )
+    r.add_argument("--bins", type=int, help="number of q bins")
+    r.add_argument("--q-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="q in 1/Å")
+    r.add_argument("--method", choices=METHODS, help="mean, trimmed or sigmaclip")
+    r.add_argument("--corrections", metavar="LIST", help="sinogram corrections, in order")
+    r.add_argument("--mask", metavar="FILE", help="mask image, non-zero pixels masked")
+    r.add_argument("--dark", metavar="FILE", help="dark image")
+    r.add_argument("--flat", metavar="FILE", help="flat-field image")
+    r.add_argument("--polarisation", type=float, help="polarisation factor")
+    r.add_argument("--svd-rank", type=int, metavar="R", help="truncated-SVD rank of q (0: none)")
+    r.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a LocalCluster here)"
+    )
+    r.add_argument(
+        "--workers", type=int, metavar="N", help="LocalCluster workers (default: one per core)"
+    )
+    r.add_argument(
+        "--dashboard",
+        default="127.0.0.1:8787",
+        metavar="ADDR",
+        help="the LocalCluster's dashboard (default 127.0.0.1:8787; :0 any free port)",
+    )
+    r.add_argument("--config", type=Path, help="beamline config (TOML) with a [store] section")
+    r.set_defaults(func=_reprocess)
+
+
+def reprocess_settings(base: Any, args: argparse.Namespace) -> Any:
+    """The run's settings ``base`` with the settings file's keys and the options on top."""
+    import tomllib
+
+    from ..protocols.processing import ProcessingSettings, parse_corrections
+
+    if args.settings is not None:
+        from ..live_processing.options import read_settings_file
+
+        given = read_settings_file(args.settings)  # checked whole
+        table = tomllib.loads(args.settings.read_text())
+        keys = set(table.get("processing", table)) & set(given.to_dict())
+        base = base.with_options(**{k: getattr(given, k) for k in keys})
+    corrections = parse_corrections(args.corrections) if args.corrections is not None else None
+    settings: ProcessingSettings = base.with_options(
+        bins=args.bins,
+        q_range=tuple(args.q_range) if args.q_range else None,
+        method=args.method,
+        corrections=corrections,
+        mask=args.mask,
+        dark=args.dark,
+        flat=args.flat,
+        polarisation=args.polarisation,
+        svd_rank=args.svd_rank,
+    )
+    return settings
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..live_processing.batch import cluster, replay, versions
+    from ..protocols.processing import SettingsError
+
+    try:
+        originals = [replay.find_run(run, args.dir) for run in args.runs]
+        plans = [(o, reprocess_settings(o.settings, args)) for o in originals]
+    except (replay.ReprocessError, SettingsError) as exc:
+        raise ConfigError(str(exc)) from exc
+    written: list[tuple[Any, Path, int, Any]] = []
+    try:
+        with cluster.dask_client(args.scheduler, args.workers, args.dashboard) as client:
+            log.info("Dask: %d workers; dashboard %s", len(client.scheduler_info()["workers"]),
+                     client.dashboard_link)  # fmt: skip
+            for original, settings in plans:
+                with tqdm(
+                    unit="frame", file=sys.stderr, disable=None, desc=original.file.stem[:8]
+                ) as bar:
+                    integrate = cluster.integrate_on(client, on_chunk=bar.update)
+                    work = replay.work_folder(original.root)
+                    try:
+                        made = replay.replay(original, settings, integrate, work, bar.reset)
+                        path, n = versions.publish(original, made)
+                    finally:
+                        replay.remove_work(work)
+                written.append((original, path, n, settings))
+                print(path, flush=True)
+    except (replay.ReprocessError, cluster.ClusterError) as exc:
+        raise ConfigError(str(exc)) from exc
+    _register_versions(written, args.config)
+    return 0
+
+
+def _register_versions(written: list[tuple[Any, Path, int, Any]], config: Path | None) -> None:
+    """Each new version into its run's node in the store, linked to the original."""
+    from .config import load_config
+    from .store import PROCESSED, StoreError, register_file, run_complete
+    from .store_server import StoreSession
+
+    cfg = load_config(config) if config else None
+    if not written or (cfg is not None and cfg.store.off):
+        return
+    root = written[0][0].root
+    session = StoreSession(root, *((cfg.store.uri, cfg.store.api_key) if cfg else ("", "")))
+    try:
+        client = session.open()
+        for original, path, n, settings in written:
+            if not run_complete(client, original.uid):
+                log.warning("run %s is not in the store yet: operando store sync %s registers "
+                            "it with this version", original.uid[:8], root)  # fmt: skip
+                continue
+            link = {"version": n, "derived_from": PROCESSED, "settings": settings.to_dict()}
+            register_file(client, original.uid, path, f"{PROCESSED}_v{n}", link)
+            log.info("run %s: version %d in the store as %s_v%d", original.uid[:8], n, PROCESSED, n)
+    except StoreError as exc:
+        log.warning("%s: the new versions are not in the store (operando store sync)", exc)
+    finally:
+        session.close()

@@ -16,20 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from event_model import RunRouter
 
 from ..protocols.jsonable import jsonable
+from ..protocols.spool import SpoolError, read_spool
+
+__all__ = ["DocumentSpool", "RunSpool", "SpoolError", "read_spool"]
 from ..protocols.uids import check_uid
 
 log = logging.getLogger(__name__)
-
-
-class SpoolError(OSError):
-    """A run's documents could not be kept: names the file and why."""
 
 
 class RunSpool:
@@ -73,24 +71,3 @@ class DocumentSpool:
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         self._router(name, doc)
-
-
-def read_spool(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The (name, document) pairs of a spooled run, in order.
-
-    A last line cut short (the writer died mid-line) is skipped with a warning; a bad
-    line anywhere else is an error naming the file and line.
-    """
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
-    for k, line in enumerate(lines, start=1):
-        if not line:
-            continue
-        try:
-            item = json.loads(line)
-            name, doc = item["name"], item["doc"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            if k == len(lines):  # the last line, with no newline after it: cut short
-                log.warning("document spool %s: last line cut short, skipped", path)
-                return
-            raise SpoolError(f"document spool {path}: line {k} is not a document ({exc})") from exc
-        yield name, doc

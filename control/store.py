@@ -113,6 +113,7 @@ class StoreWriter:
         self.stored: list[str] = []  # runs the store holds whole
         self.backed_up: list[str] = []  # runs it missed: in the backup
         self.registered: list[Path] = []
+        self.down: str | None = None  # why the store is given up on, once it failed
         self.session = session
         self._queue: queue.SimpleQueue[tuple[str, Any, Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -137,39 +138,58 @@ class StoreWriter:
         return True
 
     def _run(self) -> None:
-        from bluesky.callbacks.json_writer import JSONLinesWriter
         from bluesky.callbacks.tiled_writer import TiledWriter
 
-        writer: Callable[[str, dict], object]
+        tiled: Callable[[str, dict], object] | None = None
         try:
             self.client = self.session.open()
-            writer = TiledWriter(self.client, backup_directory=str(self.backup), batch_size=BATCH)
+            tiled = TiledWriter(self.client, backup_directory=str(self.backup), batch_size=BATCH)
         except StoreError as exc:
-            log.warning("  %s: documents go to the backup %s", exc, self.backup)
-            writer = RunRouter([lambda name, doc: ([JSONLinesWriter(str(self.backup))], [])])
+            self._down(str(exc))
+        into_store: set[str] = set()
+
+        def route(name: str, start: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+            # a run goes to the store while it answers, else straight to the backup
+            if tiled is not None and self.down is None:
+                into_store.add(start["uid"])
+                return [tiled], []
+            return [self._backup_writer()], []
+
+        writer = RunRouter([route])
         while (item := self._queue.get()) is not None:
             kind, first, second = item
             try:
                 if kind == "doc":
                     writer(first, second)
                     if first == "stop":
-                        self._check(second["run_start"])
+                        self._check(second["run_start"], second["run_start"] in into_store)
                 else:
                     self._register(first, second)
             except Exception:  # never lose the rest of the queue to one bad write
                 log.exception("run store: %s %s", kind, first)
 
-    def _check(self, uid: str) -> None:
-        if self.client is not None and run_complete(self.client, uid):
+    def _backup_writer(self) -> Callable[[str, dict], object]:
+        from bluesky.callbacks.json_writer import JSONLinesWriter
+
+        return JSONLinesWriter(str(self.backup))
+
+    def _down(self, why: str) -> None:
+        if self.down is None:
+            self.down = why
+            log.warning(
+                "  %s: this session's runs go to the backup %s (operando store sync uploads them)",
+                why,
+                self.backup,
+            )
+
+    def _check(self, uid: str, sent: bool) -> None:
+        """After a run's stop: did the store take it whole? If not, it is down."""
+        if sent and self.client is not None and run_complete(self.client, uid):
             self.stored.append(uid)
             return
         self.backed_up.append(uid)
-        log.warning(
-            "  run store: run %s is not in the store; its documents are in %s "
-            "(operando store sync uploads them)",
-            uid[:8],
-            self.backup,
-        )
+        if sent:
+            self._down(f"run store: run {uid[:8]} did not reach it")
 
     def _register(self, uid: str, path: Path) -> None:
         if self.client is None or uid not in self.stored:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -96,19 +97,20 @@ def test_a_store_that_dies_mid_experiment_is_synced_after(tmp_path: Path) -> Non
     assert "wait in its backup: operando store sync" in stdout
     spool = sorted((out / "documents").glob("*.jsonl"))
     assert len(spool) == 5
-    res = operando("store", "sync", str(out))
-    assert res.returncode == 0, res.stderr[-3000:]
-    uploaded = int(res.stdout.split(" uploaded now")[0].rsplit(" ", 1)[1])
-    assert uploaded >= 1, res.stdout
-    with served(out) as url:
+    with served(out) as url:  # the sync uses the running server
+        res = operando("store", "sync", str(out))
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert url in res.stdout
+        uploaded = int(res.stdout.split(" uploaded now")[0].rsplit(" ", 1)[1])
+        assert uploaded >= 1, res.stdout
         runs = from_uri(url)
         assert len(runs) == 5
         for path in spool:
             assert store_counts(runs[path.stem]) == spooled_counts(path), path.stem
             if runs[path.stem].metadata["start"].get("scan_kind"):
                 assert "processed" in runs[path.stem]  # its scan file, registered by the sync
-    again = operando("store", "sync", str(out))  # nothing left to do
-    assert again.returncode == 0 and " 0 uploaded now, 5 were complete" in again.stdout
+        again = operando("store", "sync", str(out))  # nothing left to do
+        assert again.returncode == 0 and " 0 uploaded now, 5 were complete" in again.stdout
 
 
 def test_store_config_is_checked(tmp_path: Path) -> None:
@@ -121,3 +123,75 @@ def test_store_config_is_checked(tmp_path: Path) -> None:
         load_config(bad)
     res = operando("store", "sync", str(tmp_path / "nothing"))
     assert res.returncode == 2 and "no such folder" in res.stderr
+
+
+def max_relative_deviation(a: Path, b: Path, names: list[str]) -> float:
+    worst = 0.0
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for name in names:
+            x, y = fa[name][()], fb[name][()]
+            assert x.shape == y.shape and np.array_equal(np.isnan(x), np.isnan(y)), name
+            ok = np.isfinite(x)
+            worst = max(worst, float(np.max(np.abs(x[ok] - y[ok])) / np.max(np.abs(x[ok]))))
+    return worst
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_reprocess_gives_the_live_numbers_and_new_versions_beside_the_original(
+    stored_demo,
+) -> None:
+    """#16 acceptance 3: the same settings give the live file's numbers (on a Dask
+    LocalCluster); the trimmed mean and a new q range give a new version, linked to the
+    original in the store, and the original is untouched."""
+    from tiled.client import from_uri
+
+    _res, out = stored_demo
+    first = sorted(out.glob("scan0001_*.h5"))[0]
+    uid = first.stem.split("_", 1)[1]
+    before = sha256(first)
+    dask = ("--workers", "1", "--dashboard", "127.0.0.1:0")
+    same = operando("reprocess", str(first), *dask)
+    assert same.returncode == 0, same.stderr[-3000:]
+    v2 = Path(same.stdout.strip().splitlines()[-1])
+    assert v2 == out / "reprocessed" / f"{first.stem}.v2.h5"
+    with h5py.File(first) as f:
+        maps = [f"entry/maps/qscreen/{k}/data" for k in f["entry/maps/qscreen"]]
+    names = ["entry/sinogram/data", "entry/reconstruction/data", *maps]
+    assert len(maps) >= 2
+    assert max_relative_deviation(first, v2, names) <= 1e-5
+    other = operando("reprocess", uid[:8], "--dir", str(out), "--method", "trimmed",
+                     "--q-range", "1.0", "4.0", *dask)  # fmt: skip
+    assert other.returncode == 0, other.stderr[-3000:]
+    v3 = Path(other.stdout.strip().splitlines()[-1])
+    assert v3.name == f"{first.stem}.v3.h5" and v2.is_file()
+    assert sha256(first) == before  # the original is untouched
+    with h5py.File(v3) as f:
+        q = f["entry/reconstruction/q"][()]
+        assert 1.0 <= q[0] < q[-1] <= 4.0
+        assert json.loads(f["entry/process/settings"][()])["method"] == "trimmed"
+        assert f["entry"].attrs["reprocessed_from"] == first.name
+        assert f["entry"].attrs["reprocessed_from_sha256"] == before
+        assert np.isfinite(f["entry/reconstruction/data"][()]).any()
+    with served(out) as url:
+        run = from_uri(url)[uid]
+        assert run["processed_v3"].metadata["derived_from"] == "processed"
+        assert run["processed_v3"].metadata["settings"]["method"] == "trimmed"
+        np.testing.assert_array_equal(run["processed_v3"]["entry"]["reconstruction"]["q"].read(), q)
+
+
+def test_reprocess_refuses_what_it_cannot_do(stored_demo, tmp_path: Path) -> None:
+    _res, out = stored_demo
+    res = operando("reprocess", "00000000", "--dir", str(out))
+    assert res.returncode == 2 and "no scan file in" in res.stderr
+    first = sorted(out.glob("scan0001_*.h5"))[0]
+    res = operando("reprocess", str(first), "--q-range", "4", "1")
+    assert res.returncode == 2 and "q_range" in res.stderr
+    lonely = tmp_path / first.name  # a scan file without its documents
+    lonely.write_bytes(first.read_bytes())
+    res = operando("reprocess", str(lonely))
+    assert res.returncode == 2 and "documents" in res.stderr and "missing" in res.stderr

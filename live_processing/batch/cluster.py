@@ -1,0 +1,99 @@
+"""The Dask cluster reprocessing runs on, and the integration mapped over it.
+
+By default a ``LocalCluster`` of single-threaded worker processes on this machine
+(loopback only; its dashboard on 127.0.0.1:8787); with a scheduler address, that
+cluster (``dask-scheduler``, or ``dask-jobqueue``'s on a batch system), whose workers
+have ``operando`` installed and see the raw files at the same paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .tasks import integrate_chunk
+
+log = logging.getLogger(__name__)
+
+DASHBOARD = "127.0.0.1:8787"
+# one thread per worker: the integration kernels (numba) would otherwise each take
+# every core, and workers would fight over them
+SINGLE_THREAD = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+Chunk = tuple[str, np.ndarray]  # (raw file, positions in it)
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster could not be started or reached: names it and why."""
+
+
+@contextmanager
+def dask_client(
+    scheduler: str | None = None, workers: int | None = None, dashboard: str = DASHBOARD
+) -> Iterator[Any]:
+    """A ``distributed.Client``: of the cluster at ``scheduler``, or of a new
+    ``LocalCluster`` of ``workers`` processes (default: one per core)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise ClusterError(f"Dask scheduler {scheduler}: cannot connect ({exc})") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise ClusterError(f"--workers {n}: need at least 1")
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=dashboard,
+            env=SINGLE_THREAD,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def integrate_on(
+    client: Any, on_chunk: Callable[[int], None] | None = None
+) -> Callable[[list[Chunk], dict[str, Any]], Iterator[tuple[int, np.ndarray]]]:
+    """A function mapping chunks over ``client``'s workers: ``(index, patterns)`` as each
+    chunk is done, in any order; ``on_chunk(frames)`` after each (progress)."""
+    from distributed import as_completed
+
+    def run(chunks: list[Chunk], spec: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
+        [shared] = client.scatter([spec], broadcast=True)
+        futures = {
+            client.submit(integrate_chunk, path, positions, shared, pure=False): k
+            for k, (path, positions) in enumerate(chunks)
+        }
+        try:
+            for future, patterns in as_completed(futures, with_results=True):
+                k = futures[future]
+                if on_chunk is not None:
+                    on_chunk(len(chunks[k][1]))
+                yield k, patterns
+        finally:
+            client.cancel(list(futures))
+
+    return run
+
+
+def integrate_here(chunks: list[Chunk], spec: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
+    """The same, in this process (no cluster: tests, a quick look)."""
+    for k, (path, positions) in enumerate(chunks):
+        yield k, integrate_chunk(path, positions, spec)
