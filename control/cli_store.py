@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .store import StoreWriter
+    from .store_process import StoreLink
 
 SERVE_PORT = 8000  # operando serve's default port (Tiled's)
 log = logging.getLogger("operando")
 
 
-def store_summary(store: StoreWriter, out: Path) -> str:
+def store_summary(store: StoreLink, out: Path) -> str:
     """What the demo stored, and how to read it back (a two-line tiled.client snippet)."""
     text = f"run store: {len(store.stored)} runs in {out / 'store'} (Tiled)"
     if store.backed_up:

@@ -41,8 +41,7 @@ from .errors import ConfigError
 from .progress import RunSummary
 from .session import make_run_engine
 from .spool import DocumentSpool
-from .store import StoreWriter
-from .store_server import StoreLayout, StoreSession
+from .store_process import StoreLink
 from .supervisor import SupervisedProcessor, wait_for_files
 
 log = logging.getLogger("operando.demo")
@@ -62,7 +61,7 @@ class DemoResult:
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
     summary: RunSummary = field(default_factory=RunSummary)
-    store: StoreWriter | None = None  # the run store's writer, closed (None: no store)
+    store: StoreLink | None = None  # the run store's writer, closed (None: no store)
 
     @property
     def paths(self) -> list[Path]:
@@ -194,9 +193,8 @@ def run_demo(
         pot = launcher.start_potentiostat(factor, CAPACITY_MAH, soc, ioc=(prefix, port))
         procs.append(pot)
         spool = DocumentSpool(out / "documents")
-        if not cfg.store.off:  # the run store starts meanwhile, in the writer's thread
-            session = StoreSession(out, cfg.store.uri, cfg.store.api_key)
-            result.store = StoreWriter(session, StoreLayout(out).backup)
+        if not cfg.store.off:  # the run store's writer; the store starts meanwhile
+            result.store = StoreLink(out, cfg.store.uri, cfg.store.api_key)
 
         # one publish address for every processor the supervisor may start, so the
         # display follows a restarted one
@@ -257,8 +255,8 @@ def run_demo(
             log.info("  to look at them again: operando view %s", out)
         return result
     finally:
-        if result.store is not None:
-            result.store.close(result.files)
+        if result.store is not None:  # it finishes while the rest stops
+            result.store.finish(result.files)
         if supervisor is not None:
             supervisor.close()
         if beamline is not None:
@@ -267,6 +265,8 @@ def run_demo(
         for p in reversed(procs):
             p.stop()
         ctx.destroy(linger=0)
+        if result.store is not None:
+            result.store.wait()
 
 
 def demo_plan(

@@ -124,14 +124,18 @@ class StoreWriter:
         # to the RunEngine's dicts meanwhile
         self._queue.put(("doc", name, json.loads(json.dumps(doc, default=jsonable))))
 
-    def close(self, files: dict[str, Path] | None = None, timeout: float = 60.0) -> bool:
+    def close(
+        self, files: dict[str, Path] | None = None, timeout: float = 60.0, session: bool = True
+    ) -> bool:
         """Register the scan ``files`` (by run uid) with their runs, write what is queued
-        (up to ``timeout`` s) and close the session; False if not all could be written."""
+        (up to ``timeout`` s) and (with ``session``) close the session; False if not all
+        could be written."""
         for uid, path in (files or {}).items():
             self._queue.put(("file", uid, Path(path)))
         self._queue.put(None)
         self._thread.join(timeout)
-        self.session.close()
+        if session:
+            self.session.close()
         if self._thread.is_alive():
             log.warning("  run store: still writing after %.0f s; the backup has the rest", timeout)
             return False

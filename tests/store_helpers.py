@@ -47,6 +47,18 @@ def served(folder: Path) -> Iterator[str]:
     assert proc.returncode == 0, proc.returncode
 
 
+@contextmanager
+def tiled(url: str) -> Iterator[Any]:
+    """A tiled client of ``url`` (reading needs no key), closed after the block."""
+    from tiled.client import from_uri
+
+    client = from_uri(url)
+    try:
+        yield client
+    finally:
+        client.context.close()
+
+
 def spooled_counts(path: Path) -> Counter[str]:
     """start / descriptor / event / stop counts of a spooled run, counted here."""
     counts: Counter[str] = Counter()

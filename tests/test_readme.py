@@ -39,6 +39,7 @@ def command_lines() -> list[str]:
 
 
 COMMANDS = command_lines()
+NESTED = {"store": ("sync",)}  # commands with sub-commands
 
 
 def test_the_readme_shows_the_commands() -> None:
@@ -49,8 +50,9 @@ def test_the_readme_shows_the_commands() -> None:
 @pytest.mark.parametrize("line", COMMANDS)
 def test_every_readme_command_line_has_help_with_its_options(line: str) -> None:
     words = line.split()
-    if words[0] == "operando":
-        argv = [*CLI, words[1], "--help"]
+    if words[0] == "operando":  # a command's sub-command too (operando store sync)
+        sub = words[2:3] if len(words) > 2 and words[2] in NESTED.get(words[1], ()) else []
+        argv = [*CLI, words[1], *sub, "--help"]
     else:
         argv = [sys.executable, str(ROOT / words[1]), "--help"]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from store_helpers import operando, served, spooled_counts, store_counts
+from store_helpers import operando, served, spooled_counts, store_counts, tiled
 
 from operando.control.config import load_config
 from operando.control.errors import ConfigError
@@ -37,13 +37,11 @@ def scan_file(out: Path, uid: str) -> Path:
 def test_the_demo_runs_are_found_by_metadata_and_read_as_tables_and_arrays(stored_demo) -> None:
     """#16 acceptance 1: both scans found by lithium content; primary stream and
     electrochemistry as tables; sinogram and reconstruction as arrays equal to the file's."""
-    from tiled.client import from_uri
     from tiled.queries import Key
 
     res, out = stored_demo
     assert "run store: 5 runs" in res.stdout and "from tiled.client import from_uri" in res.stdout
-    with served(out) as url:
-        runs = from_uri(url)  # reading needs no key
+    with served(out) as url, tiled(url) as runs:  # reading needs no key
         scans = runs.search(Key("start.scan_kind") == "xrdct_step")
         assert len(scans) == 2
         found = runs.search(Key("start.lithium_x") > 0.5).search(
@@ -72,8 +70,6 @@ def test_the_demo_runs_are_found_by_metadata_and_read_as_tables_and_arrays(store
 def test_a_store_that_dies_mid_experiment_is_synced_after(tmp_path: Path) -> None:
     """#16 acceptance 2: the store killed mid-experiment; the demo completes, the backup
     keeps what it missed, and ``operando store sync`` makes the catalog whole."""
-    from tiled.client import from_uri
-
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--size", "micro",
            "--no-view", "--out", str(out)]  # fmt: skip
@@ -103,12 +99,12 @@ def test_a_store_that_dies_mid_experiment_is_synced_after(tmp_path: Path) -> Non
         assert url in res.stdout
         uploaded = int(res.stdout.split(" uploaded now")[0].rsplit(" ", 1)[1])
         assert uploaded >= 1, res.stdout
-        runs = from_uri(url)
-        assert len(runs) == 5
-        for path in spool:
-            assert store_counts(runs[path.stem]) == spooled_counts(path), path.stem
-            if runs[path.stem].metadata["start"].get("scan_kind"):
-                assert "processed" in runs[path.stem]  # its scan file, registered by the sync
+        with tiled(url) as runs:
+            assert len(runs) == 5
+            for path in spool:
+                assert store_counts(runs[path.stem]) == spooled_counts(path), path.stem
+                if runs[path.stem].metadata["start"].get("scan_kind"):
+                    assert "processed" in runs[path.stem]  # its file, registered by the sync
         again = operando("store", "sync", str(out))  # nothing left to do
         assert again.returncode == 0 and " 0 uploaded now, 5 were complete" in again.stdout
 
@@ -148,8 +144,6 @@ def test_reprocess_gives_the_live_numbers_and_new_versions_beside_the_original(
     """#16 acceptance 3: the same settings give the live file's numbers (on a Dask
     LocalCluster); the trimmed mean and a new q range give a new version, linked to the
     original in the store, and the original is untouched."""
-    from tiled.client import from_uri
-
     _res, out = stored_demo
     first = sorted(out.glob("scan0001_*.h5"))[0]
     uid = first.stem.split("_", 1)[1]
@@ -177,8 +171,8 @@ def test_reprocess_gives_the_live_numbers_and_new_versions_beside_the_original(
         assert f["entry"].attrs["reprocessed_from"] == first.name
         assert f["entry"].attrs["reprocessed_from_sha256"] == before
         assert np.isfinite(f["entry/reconstruction/data"][()]).any()
-    with served(out) as url:
-        run = from_uri(url)[uid]
+    with served(out) as url, tiled(url) as runs:
+        run = runs[uid]
         assert run["processed_v3"].metadata["derived_from"] == "processed"
         assert run["processed_v3"].metadata["settings"]["method"] == "trimmed"
         np.testing.assert_array_equal(run["processed_v3"]["entry"]["reconstruction"]["q"].read(), q)

@@ -23,3 +23,15 @@ def integrate_chunk(path: str, positions: np.ndarray, spec: dict[str, Any]) -> n
     integrator = _INTEGRATORS(spec)
     frames = read_series(Path(path)).frames(np.asarray(positions))
     return np.stack([integrator.integrate(frame)[1] for frame in frames])
+
+
+def warm_up(spec: dict[str, Any]) -> float:
+    """Build the integrator of ``spec`` in this worker and run it once (numba compiles
+    its kernels on first use); seconds taken."""
+    import time
+
+    t0 = time.perf_counter()
+    integrator = _INTEGRATORS(spec)
+    shape = integrator.ai.detector.shape
+    integrator.integrate(np.ones(shape, dtype=np.uint32))
+    return time.perf_counter() - t0
