@@ -112,6 +112,11 @@ def _store_sync(args: argparse.Namespace) -> int:
         result = sync(args.dir, client)
     except StoreError as exc:
         raise ConfigError(str(exc)) from exc
+    except Exception as exc:  # the server refused a write (a wrong key) or went away
+        raise ConfigError(
+            f"run store {session.uri}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+            "(check [store] uri and api_key); what was uploaded stays, run the sync again"
+        ) from exc
     finally:
         session.close()
     total = sum(result.documents.values())
@@ -119,6 +124,7 @@ def _store_sync(args: argparse.Namespace) -> int:
         f"run store {session.uri}: {len(result.documents)} runs, {total} documents; "
         f"{len(result.uploaded)} uploaded now, {len(result.complete)} were complete, "
         f"{len(result.registered)} files registered"
+        + (f", {len(result.unreadable)} the server cannot read" if result.unreadable else "")
     )
     return 0
 

@@ -36,6 +36,7 @@ class SyncResult:
     complete: list[str] = field(default_factory=list)  # already whole in the store
     uploaded: dict[str, int] = field(default_factory=dict)  # written now: documents
     registered: list[Path] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)  # files the server could not take
     documents: dict[str, int] = field(default_factory=dict)  # every run's count
 
 
@@ -129,8 +130,16 @@ def sync(root: Path, client: Any) -> SyncResult:
             log.info("  %s: %d documents uploaded from %s", uid[:8], sum(want.values()), path)
         run = client[uid]
         for key, scan in scan_files(root, uid):
-            if key not in run:
+            if key in run:
+                continue
+            try:
                 register_file(client, uid, scan, key)
-                result.registered.append(scan)
-                log.info("  %s: %s registered as %s", uid[:8], scan.name, key)
+            except Exception as exc:  # e.g. a remote server that cannot read this folder
+                result.unreadable.append(scan)
+                why = f"{type(exc).__name__}: {exc}"
+                log.warning("  %s: %s not registered (%s); the server must be able to read "
+                            "%s", uid[:8], scan.name, why, root)  # fmt: skip
+                continue
+            result.registered.append(scan)
+            log.info("  %s: %s registered as %s", uid[:8], scan.name, key)
     return result

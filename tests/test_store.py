@@ -148,34 +148,37 @@ def test_reprocess_gives_the_live_numbers_and_new_versions_beside_the_original(
     first = sorted(out.glob("scan0001_*.h5"))[0]
     uid = first.stem.split("_", 1)[1]
     before = sha256(first)
-    dask = ("--workers", "1", "--dashboard", "127.0.0.1:0")
-    same = operando("reprocess", str(first), *dask)
-    assert same.returncode == 0, same.stderr[-3000:]
-    v2 = Path(same.stdout.strip().splitlines()[-1])
-    assert v2 == out / "reprocessed" / f"{first.stem}.v2.h5"
-    with h5py.File(first) as f:
-        maps = [f"entry/maps/qscreen/{k}/data" for k in f["entry/maps/qscreen"]]
-    names = ["entry/sinogram/data", "entry/reconstruction/data", *maps]
-    assert len(maps) >= 2
-    assert max_relative_deviation(first, v2, names) <= 1e-5
-    other = operando("reprocess", uid[:8], "--dir", str(out), "--method", "trimmed",
-                     "--q-range", "1.0", "4.0", *dask)  # fmt: skip
-    assert other.returncode == 0, other.stderr[-3000:]
-    v3 = Path(other.stdout.strip().splitlines()[-1])
-    assert v3.name == f"{first.stem}.v3.h5" and v2.is_file()
-    assert sha256(first) == before  # the original is untouched
-    with h5py.File(v3) as f:
-        q = f["entry/reconstruction/q"][()]
-        assert 1.0 <= q[0] < q[-1] <= 4.0
-        assert json.loads(f["entry/process/settings"][()])["method"] == "trimmed"
-        assert f["entry"].attrs["reprocessed_from"] == first.name
-        assert f["entry"].attrs["reprocessed_from_sha256"] == before
-        assert np.isfinite(f["entry/reconstruction/data"][()]).any()
-    with served(out) as url, tiled(url) as runs:
-        run = runs[uid]
-        assert run["processed_v3"].metadata["derived_from"] == "processed"
-        assert run["processed_v3"].metadata["settings"]["method"] == "trimmed"
-        np.testing.assert_array_equal(run["processed_v3"]["entry"]["reconstruction"]["q"].read(), q)
+    with served(out) as url:  # the new versions are registered through it
+        dask = ("--workers", "1", "--dashboard", "127.0.0.1:0")
+        same = operando("reprocess", str(first), *dask)
+        assert same.returncode == 0, same.stderr[-3000:]
+        v2 = Path(same.stdout.strip().splitlines()[-1])
+        assert v2 == out / "reprocessed" / f"{first.stem}.v2.h5"
+        with h5py.File(first) as f:
+            maps = [f"entry/maps/qscreen/{k}/data" for k in f["entry/maps/qscreen"]]
+        names = ["entry/sinogram/data", "entry/reconstruction/data", *maps]
+        assert len(maps) >= 2
+        assert max_relative_deviation(first, v2, names) <= 1e-5
+        other = operando("reprocess", uid[:8], "--dir", str(out), "--method", "trimmed",
+                         "--q-range", "1.0", "4.0", *dask)  # fmt: skip
+        assert other.returncode == 0, other.stderr[-3000:]
+        v3 = Path(other.stdout.strip().splitlines()[-1])
+        assert v3.name == f"{first.stem}.v3.h5" and v2.is_file()
+        assert sha256(first) == before  # the original is untouched
+        with h5py.File(v3) as f:
+            q = f["entry/reconstruction/q"][()]
+            assert 1.0 <= q[0] < q[-1] <= 4.0
+            assert json.loads(f["entry/process/settings"][()])["method"] == "trimmed"
+            assert f["entry"].attrs["reprocessed_from"] == first.name
+            assert f["entry"].attrs["reprocessed_from_sha256"] == before
+            assert np.isfinite(f["entry/reconstruction/data"][()]).any()
+        with tiled(url) as runs:
+            run = runs[uid]
+            assert run["processed_v3"].metadata["derived_from"] == "processed"
+            assert run["processed_v3"].metadata["settings"]["method"] == "trimmed"
+            np.testing.assert_array_equal(
+                run["processed_v3"]["entry"]["reconstruction"]["q"].read(), q
+            )
 
 
 def test_reprocess_refuses_what_it_cannot_do(stored_demo, tmp_path: Path) -> None:
@@ -189,3 +192,28 @@ def test_reprocess_refuses_what_it_cannot_do(stored_demo, tmp_path: Path) -> Non
     lonely.write_bytes(first.read_bytes())
     res = operando("reprocess", str(lonely))
     assert res.returncode == 2 and "documents" in res.stderr and "missing" in res.stderr
+
+
+def test_sync_to_an_existing_server_named_in_the_config(stored_demo, tmp_path: Path) -> None:
+    """[store] uri and api_key: the runs go to that server (here one serving another
+    folder: its readable storage must hold this folder for the registered scan files to
+    be read); a wrong key is a clear error."""
+    _res, out = stored_demo
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with served(other) as url:
+        key = (other / "store" / "api_key").read_text()
+        cfg = tmp_path / "beamline.toml"
+        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "{key}"\n')
+        res = operando("store", "sync", str(out), "--config", str(cfg))
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert f"run store {url}: 5 runs" in res.stdout and "5 uploaded now" in res.stdout
+        assert "2 files registered" in res.stdout
+        with tiled(url) as runs:
+            for path in sorted((out / "documents").glob("*.jsonl")):
+                assert store_counts(runs[path.stem]) == spooled_counts(path)
+                if runs[path.stem].metadata["start"].get("scan_kind"):  # its file's node
+                    assert "processed" in runs[path.stem]
+        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "wrong"\n')
+        res = operando("store", "sync", str(out), "--config", str(cfg))
+        assert res.returncode != 0 and "Traceback" not in res.stderr
