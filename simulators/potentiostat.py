@@ -84,6 +84,7 @@ class PotentiostatSim:
         self.clock = LockstepClock(time_factor)
         self.cables = cables
         self.fd: int | None = None
+        self.link: Path | None = None  # the stable symlink to the current pty
         self.cell_on = False
         self.mode = "ocp"
         self.setpoint = 0.0
@@ -180,10 +181,17 @@ class PotentiostatSim:
         tmp.replace(link)
         os.close(slave)  # the client opens the slave by name
         with self._write_lock:
-            self.fd = master
+            self.fd, self.link = master, link
 
     def unplug(self) -> None:
-        """Pull the cable: the pty goes, the script is lost, the cell goes to open circuit."""
+        """Pull the cable: the pty goes, the script is lost, the cell goes to open circuit.
+
+        The link goes first, as udev removes a USB device's: left pointing at the closed
+        pty's number, it would lead a reconnecting client to whatever pty takes that
+        number next (another instrument's, on a machine running several).
+        """
+        if self.link is not None:
+            self.link.unlink(missing_ok=True)
         with self._write_lock:
             fd, self.fd = self.fd, None
         if fd is not None:
