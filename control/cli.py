@@ -67,6 +67,11 @@ def _demo(args: argparse.Namespace) -> int:
         from .demo import DemoFailedError, DemoInterrupted, run_demo
 
         cfg = load_config(args.config) if args.config else None
+        if args.no_store:
+            from .config import BeamlineConfig
+
+            cfg = cfg or BeamlineConfig()
+            cfg.store.uri = "off"
         try:
             result = run_demo(
                 args.out,
@@ -238,6 +243,11 @@ def parser() -> argparse.ArgumentParser:
         help="port of the live display on 127.0.0.1 (default: any free one; its URL is printed)",
     )
     d.add_argument("--no-view", action="store_true", help="do not start the live display")
+    d.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not write the runs to the run store (Tiled); the spool keeps them",
+    )
     d.set_defaults(func=_demo)
     s = sub.add_parser(
         "sim",

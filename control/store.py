@@ -45,7 +45,11 @@ def connect(uri: str, api_key: str = "") -> Any:
     try:
         return from_uri(uri, api_key=api_key or None)
     except Exception as exc:
-        raise StoreError(f"run store {uri}: cannot connect ({type(exc).__name__}: {exc})") from exc
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        raise StoreError(
+            f"run store {uri}: cannot connect ({type(exc).__name__}: {why}); "
+            "check [store] uri and api_key"
+        ) from exc
 
 
 def register_file(

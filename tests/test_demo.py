@@ -237,6 +237,7 @@ def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) 
         artefacts,
         "--method",
         "trimmed",
+        "--no-store",  # the run store has its own tests (test_store.py)
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "artefacts: axis_offset=0.048,air=1,decay=10,spots=0.5,zingers=0.0001" in res.stderr
@@ -260,7 +261,9 @@ def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) 
 
 def test_seed_002_protocol_with_small_scans(tmp_path: Path) -> None:
     """The whole flowchart with real scans, processor and files (time printed only)."""
-    res, wall = run_demo(tmp_path / "out", "--size", "micro", "--protocol", "holotomo")
+    res, wall = run_demo(
+        tmp_path / "out", "--size", "micro", "--protocol", "holotomo", "--no-store"
+    )
     print(f"operando demo --protocol holotomo --size micro took {wall:.0f} s")
     assert res.returncode == 0, res.stderr[-3000:]
     files = scan_files(res)

@@ -93,8 +93,16 @@ def test_a_store_that_dies_mid_experiment_is_synced_after(tmp_path: Path) -> Non
     assert "wait in its backup: operando store sync" in stdout
     spool = sorted((out / "documents").glob("*.jsonl"))
     assert len(spool) == 5
-    with served(out) as url:  # the sync uses the running server
-        res = operando("store", "sync", str(out))
+    with served(out) as url:
+        # a wrong key in [store] is a clear error
+        cfg = tmp_path / "beamline.toml"
+        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "wrong"\n')
+        res = operando("store", "sync", str(out), "--config", str(cfg))
+        assert res.returncode == 2 and "api_key" in res.stderr and "Traceback" not in res.stderr
+        # the server named in [store], with its key
+        key = (out / "store" / "api_key").read_text()
+        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "{key}"\n')
+        res = operando("store", "sync", str(out), "--config", str(cfg))
         assert res.returncode == 0, res.stderr[-3000:]
         assert url in res.stdout
         uploaded = int(res.stdout.split(" uploaded now")[0].rsplit(" ", 1)[1])
@@ -105,7 +113,7 @@ def test_a_store_that_dies_mid_experiment_is_synced_after(tmp_path: Path) -> Non
                 assert store_counts(runs[path.stem]) == spooled_counts(path), path.stem
                 if runs[path.stem].metadata["start"].get("scan_kind"):
                     assert "processed" in runs[path.stem]  # its file, registered by the sync
-        again = operando("store", "sync", str(out))  # nothing left to do
+        again = operando("store", "sync", str(out))  # the running server; nothing to do
         assert again.returncode == 0 and " 0 uploaded now, 5 were complete" in again.stdout
 
 
@@ -192,28 +200,3 @@ def test_reprocess_refuses_what_it_cannot_do(stored_demo, tmp_path: Path) -> Non
     lonely.write_bytes(first.read_bytes())
     res = operando("reprocess", str(lonely))
     assert res.returncode == 2 and "documents" in res.stderr and "missing" in res.stderr
-
-
-def test_sync_to_an_existing_server_named_in_the_config(stored_demo, tmp_path: Path) -> None:
-    """[store] uri and api_key: the runs go to that server (here one serving another
-    folder: its readable storage must hold this folder for the registered scan files to
-    be read); a wrong key is a clear error."""
-    _res, out = stored_demo
-    other = tmp_path / "elsewhere"
-    other.mkdir()
-    with served(other) as url:
-        key = (other / "store" / "api_key").read_text()
-        cfg = tmp_path / "beamline.toml"
-        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "{key}"\n')
-        res = operando("store", "sync", str(out), "--config", str(cfg))
-        assert res.returncode == 0, res.stderr[-3000:]
-        assert f"run store {url}: 5 runs" in res.stdout and "5 uploaded now" in res.stdout
-        assert "2 files registered" in res.stdout
-        with tiled(url) as runs:
-            for path in sorted((out / "documents").glob("*.jsonl")):
-                assert store_counts(runs[path.stem]) == spooled_counts(path)
-                if runs[path.stem].metadata["start"].get("scan_kind"):  # its file's node
-                    assert "processed" in runs[path.stem]
-        cfg.write_text(f'[store]\nuri = "{url}"\napi_key = "wrong"\n')
-        res = operando("store", "sync", str(out), "--config", str(cfg))
-        assert res.returncode != 0 and "Traceback" not in res.stderr

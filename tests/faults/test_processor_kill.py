@@ -62,7 +62,7 @@ def test_a_killed_processor_is_restarted_and_the_scan_is_whole(tmp_path: Path, f
     out = tmp_path / "demo"
     row = random.Random().randrange(2, 11)  # of 12
     cmd = [sys.executable, "-m", "operando.control.cli", "demo", "--out", str(out),
-           "--size", "tiny"]  # fmt: skip
+           "--size", "tiny", "--no-store"]  # fmt: skip
     lines: list[str] = []
     killed_at = said_at = None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as demo:
