@@ -185,27 +185,15 @@ def reprocess_settings(base: Any, args: argparse.Namespace) -> Any:
     """The run's settings ``base`` with the settings file's keys and the options on top."""
     import tomllib
 
-    from ..protocols.processing import ProcessingSettings, parse_corrections
+    from ..live_processing.options import apply_options, read_settings_file
+    from ..protocols.processing import ProcessingSettings
 
     if args.settings is not None:
-        from ..live_processing.options import read_settings_file
-
         given = read_settings_file(args.settings)  # checked whole
         table = tomllib.loads(args.settings.read_text())
         keys = set(table.get("processing", table)) & set(given.to_dict())
         base = base.with_options(**{k: getattr(given, k) for k in keys})
-    corrections = parse_corrections(args.corrections) if args.corrections is not None else None
-    settings: ProcessingSettings = base.with_options(
-        bins=args.bins,
-        q_range=tuple(args.q_range) if args.q_range else None,
-        method=args.method,
-        corrections=corrections,
-        mask=args.mask,
-        dark=args.dark,
-        flat=args.flat,
-        polarisation=args.polarisation,
-        svd_rank=args.svd_rank,
-    )
+    settings: ProcessingSettings = apply_options(base, args, workers=False)  # Dask's, here
     return settings
 
 

@@ -135,6 +135,12 @@ def settings_from_args(args: Any) -> ProcessingSettings:
         base = read_settings_file(args.settings)
     else:
         base = ProcessingSettings()
+    return apply_options(base, args)
+
+
+def apply_options(base: ProcessingSettings, args: Any, workers: bool = True) -> ProcessingSettings:
+    """``base`` with the processing options given on the command line on top (with
+    ``workers``: ``--workers`` is the processor's integration workers)."""
     corrections = parse_corrections(args.corrections) if args.corrections is not None else None
     return base.with_options(
         bins=args.bins,
@@ -146,5 +152,5 @@ def settings_from_args(args: Any) -> ProcessingSettings:
         flat=args.flat,
         polarisation=args.polarisation,
         svd_rank=args.svd_rank,
-        workers=args.workers,
+        workers=args.workers if workers else None,
     )

@@ -141,3 +141,17 @@ def best_channel_r(path: Path) -> dict[str, float]:
             r = (v * f0[:, None]).sum(0) / np.sqrt((v**2).sum(0) * (f0**2).sum())
         out[name] = float(np.nanmax(r))
     return out
+
+
+def scan_files(res: subprocess.CompletedProcess) -> list[Path]:
+    return [
+        Path(ln) for ln in res.stdout.strip().splitlines() if ln.endswith(".h5") and " " not in ln
+    ]
+
+
+def spinel_lattice(path: Path) -> tuple[float, float]:
+    """(lithium content, mean ground-truth lattice parameter of the Li-rich spinel)."""
+    with h5py.File(path) as f:
+        gt = f["entry/ground_truth/LiMn2O4"]
+        frac, a = gt["fraction"][()], gt["lattice_a"][()]
+        return float(f["entry/sample/lithium_x"][()]), float(a[frac > 0].mean())
