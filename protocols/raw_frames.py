@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import string
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,16 @@ class RawSeries:
         with h5py.File(self.path, "r", libver="latest", swmr=True) as f:
             data = f["entry/data/data"]
             return np.asarray(data[index])
+
+    def each_frame(self, positions: np.ndarray) -> Iterator[np.ndarray]:
+        """The frames at ``positions`` one at a time, each read into the same buffer,
+        which the next overwrites: no array of the whole batch (a 2M frame is 10 MB)."""
+        with h5py.File(self.path, "r", libver="latest", swmr=True) as f:
+            data = f["entry/data/data"]
+            buffer = np.empty(data.shape[1:], dtype=data.dtype)
+            for k in positions:
+                data.read_direct(buffer, np.s_[int(k)])
+                yield buffer
 
 
 def series_state(path: Path) -> tuple[int, bool]:

@@ -21,8 +21,8 @@ def integrate_chunk(path: str, positions: np.ndarray, spec: dict[str, Any]) -> n
     """The patterns (n, bins) of the frames at ``positions`` (increasing) of raw file
     ``path``, integrated with the integrator of ``spec``."""
     integrator = _INTEGRATORS(spec)
-    frames = read_series(Path(path)).frames(np.asarray(positions))
-    return np.stack([integrator.integrate(frame)[1] for frame in frames])
+    frames = read_series(Path(path)).each_frame(np.asarray(positions))
+    return np.stack([integrator.integrate(frame)[1].copy() for frame in frames])
 
 
 def warm_up(spec: dict[str, Any]) -> float:
