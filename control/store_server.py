@@ -198,6 +198,10 @@ def serve(
             path.unlink(missing_ok=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="serve an output folder's run store (Tiled)")
     p.add_argument("folder", type=Path)
@@ -205,9 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    # uvicorn stops on SIGTERM, then raises it again once stopped: with this handler
-    # (not the default, which ends the process there) the runtime files are removed
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # SIGTERM is an interrupt: before uvicorn serves (the app takes seconds to build) it
+    # ends the process; uvicorn stops on it and raises it again once stopped, and then,
+    # unlike the default action, it lets the runtime files be removed on the way out
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(args.folder, args.host, args.port)
     except KeyboardInterrupt:  # SIGINT, raised again the same way
