@@ -11,7 +11,6 @@ as arrays without a copy.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from event_model import RunRouter
-
-from ..protocols.jsonable import jsonable
 
 # a store that is down costs a few quick retries per request, not tiled's default 45 s
 os.environ.setdefault("TILED_RETRY_ATTEMPTS", "3")
@@ -124,9 +121,9 @@ class StoreWriter:
         self._thread.start()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        # a JSON copy: what the thread writes is what the spool kept, whatever happens
-        # to the RunEngine's dicts meanwhile
-        self._queue.put(("doc", name, json.loads(json.dumps(doc, default=jsonable))))
+        # the documents come decoded from the wire (:mod:`.store_process`): plain JSON
+        # values that nothing else holds, so they are queued as they are
+        self._queue.put(("doc", name, doc))
 
     def close(
         self, files: dict[str, Path] | None = None, timeout: float = 60.0, session: bool = True
