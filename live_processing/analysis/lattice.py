@@ -14,6 +14,10 @@ family: a voxel first gets one lattice parameter per family, anywhere in the fam
 range, reported under the family's first listed member. A second member is added in
 the voxels where that lowers the Bayesian information criterion and the two are told
 apart (their lines at least ``RESOLVED`` FWHM apart, both present): a two-phase window.
+On a slice, the reconstruction blurs a two-phase voxel's second member into its
+neighbours, too weakly to be fitted there alone but enough to pull a single-member fit;
+those neighbours are refitted with the second member at the two-phase voxels' lattice
+parameter (its areas free), kept where the criterion prefers it.
 Then each phase is tried out of the model where it is weak or pinned to its range's
 edge, and kept out where the criterion prefers that.
 
@@ -121,6 +125,17 @@ def lattice_maps(
                 p_s = params[sel].copy()
                 lo_s, hi_s = _split(model, first, g, p_s, lo[sel], hi[sel], crystalline)
                 keep_better(sel, p_s, lo_s, hi_s, (first, g))
+    if len(lead) == 2:  # a slice: a resolved second member's blur into the next voxels
+        for family in families:
+            for other in family[1:]:
+                pair = (crystalline.index(family[0]), crystalline.index(other))
+                sel, a2 = _beside_two_phase(model, params, lo, hi, pair, lead)
+                if sel.any():
+                    p_s = params[sel].copy()
+                    lo_s, hi_s = _split(model, pair[0], pair[1], p_s, lo[sel], hi[sel], crystalline)
+                    col = model.at_group + pair[1]
+                    lo_s[:, col] = hi_s[:, col] = p_s[:, col] = a2
+                    keep_better(sel, p_s, lo_s, hi_s)
     for g in range(len(crystalline)):  # each phase tried out where it is doubtful
         doubtful = _doubtful(model, params, errors, g, lo, hi, min_snr)
         if doubtful.any():
@@ -159,6 +174,33 @@ def _resolved(
     top = max(ln.q(1.0) for k, ln in enumerate(model.lines) if model.layout.line_group[k] == g1)
     gap = np.abs(top / a1 - top / a2)
     return both & (gap >= RESOLVED * fwhm)
+
+
+def _beside_two_phase(
+    model: LatticeModel,
+    params: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    pair: tuple[int, int],
+    lead: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of a slice fitted with the first member of ``pair`` alone that touch (face
+    neighbours) voxels where both were fitted, and the second member's mean lattice
+    parameter there: the reconstruction blurs its lines into them, and a single-member
+    fit would be pulled towards them."""
+    c1, c2 = model.at_group + pair[0], model.at_group + pair[1]
+    two = ((hi[:, c2] > lo[:, c2]) & (hi[:, c1] > lo[:, c1])).reshape(lead)
+    if not two.any():
+        return np.zeros(two.size, bool), np.zeros(0)
+    a2 = np.where(two, params[:, c2].reshape(lead), 0.0)
+    pad_n, pad_a = np.pad(two, 1).astype(float), np.pad(a2, 1)
+    shifts = [(slice(None, -2), slice(1, -1)), (slice(2, None), slice(1, -1))]
+    shifts += [(slice(1, -1), slice(None, -2)), (slice(1, -1), slice(2, None))]
+    count = sum(pad_n[s] for s in shifts)
+    total = sum(pad_a[s] for s in shifts)
+    single = (hi[:, c1] > lo[:, c1]).reshape(lead) & ~two
+    sel = single & (count > 0)
+    return sel.ravel(), (total[sel] / count[sel])
 
 
 def _split(
