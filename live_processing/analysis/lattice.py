@@ -196,8 +196,8 @@ def _beside_two_phase(
     pad_n, pad_a = np.pad(two, 1).astype(float), np.pad(a2, 1)
     shifts = [(slice(None, -2), slice(1, -1)), (slice(2, None), slice(1, -1))]
     shifts += [(slice(1, -1), slice(None, -2)), (slice(1, -1), slice(2, None))]
-    count = sum(pad_n[s] for s in shifts)
-    total = sum(pad_a[s] for s in shifts)
+    count = np.sum([pad_n[s] for s in shifts], axis=0)
+    total = np.sum([pad_a[s] for s in shifts], axis=0)
     single = (hi[:, c1] > lo[:, c1]).reshape(lead) & ~two
     sel = single & (count > 0)
     return sel.ravel(), (total[sel] / count[sel])
