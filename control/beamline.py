@@ -9,6 +9,7 @@ from typing import Any
 from ophyd import EpicsSignalRO
 from ophyd.sim import make_fake_device
 
+from ..devices.centring import CentringStage, CountingDiode
 from ..devices.connection import IocConnection
 from ..devices.detector import StreamingDetector
 from ..devices.methodscript_client import PotentiostatError
@@ -33,17 +34,23 @@ class Beamline:
     pstat: Potentiostat
     trigger: TriggerLines
     diode_t: EpicsSignalRO | None = None  # transmitted-beam diode, if the beamline has one
+    trans_counter: CountingDiode | None = None  # that diode counted point by point, if so
+    centring: CentringStage | None = None  # sample-centring translations, if any
     connection: IocConnection | None = None  # the IOC's PVs all connected (after build())
 
     def destroy(self) -> None:
         self.pstat.destroy()
 
     @property
+    def optional(self) -> tuple[Any, ...]:
+        """The devices this beamline has of those it may not."""
+        return tuple(d for d in (self.diode_t, self.trans_counter, self.centring) if d is not None)
+
+    @property
     def devices(self) -> dict[str, Any]:
         """Every device by name."""
         devices = (self.stage, self.det, self.diode, self.shutter, self.pstat, self.trigger)
-        extra = (self.diode_t,) if self.diode_t is not None else ()
-        return {d.name: d for d in (*devices, *extra)}
+        return {d.name: d for d in (*devices, *self.optional)}
 
 
 def make_devices(
@@ -77,7 +84,19 @@ def make_devices(
     diode_t = None
     if cfg.epics.transmission:
         diode_t = beam_monitor(f"{prefix}{cfg.epics.transmission}", name="diode_t", fake=fake)
-    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t)
+    counter = None
+    if cfg.epics.transmission_counter:
+        counter = cls(CountingDiode)(f"{prefix}{cfg.epics.transmission_counter}", name="trans")
+    centring = None
+    if cfg.epics.centring:
+        names = [n.strip() for n in cfg.epics.centring.split(",")]
+        if len(names) != 2 or not all(names):
+            raise ConfigError(
+                f"[epics] centring = {cfg.epics.centring!r}: need the two motor PVs after the "
+                'prefix, "CX,CY" (or "" for none)'
+            )
+        centring = cls(CentringStage)(prefix, cx_pv=names[0], cy_pv=names[1], name="centring")
+    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring)
 
 
 def not_connected(exc: Exception, limit: int = 6) -> str:
@@ -113,8 +132,7 @@ def build(cfg: BeamlineConfig, potentiostat_url: str | None = None) -> Beamline:
     route_libca_messages()  # and should it still complain, into the debug log
     bl = make_devices(cfg, potentiostat_url)
     prefix, timeout = cfg.epics.prefix, cfg.epics.connection_timeout
-    extra = (bl.diode_t,) if bl.diode_t is not None else ()
-    for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger, *extra):
+    for dev in (bl.stage, bl.det, bl.diode, bl.shutter, bl.trigger, *bl.optional):
         try:
             dev.wait_for_connection(timeout=timeout)
         except TimeoutError as exc:

@@ -17,6 +17,7 @@ from ..live_processing.options import METHODS, add_processor_arguments
 from .cli_analysis import add_analysis_commands
 from .cli_store import add_store_commands
 from .errors import ConfigError
+from .sim import mount_offset
 
 ARTEFACT_HELP = (
     "axis_offset=MM, air[=LEVEL], decay[=PERIOD], spots[=SHARE], zingers=RATE, "
@@ -119,7 +120,15 @@ def _sim(args: argparse.Namespace) -> int:
 
     stop_on_terminate()
 
-    return run_sim(args.dir, args.prefix, args.port, args.phantom, args.time_factor, args.artefacts)
+    return run_sim(
+        args.dir,
+        args.prefix,
+        args.port,
+        args.phantom,
+        args.time_factor,
+        args.artefacts,
+        args.mount_offset,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -291,6 +300,13 @@ def parser() -> argparse.ArgumentParser:
         default="",
         metavar="LIST",
         help=f"what real data has, comma-separated name or name=value: {ARTEFACT_HELP}",
+    )
+    s.add_argument(
+        "--mount-offset",
+        type=mount_offset,
+        metavar="U,V",
+        help="glue the sample U,V mm off the centring stage's middle (each within ±1), for "
+        "trying the alignment plan (README, 'Aligning the sample')",
     )
     s.set_defaults(func=_sim)
     c = sub.add_parser(

@@ -6,6 +6,8 @@ prefix = "SIM:"              # PV prefix of stage (x, rot, z), diode, shutter, d
 connection_timeout = 5.0     # s
 ca_addr_list = ""            # sets EPICS_CA_ADDR_LIST if given (loopback IOC: "127.0.0.1:5064")
 transmission = ""            # PV (after the prefix) of a transmitted-beam diode; "" if none
+transmission_counter = ""    # its counter channel's prefix (Count, Time, Rate PVs); "" if none
+centring = ""                # the centring translations' motor PVs, "CX,CY"; "" if none
 ioc_timeout = 30.0           # s a plan waits, suspended, for a lost IOC before it fails
 
 [potentiostat]
@@ -55,6 +57,8 @@ class EpicsConfig:
     connection_timeout: float = 5.0
     ca_addr_list: str = ""
     transmission: str = ""
+    transmission_counter: str = ""
+    centring: str = ""
     ioc_timeout: float = 30.0
 
 

@@ -14,6 +14,7 @@ Nothing already in the folder is overwritten.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import signal
@@ -34,7 +35,9 @@ def beamline_toml(prefix: str, port: int, pty: str, poni: Path) -> str:
         f'prefix = "{prefix}"\n'
         f'ca_addr_list = "127.0.0.1:{port}"\n'
         "connection_timeout = 5.0\n"
-        'transmission = "diode_t"    # the transmitted-beam diode behind the sample\n\n'
+        'transmission = "diode_t"    # the transmitted-beam diode behind the sample\n'
+        'transmission_counter = "diode_t:"  # the same diode counted point by point\n'
+        'centring = "cx,cy"          # the centring translations on the rotation\n\n'
         "[potentiostat]\n"
         f'url = "{pty}"\n'
         "sample_interval = 1.0\n\n"
@@ -48,6 +51,17 @@ def env_lines(env: dict[str, str], config: Path) -> list[str]:
     return [*(f"export {k}={v}" for k, v in env.items()), f"export OPERANDO_BEAMLINE={config}"]
 
 
+def mount_offset(text: str) -> tuple[float, float]:
+    """``--mount-offset U,V``: mm, each within ±1."""
+    try:
+        u, v = (float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: need U,V in mm, e.g. 0.3,0") from None
+    if not (abs(u) <= 1 and abs(v) <= 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: each of U, V must be within ±1 mm")
+    return u, v
+
+
 def run_sim(
     folder: Path | None,
     prefix: str,
@@ -55,8 +69,10 @@ def run_sim(
     phantom: Path | None,
     time_factor: float,
     artefacts: str = "",
+    mount_offset: tuple[float, float] | None = None,
 ) -> int:
-    """Run the simulated beamline until Ctrl-C or SIGTERM; always stop every process."""
+    """Run the simulated beamline until Ctrl-C or SIGTERM; always stop every process.
+    ``mount_offset``: the sample glued (u, v) mm off the centring stage's middle."""
     from ..simulators import launcher
     from ..simulators.artefacts import ArtefactError, Artefacts
 
@@ -81,7 +97,9 @@ def run_sim(
     try:
         procs.append(launcher.start_repeater(port))
         poni = folder / "detector.poni"
-        ioc = launcher.start_ioc(prefix, port, phantom, poni, artefacts=artefacts)
+        ioc = launcher.start_ioc(
+            prefix, port, phantom, poni, artefacts=artefacts, mount_offset=mount_offset
+        )
         procs.append(ioc)
         pot = launcher.start_potentiostat(time_factor, 0.05, 0.98, ioc=(prefix, port))
         procs.append(pot)
@@ -98,7 +116,9 @@ def run_sim(
             f"  detector      {prefix}det:cam:, frames on {ioc.info['stream']} (Stream V2)\n"
             f"  potentiostat  {pot.info['port']} (MethodSCRIPT, cell time x{time_factor:g})\n"
             f"  folder        {folder} ({', '.join(FILES)})\n"
-            f"  artefacts     {artefacts or 'none (an ideal sample and beam)'}\n\n"
+            f"  artefacts     {artefacts or 'none (an ideal sample and beam)'}\n"
+            f"  sample        mounted {mount_offset or (0, 0)} mm off the centring stage's "
+            "middle\n\n"
             "In another terminal, paste:\n"
             f"  source {folder / 'env.sh'}\n"
             f"  operando check --config {config}\n"

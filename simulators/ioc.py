@@ -6,11 +6,16 @@ One caproto server on loopback (port from ``EPICS_CA_SERVER_PORT``). PVs, with t
 prefix ``P``::
 
     P x, P rot, P z          motor records (.VAL .RBV .DMOV .VELO .ACCL .HLM .LLM ...)
+    P cx, P cy               sample-centring translations on top of the rotation (motor
+                             records): cx along the beam's normal, cy along the beam, at
+                             rot 0; they turn with the sample
     P beam:Current           stored-beam current (mA), decaying with a lifetime (and,
                              with the ``decay`` artefact, topped up every TopUp s)
     P beam:On                1 while there is beam
     P diode                  beam-monitor diode (counts/s), ∝ flux on the sample
     P diode_t                transmitted-beam diode behind the sample (counts/s)
+    P diode_t:Count/Time/Rate  the same diode counted for Time s at each point (a scaler
+                             channel: put Count 1, it completes with Rate, counts/s)
     P shutter:Open           shutter command (0/1); P shutter:Status its readback
     P trig:In                digital input: the potentiostat's pause line (GPIO pin 0)
     P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
@@ -19,6 +24,9 @@ prefix ``P``::
     P det:cam:...            the streaming detector (see ``detector.py``)
     P det:Stats1:...         its statistics plugin (Total_RBV, ArrayCounter_RBV)
     P pc:Start, P pc:Dir     position compare on x, wired to the detector's trigger input
+
+``--mount-offset U,V`` (mm) glues the sample that far off the centring stage's middle
+(the sample frame's origin is the phantom grid's centre).
 
 Run ``python -m operando.simulators.ioc --prefix SIM: [--phantom FILE]``; it prints one
 ``READY {json}`` line with its addresses once serving.
@@ -41,6 +49,7 @@ from caproto.server import PVGroup, SubGroup, pvproperty, run
 from ..protocols import stream_v2 as sv2
 from ..protocols.child_process import announce
 from .artefacts import ArtefactError, Artefacts
+from .counter import CounterGroup
 from .detector import CamGroup, StatsGroup
 from .frame_streamer import FrameStreamer
 from .lithiation import lithiate
@@ -169,6 +178,9 @@ class BeamlineIOC(PVGroup):
         SimMotor, prefix="rot", velocity=360.0, accel_time=0.02, limits=(-370.0, 370.0), units="deg"
     )
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
+    cx = SubGroup(SimMotor, prefix="cx", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
+    cy = SubGroup(SimMotor, prefix="cy", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
+    trans = SubGroup(CounterGroup, prefix="diode_t:", source="transmitted")
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
     trig = SubGroup(TriggerGroup, prefix="trig:")
@@ -184,9 +196,11 @@ class BeamlineIOC(PVGroup):
         streamer: FrameStreamer,
         sample_state: SampleState,
         topup: float = 0.0,
+        mount_offset: tuple[float, float] = (0.0, 0.0),
         **kwargs,
     ) -> None:
         self.t0 = time.monotonic()
+        self.mount_offset = mount_offset  # mm: where the sample sits on the centring stage
         self.topup = topup  # s between top-ups of the ring (the decay artefact); 0: none
         self._streamer = streamer
         self.sample_state = sample_state
@@ -219,9 +233,30 @@ class BeamlineIOC(PVGroup):
         beam = (self.beam.current() if self.beam.On.value else 0.0) / REFERENCE_CURRENT
         return beam * (1.0 if self.shutter.Status.value else 0.0)
 
+    def beam_position(self, angle: float, x: float, cx: float, cy: float) -> float:
+        """Where the beam crosses the sample, as the translation the renderer takes: the
+        stage's ``x`` plus the sample's offset on the rotation (centring and mounting)
+        projected across the beam at ``angle``."""
+        th = math.radians(angle)
+        p, q = cx + self.mount_offset[0], cy + self.mount_offset[1]
+        return x + p * math.cos(th) - q * math.sin(th)
+
     def stage_state(self, when: float) -> tuple[float, float, float]:
-        """(angle, translation) at monotonic time ``when``, and the flux now."""
-        return self.rot.position_at_time(when), self.x.position_at_time(when), self.flux()
+        """(angle, beam position in the sample) at monotonic time ``when``, and the
+        flux now."""
+        angle = self.rot.position_at_time(when)
+        x = self.beam_position(
+            angle,
+            self.x.position_at_time(when),
+            self.cx.position_at_time(when),
+            self.cy.position_at_time(when),
+        )
+        return angle, x, self.flux()
+
+    def transmitted(self) -> float:
+        """The transmitted-beam diode's rate now (counts/s), no noise."""
+        angle, x, flux = self.stage_state(time.monotonic())
+        return DIODE_FULL_BEAM * flux * self._streamer.renderer.transmission(angle, x)
 
     @diode.scan(period=0.05)
     async def diode(self, instance, async_lib) -> None:
@@ -231,9 +266,7 @@ class BeamlineIOC(PVGroup):
     @diode_t.scan(period=0.05)
     async def diode_t(self, instance, async_lib) -> None:
         noise = 1 + 0.001 * self._rng.standard_normal()
-        renderer = self._streamer.renderer
-        t = renderer.transmission(self.rot.position, self.x.position)
-        await instance.write(DIODE_FULL_BEAM * self.flux() * t * noise)
+        await instance.write(self.transmitted() * noise)
 
 
 def enable_tcp_nodelay() -> None:
@@ -273,7 +306,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--artefacts", default="", metavar="LIST", help="artefacts to simulate (see .artefacts)"
     )
+    p.add_argument(
+        "--mount-offset", default="0,0", metavar="U,V", help="the sample's offset on the stage (mm)"
+    )
     args = p.parse_args(argv)
+    try:
+        mount = tuple(float(v) for v in args.mount_offset.split(","))
+    except ValueError:
+        mount = ()
+    if len(mount) != 2 or not all(math.isfinite(v) and abs(v) <= 2.0 for v in mount):
+        p.error(f"--mount-offset {args.mount_offset!r}: need U,V in mm, each within ±2")
     try:
         artefacts = Artefacts.parse(args.artefacts)
     except ArtefactError as exc:
@@ -296,7 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     # CA server's event loop within 1 ms, not the default 5 ms, between its numpy calls
     sys.setswitchinterval(0.001)
     ioc = BeamlineIOC(
-        prefix=args.prefix, streamer=streamer, sample_state=sample, topup=artefacts.decay
+        prefix=args.prefix,
+        streamer=streamer,
+        sample_state=sample,
+        topup=artefacts.decay,
+        mount_offset=(mount[0], mount[1]),
     )
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
     ready = {

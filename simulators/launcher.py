@@ -132,14 +132,18 @@ def start_ioc(
     poni: Path | None,
     x_ref: float = 0.98,
     artefacts: str = "",
+    mount_offset: tuple[float, float] | None = None,
 ) -> SimProcess:
     """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``.
 
     Its beacons go to the CA repeater on ``port + 1`` (:func:`start_repeater`).
     ``x_ref``: the lithium content the phantom was built at; ``artefacts``: the
-    ``--artefacts`` list (:mod:`.artefacts`).
+    ``--artefacts`` list (:mod:`.artefacts`); ``mount_offset``: (u, v) mm of the
+    sample off the centring stage's middle.
     """
     args = ["--prefix", prefix, "--x-ref", str(x_ref)]
+    if mount_offset is not None:
+        args += ["--mount-offset", f"{mount_offset[0]:g},{mount_offset[1]:g}"]
     if artefacts:
         args += ["--artefacts", artefacts]
     if phantom:

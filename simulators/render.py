@@ -190,11 +190,15 @@ class FrameRenderer:
         self.spot_patterns: np.ndarray | None = None
         if a.spots and SPOT_PHASE in phantom.fraction:
             self.spot_patterns = self._patterns(phantom, only=SPOT_PHASE)
-        self._mu = np.zeros(self.active.size)
-        if a.absorption:
-            lam = float(self.integrator.wavelength)
-            for name, frac in phantom.fraction.items():
-                self._mu += frac.ravel()[self.active] * attenuation(name, lam) * a.absorption
+        # the transmitted beam always sees the sample's attenuation (× the artefact's
+        # scale, if any, so the diode and the diffraction agree); the diffraction only
+        # with the absorption artefact
+        lam = float(self.integrator.wavelength)
+        self._mu_beam = np.zeros(self.active.size)
+        for name, frac in phantom.fraction.items():
+            self._mu_beam += frac.ravel()[self.active] * attenuation(name, lam)
+        self._mu_beam *= a.absorption or 1.0
+        self._mu = self._mu_beam if a.absorption else np.zeros(self.active.size)
 
     def _ideal_frame(self, theta_deg: float, x_mm: float) -> np.ndarray:
         p = self.profile(theta_deg, x_mm)
@@ -211,14 +215,9 @@ class FrameRenderer:
         return x
 
     def transmission(self, theta_deg: float, x_mm: float) -> float:
-        """Transmitted fraction of the beam at this stage position (1 without absorption)."""
-        if not self.artefacts.absorption:
-            return 1.0
-        return self._transmission(theta_deg, self.sample_position(theta_deg, x_mm))
-
-    def _transmission(self, theta_deg: float, xs: float) -> float:
-        rows, w = self._ray(theta_deg, xs)
-        return float(np.exp(-(w @ self._mu[rows])))
+        """Transmitted fraction of the beam at this stage position."""
+        rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
+        return float(np.exp(-(w @ self._mu_beam[rows])))
 
     def _ray(self, theta_deg: float, xs: float) -> tuple[np.ndarray, np.ndarray]:
         """The scattering voxels on the beam at sample position ``xs``: (rows of
