@@ -164,6 +164,7 @@ def fly_xrdct(
     suspend_fraction: float = 0.5,
     sample: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
+    volume: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """Fly-scanned XRD-CT, one detector burst per angle (snake rows).
 
@@ -184,6 +185,9 @@ def fly_xrdct(
         Suspend when the monitor falls below this fraction of its level at the start.
     sample, md
         Sample description and extra start-document metadata.
+    volume
+        This scan as one z plane of a volume (:attr:`XrdctGeometry.volume`): the
+        processor assembles the planes' files into one volume file.
     """
     angles = [float(a) for a in angles]
     translations = [float(t) for t in translations]
@@ -230,6 +234,7 @@ def fly_xrdct(
         row_key=row.row_index.name,
         reversed_key=row.reversed.name,
         estimated_time=estimate,
+        volume=dict(volume or {}),
     )
     _md = {
         "plan_name": "fly_xrdct",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -50,6 +51,9 @@ def preset_xrdct(
             f"{len(grid.angles)} angles, {grid.exposure:g} s): {exc}"
         ) from exc
     preset_md = {"preset": name, "preset_scale": scale, "preset_overrides": overrides}
+    n_z = len(grid.z)
+    dz = grid.z[1] - grid.z[0] if n_z > 1 else 0.0
+    volume_id = str(uuid.uuid4())  # the planes' files become one volume file
 
     def planes() -> MsgGenerator[None]:
         for k, z in enumerate(grid.z):
@@ -66,6 +70,11 @@ def preset_xrdct(
                 pstat=pstat,
                 sample=sample,
                 md={**preset_md, "z": z, "z_index": k, **(md or {})},
+                volume=(
+                    {"id": volume_id, "index": k, "n": n_z, "z0": grid.z[0], "dz": dz}
+                    if n_z > 1
+                    else None
+                ),
             )
 
     old_exposure = det.exposure.get()

@@ -69,6 +69,7 @@ class Report(StrEnum):
     # ``placed`` (cells), ``row_at`` (epoch s the latest of its rows went into the volume)
     EC = "ec"  # a reading of the cell: ``experiment``, ``time`` (epoch s), ``voltage``, ``current``
     TRANSITION = "transition"  # a protocol step changed: ``experiment``, ``time``, ``state`` …
+    VOLUME = "volume"  # a volume's planes assembled: ``path``, ``planes``, ``missing``
 
 
 VIEWER_ONLY = frozenset({Report.LIVE, Report.EC, Report.TRANSITION})

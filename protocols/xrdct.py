@@ -46,6 +46,8 @@ class XrdctGeometry:
     # scans reconstructed together: {"id": ..., "role": "coarse" | "roi"} (seed 000); an
     # ROI's "guard": its translations reach that many steps beyond the disc wanted
     combine: dict[str, Any] = field(default_factory=dict)
+    # one z plane of a volume: {"id": ..., "index": k, "n": planes, "z0": mm, "dz": mm}
+    volume: dict[str, Any] = field(default_factory=dict)
 
     def to_md(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,6 +29,7 @@ from .intake import FrameIntake
 from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
+from .volumes import plane_written
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ class Finisher:
             maps_s=round(maps_s, 3),
             **compression,
         )
+        plane_written(path, g.volume, self.runs.out_dir, self.report)
         return path
 
     def _combine(
