@@ -98,7 +98,18 @@ def align_roi(
             yield from bps.mv(sig, getattr(fit, key))
         yield from bps.trigger_and_read(list(fit_signals.values()), name="alignment")
 
-    yield from scan()
+    x0, rot0 = float(stage.x.position), float(stage.rot.position)
+    done: list[bool] = []
+
+    def scanned() -> MsgGenerator[None]:
+        yield from scan()
+        done.append(True)
+
+    def back() -> MsgGenerator[None]:  # a failed scan leaves the stage where it was
+        if not done:
+            yield from bps.mv(stage.x, x0, stage.rot, rot0)
+
+    yield from bpp.finalize_wrapper(scanned(), back())
     fit = {k: float(s.get()) for k, s in fit_signals.items()}
     if fit["rms"] > MAX_RMS_STEPS * step:
         raise AlignmentError(

@@ -21,6 +21,9 @@ prefix ``P``::
     P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
     P cell:x                 simulation only: the cell's true lithium content x
     P sim:Phantom            simulation only: put a phantom file's path to change sample
+    P sim:ElectrodeZ, P sim:ElectrodeT  simulation only: the electrode layer's middle and
+                             thickness along z (mm); outside it only the holder (PEEK).
+                             Thickness 0 (the default): the phantom at every height
     P det:cam:...            the streaming detector (see ``detector.py``)
     P det:Stats1:...         its statistics plugin (Total_RBV, ArrayCounter_RBV)
     P pc:Start, P pc:Dir     position compare on x, wired to the detector's trigger input
@@ -61,6 +64,7 @@ from .render import FrameRenderer, default_integrator
 DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
 REFERENCE_CURRENT = 200.0  # mA
 TOPUP_DROP = 0.3  # share of the current lost between top-ups (the decay artefact)
+BEAM_HEIGHT = 0.001  # mm: the focused beam's height (seed 001: 1 µm)
 
 
 class BeamGroup(PVGroup):
@@ -137,10 +141,15 @@ class SampleState:
 
 
 class SimGroup(PVGroup):
-    """Simulation controls: a sample changer (load another phantom file), and faults."""
+    """Simulation controls: a sample changer (load another phantom file), the electrode
+    layer's height, and faults."""
 
     Phantom = pvproperty(value="", dtype=ChannelType.CHAR, max_length=1000, string_encoding="utf-8")
     MotorStall = pvproperty(value=0, doc="simulation fault: motors take moves, never arrive")
+    ElectrodeZ = pvproperty(value=0.0, precision=4, units="mm", doc="the electrode layer's middle")
+    ElectrodeT = pvproperty(
+        value=0.0, precision=4, units="mm", doc="its thickness; 0: the phantom at every height"
+    )
 
     @Phantom.putter
     async def Phantom(self, instance, value):
@@ -241,9 +250,20 @@ class BeamlineIOC(PVGroup):
         p, q = cx + self.mount_offset[0], cy + self.mount_offset[1]
         return x + p * math.cos(th) - q * math.sin(th)
 
+    def layer(self, z: float) -> float:
+        """How much of the beam's height (``BEAM_HEIGHT``) at stage height ``z`` is inside
+        the electrode layer (1 without one)."""
+        t = float(self.sim.ElectrodeT.value)
+        if t <= 0:
+            return 1.0
+        zc, h = float(self.sim.ElectrodeZ.value), BEAM_HEIGHT / 2
+        overlap = min(z + h, zc + t / 2) - max(z - h, zc - t / 2)
+        return min(max(overlap / BEAM_HEIGHT, 0.0), 1.0)
+
     def stage_state(self, when: float) -> tuple[float, float, float]:
         """(angle, beam position in the sample) at monotonic time ``when``, and the
-        flux now."""
+        flux now; the renderer is set to the height then."""
+        self._streamer.renderer.set_layer(self.layer(self.z.position_at_time(when)))
         angle = self.rot.position_at_time(when)
         x = self.beam_position(
             angle,

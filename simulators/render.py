@@ -25,6 +25,7 @@ from .artefacts import Artefacts
 from .phantom import Phantom
 
 SPOT_PHASE = "Al"  # the coarse-grained current collector
+HOLDER_PHASES = ("PEEK",)  # the cell body: at every height, where the electrode is not
 POISSON_ROWS = 16  # rows per Poisson draw (about 0.5 ms each)
 SPOTS_PER_FRAME = 6
 SPOT_WIDTH = np.deg2rad(0.2)  # rad of azimuth (σ): single-crystal spots are sharp
@@ -135,6 +136,7 @@ class FrameRenderer:
     artefacts: Artefacts = field(default_factory=Artefacts)
 
     def __post_init__(self) -> None:
+        self._occupancy: float = 1.0  # of the electrode layer, at the beam's height
         ai = self.integrator
         shape = ai.detector.max_shape
         q_pix = ai.qArray(shape) / 10.0  # nm⁻¹ → Å⁻¹
@@ -155,6 +157,7 @@ class FrameRenderer:
             active |= frac.ravel() > 0
         self.active = np.flatnonzero(active)
         self.patterns = self._patterns(self.phantom)
+        self._set_holder(self.phantom)
         self._set_artefact_maps(self.phantom)
         self._lookup = np.full(n * n, -1)
         self._lookup[self.active] = np.arange(self.active.size)
@@ -221,11 +224,34 @@ class FrameRenderer:
 
     def _ray(self, theta_deg: float, xs: float) -> tuple[np.ndarray, np.ndarray]:
         """The scattering voxels on the beam at sample position ``xs``: (rows of
-        :attr:`patterns`, path lengths in mm)."""
+        :attr:`patterns`, path lengths in mm, times how much of each is at this height)."""
         idx, w = ray_weights(self.phantom.shape[0], self.phantom.pixel_size, theta_deg, xs)
         rows = self._lookup[idx]
         keep = rows >= 0
-        return rows[keep], w[keep]
+        rows = rows[keep]
+        return rows, w[keep] * self._layer[rows]
+
+    def set_layer(self, occupancy: float) -> None:
+        """How much of the electrode layer the beam's height meets (0–1): the holder
+        (PEEK) is there at every height, the rest of each voxel only in the layer."""
+        occupancy = min(max(float(occupancy), 0.0), 1.0)
+        if occupancy != self._occupancy:
+            self._layer = self._holder + occupancy * (1.0 - self._holder)
+            self._occupancy = occupancy
+
+    def _set_holder(self, phantom: Phantom) -> None:
+        """Each active voxel's holder share (of its phase fractions)."""
+        total = np.zeros(self.active.size)
+        for frac in phantom.fraction.values():
+            total += frac.ravel()[self.active]
+        holder = sum(
+            (phantom.fraction[name].ravel()[self.active] for name in HOLDER_PHASES
+             if name in phantom.fraction),
+            np.zeros(self.active.size),
+        )  # fmt: skip
+        self._holder = np.where(total > 0, holder / np.maximum(total, 1e-12), 1.0)
+        self._occupancy = 1.0
+        self._layer = np.ones(self.active.size)
 
     def _along(self, patterns: np.ndarray, rows: np.ndarray, w: np.ndarray) -> np.ndarray:
         """The profile of ``patterns`` summed along a ray (zeros if it meets none)."""
@@ -268,6 +294,9 @@ class FrameRenderer:
         if phantom.shape != self.phantom.shape:
             raise ValueError(f"phantom grid {phantom.shape} differs from {self.phantom.shape}")
         self.patterns = self._patterns(phantom)
+        occupancy = self._occupancy
+        self._set_holder(phantom)
+        self.set_layer(occupancy)
         self._set_artefact_maps(phantom)
         self._voxel_totals = self.patterns.astype(np.float64) @ self._total_weights
         self.phantom = phantom

@@ -117,6 +117,7 @@ def test_alignment_refuses_what_it_cannot_do_and_moves_nothing(rig) -> None:
     docs: list[tuple[str, dict]] = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     before = (centring.cx.position, centring.cy.position)
+    stage.x.set(0.1).wait(30)
     with pytest.raises(ScanLimitError, match=r"stage_x: scan point -?\d.* outside the soft limits"):
         RE(align_roi(stage, centring, trans, span=12.0, step=0.1))
     assert not docs  # refused before the run
@@ -124,6 +125,7 @@ def test_alignment_refuses_what_it_cannot_do_and_moves_nothing(rig) -> None:
         RE(align_roi(stage, centring, trans, span=0.6, step=0.05, angles=(0, 90, 180)))
     events = [d for n, d in docs if n == "event"]
     assert len(events) == 13  # refused at the first angle's line, the run closed
+    assert stage.x.position == pytest.approx(0.1, abs=1e-3)  # back where it was
     assert next(d for n, d in docs if n == "stop")["exit_status"] == "fail"
     with pytest.raises(AlignmentError, match=r"cx: the region of interest needs .* outside"):
         RE(align_roi(stage, centring, trans, step=0.1, angles=(0, 120, 240), roi=(3.0, 0.0)))
