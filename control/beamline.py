@@ -36,6 +36,7 @@ class Beamline:
     diode_t: EpicsSignalRO | None = None  # transmitted-beam diode, if the beamline has one
     trans_counter: CountingDiode | None = None  # that diode counted point by point, if so
     centring: CentringStage | None = None  # sample-centring translations, if any
+    camera: StreamingDetector | None = None  # a full-field imaging camera, if any
     connection: IocConnection | None = None  # the IOC's PVs all connected (after build())
 
     def destroy(self) -> None:
@@ -44,7 +45,8 @@ class Beamline:
     @property
     def optional(self) -> tuple[Any, ...]:
         """The devices this beamline has of those it may not."""
-        return tuple(d for d in (self.diode_t, self.trans_counter, self.centring) if d is not None)
+        found = (self.diode_t, self.trans_counter, self.centring, self.camera)
+        return tuple(d for d in found if d is not None)
 
     @property
     def devices(self) -> dict[str, Any]:
@@ -96,7 +98,10 @@ def make_devices(
                 'prefix, "CX,CY" (or "" for none)'
             )
         centring = cls(CentringStage)(prefix, cx_pv=names[0], cy_pv=names[1], name="centring")
-    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring)
+    camera = None
+    if cfg.epics.camera:
+        camera = cls(StreamingDetector)(f"{prefix}{cfg.epics.camera}", name="camera", exposure=0.02)
+    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring, camera)
 
 
 def not_connected(exc: Exception, limit: int = 6) -> str:

@@ -8,6 +8,8 @@ ca_addr_list = ""            # sets EPICS_CA_ADDR_LIST if given (loopback IOC: "
 transmission = ""            # PV (after the prefix) of a transmitted-beam diode; "" if none
 transmission_counter = ""    # its counter channel's prefix (Count, Time, Rate PVs); "" if none
 centring = ""                # the centring translations' motor PVs, "CX,CY"; "" if none
+camera = ""                  # a full-field imaging camera's prefix (after the prefix;
+                             # cam: and Stats1: PVs as the detector's); "" if none
 ioc_timeout = 30.0           # s a plan waits, suspended, for a lost IOC before it fails
 
 [potentiostat]
@@ -59,6 +61,7 @@ class EpicsConfig:
     transmission: str = ""
     transmission_counter: str = ""
     centring: str = ""
+    camera: str = ""
     ioc_timeout: float = 30.0
 
 

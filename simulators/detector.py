@@ -157,9 +157,11 @@ class CamGroup(PVGroup):
         stage: Callable[[float], tuple[float, float, float]],
         stats: StatsGroup | None = None,
         pulse: Callable[[float], Awaitable[float]] | None = None,
+        model: str = "",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._model = model  # "" : the Pilatus the Model PV starts with
         self.streamer = streamer
         self.stats = stats
         self._rng = np.random.default_rng(2)
@@ -175,29 +177,31 @@ class CamGroup(PVGroup):
     async def StreamAddress(self, instance, async_lib) -> None:
         await instance.write(self.streamer.address)
 
+    @Model.startup
+    async def Model(self, instance, async_lib) -> None:
+        if self._model:
+            await instance.write(self._model)
+
     def _start_message(self, n_images: int) -> sv2.StartMessage:
-        ai = self.streamer.renderer.integrator
-        det = ai.detector
-        ny, nx = det.max_shape
+        geo = self.streamer.renderer.stream_geometry()
         try:
             user = json.loads(self.UserData.value or "{}")
         except json.JSONDecodeError:
             user = {"raw": self.UserData.value}
-        f2d = ai.getFit2D()
         return sv2.StartMessage(
             series_id=int(self.SeriesId.value),
             series_unique_id=self._series_uid,
             number_of_images=n_images,
-            image_size_x=nx,
-            image_size_y=ny,
-            pixel_size_x=det.pixel2,
-            pixel_size_y=det.pixel1,
+            image_size_x=int(geo["nx"]),
+            image_size_y=int(geo["ny"]),
+            pixel_size_x=geo["pixel_x"],
+            pixel_size_y=geo["pixel_y"],
             count_time=float(self.AcquireTime.value),
             frame_time=float(self.AcquirePeriod.value),
-            incident_wavelength=ai.wavelength * 1e10,
-            detector_distance=ai.dist,
-            beam_center_x=float(f2d["centerX"]),
-            beam_center_y=float(f2d["centerY"]),
+            incident_wavelength=geo["wavelength"],
+            detector_distance=geo["distance"],
+            beam_center_x=geo["centre_x"],
+            beam_center_y=geo["centre_y"],
             user_data=user,
         )
 

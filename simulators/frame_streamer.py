@@ -22,14 +22,13 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import zmq
 
 from ..protocols import stream_v2 as sv2
 from ..protocols.raw_frames import RawRecorder
-from .render import FrameRenderer
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +64,26 @@ class SendBuffer:
             return msg
 
 
+class Renderer(Protocol):
+    """What the streamer and the cam need of a detector's renderer."""
+
+    def frame(
+        self, theta_deg: float, x_mm: float, exposure: float, flux: float, rng: np.random.Generator
+    ) -> np.ndarray: ...
+
+    def expected_total(
+        self, theta_deg: float, x_mm: float, exposure: float, flux: float
+    ) -> float: ...
+
+    def stream_geometry(self) -> dict[str, float]: ...
+
+
 class FrameStreamer(threading.Thread):
     """Renders queued exposures and pushes them; one thread, in order."""
 
     def __init__(
         self,
-        renderer: FrameRenderer,
+        renderer: Renderer,
         address: str,
         seed: int = 0,
         prepare: Callable[[sv2.StartMessage], None] | None = None,

@@ -26,6 +26,8 @@ prefix ``P``::
                              Thickness 0 (the default): the phantom at every height
     P det:cam:...            the streaming detector (see ``detector.py``)
     P det:Stats1:...         its statistics plugin (Total_RBV, ArrayCounter_RBV)
+    P ffcam:cam:..., P ffcam:Stats1:...  the full-field imaging camera, the same PVs
+                             (``camera.py``: Beer–Lambert projections; its own stream)
     P pc:Start, P pc:Dir     position compare on x, wired to the detector's trigger input
 
 ``--mount-offset U,V`` (mm) glues the sample that far off the centring stage's middle
@@ -44,100 +46,27 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 
-from ..protocols import stream_v2 as sv2
 from ..protocols.child_process import announce
 from .artefacts import ArtefactError, Artefacts
+from .beam import REFERENCE_CURRENT, BeamGroup, ShutterGroup
+from .camera import ProjectionRenderer
 from .counter import CounterGroup
 from .detector import CamGroup, StatsGroup
 from .frame_streamer import FrameStreamer
-from .lithiation import lithiate
 from .motor import SimMotor
 from .phantom import Phantom, default_phantom
 from .position_compare import PositionCompareGroup
 from .render import FrameRenderer, default_integrator
+from .sample_state import SampleState
 
 DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
-REFERENCE_CURRENT = 200.0  # mA
-TOPUP_DROP = 0.3  # share of the current lost between top-ups (the decay artefact)
 BEAM_HEIGHT = 0.001  # mm: the focused beam's height (seed 001: 1 µm)
-
-
-class BeamGroup(PVGroup):
-    """Stored beam with a finite lifetime; ``On`` drops and restores it."""
-
-    Current = pvproperty(value=REFERENCE_CURRENT, precision=3, units="mA", read_only=True)
-    On = pvproperty(value=1)
-    Lifetime = pvproperty(value=3600.0, units="s")
-    TopUp = pvproperty(value=0.0, units="s")  # top-up period; 0: none (plain decay)
-
-    @TopUp.startup
-    async def TopUp(self, instance, async_lib) -> None:
-        await instance.write(float(self.parent.topup))
-
-    @Current.scan(period=0.05)
-    async def Current(self, instance, async_lib) -> None:
-        await instance.write(self.current() if self.On.value else 0.0)
-
-    def current(self) -> float:
-        """The stored current now: a sawtooth of TOPUP_DROP per period with top-ups."""
-        t = time.monotonic() - self.parent.t0
-        period = float(self.TopUp.value)
-        if period > 0:
-            tau = period / math.log(1 / (1 - TOPUP_DROP))
-            return REFERENCE_CURRENT * math.exp(-(t % period) / tau)
-        return REFERENCE_CURRENT * math.exp(-t / max(float(self.Lifetime.value), 1.0))
-
-
-class ShutterGroup(PVGroup):
-    """A fast shutter: ``Status`` follows ``Open`` after its travel time."""
-
-    Open = pvproperty(value=1)
-    Status = pvproperty(value=1, read_only=True)
-
-    @Open.putter
-    async def Open(self, instance, value):
-        import asyncio
-
-        await asyncio.sleep(0.02)
-        await self.Status.write(1 if value else 0)
-        return value
-
-
-class SampleState:
-    """Before each detector series: lithiate the phantom to the cell's present x.
-
-    Writes the ground truth of that series beside the phantom file
-    (``ground_truth/truth_<series uid>.h5``) and names it, with x, in the series' start message.
-    """
-
-    def __init__(
-        self, base: Phantom, x_ref: float, renderer: FrameRenderer, truth_dir: Path | None
-    ) -> None:
-        self.base, self.x_ref, self.renderer, self.truth_dir = base, x_ref, renderer, truth_dir
-        self.cell_x: float = float("nan")
-        self.applied: float | None = None
-        self.phantom = base
-
-    def __call__(self, start: sv2.StartMessage) -> None:
-        x = self.cell_x
-        if not math.isfinite(x) and self.applied is not None:  # no cell any more: as built
-            self.phantom, self.applied = self.base, None
-            self.renderer.set_phantom(self.base)
-        if math.isfinite(x) and (self.applied is None or abs(x - self.applied) > 1e-5):
-            self.phantom = lithiate(self.base, x, self.x_ref)
-            self.renderer.set_phantom(self.phantom)
-            self.applied = x
-        if self.applied is not None:
-            start.user_data["lithium_x"] = self.applied
-        if self.truth_dir is not None:
-            path = self.truth_dir / f"truth_{start.series_unique_id}.h5"
-            self.phantom.save(path)
-            start.user_data["ground_truth"] = str(path)
 
 
 class SimGroup(PVGroup):
@@ -204,6 +133,7 @@ class BeamlineIOC(PVGroup):
         *args,
         streamer: FrameStreamer,
         sample_state: SampleState,
+        camera: FrameStreamer | None = None,
         topup: float = 0.0,
         mount_offset: tuple[float, float] = (0.0, 0.0),
         **kwargs,
@@ -226,11 +156,29 @@ class BeamlineIOC(PVGroup):
         )
         self.pvdb.update(self.cam.pvdb)
         self.pvdb.update(self.stats.pvdb)
+        if camera is not None:
+            self._camera = camera
+            cam_stats = StatsGroup(prefix=f"{self.prefix}ffcam:Stats1:", parent=self)
+            self.ffcam = CamGroup(
+                prefix=f"{self.prefix}ffcam:cam:",
+                parent=self,
+                streamer=camera,
+                stage=self.camera_state,
+                stats=cam_stats,
+                model="PCO.edge 5.5 on a 20 µm LuAG scintillator (sim)",
+            )
+            self.pvdb.update(self.ffcam.pvdb)
+            self.pvdb.update(cam_stats.pvdb)
+
+    @property
+    def renderer(self) -> FrameRenderer:
+        """The diffraction detector's renderer (a sample change replaces it)."""
+        return cast(FrameRenderer, self._streamer.renderer)
 
     def change_sample(self, phantom: Phantom, truth_dir: Path) -> None:
         """Render from ``phantom`` from the next frame on (blocks the IOC while it loads)."""
         truth_dir.mkdir(exist_ok=True)
-        old = self._streamer.renderer
+        old = self.renderer
         renderer = FrameRenderer(phantom, old.integrator, artefacts=old.artefacts)
         state = self.sample_state
         state.base, state.phantom, state.applied = phantom, phantom, None
@@ -263,7 +211,7 @@ class BeamlineIOC(PVGroup):
     def stage_state(self, when: float) -> tuple[float, float, float]:
         """(angle, beam position in the sample) at monotonic time ``when``, and the
         flux now; the renderer is set to the height then."""
-        self._streamer.renderer.set_layer(self.layer(self.z.position_at_time(when)))
+        self.renderer.set_layer(self.layer(self.z.position_at_time(when)))
         angle = self.rot.position_at_time(when)
         x = self.beam_position(
             angle,
@@ -273,10 +221,20 @@ class BeamlineIOC(PVGroup):
         )
         return angle, x, self.flux()
 
+    def camera_state(self, when: float) -> tuple[float, float, float]:
+        """As :meth:`stage_state`, for the camera: its rows told which heights meet the
+        electrode layer."""
+        renderer = cast(ProjectionRenderer, self._camera.renderer)
+        z = self.z.position_at_time(when)
+        rows = renderer.shape[0]
+        heights = z + (np.arange(rows) - (rows - 1) / 2) * renderer.pixel
+        renderer.set_rows(np.array([self.layer(float(h)) >= 0.5 for h in heights]))
+        return self.stage_state(when)
+
     def transmitted(self) -> float:
         """The transmitted-beam diode's rate now (counts/s), no noise."""
         angle, x, flux = self.stage_state(time.monotonic())
-        return DIODE_FULL_BEAM * flux * self._streamer.renderer.transmission(angle, x)
+        return DIODE_FULL_BEAM * flux * self.renderer.transmission(angle, x)
 
     @diode.scan(period=0.05)
     async def diode(self, instance, async_lib) -> None:
@@ -322,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--poni", type=Path, help="write the detector geometry here (PONI)")
     p.add_argument("--binning", type=int, default=4)
     p.add_argument("--stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the detector")
+    p.add_argument(
+        "--camera-stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the camera"
+    )
     p.add_argument("--x-ref", type=float, default=0.98, help="lithium content of the phantom")
     p.add_argument(
         "--artefacts", default="", metavar="LIST", help="artefacts to simulate (see .artefacts)"
@@ -353,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     sample = SampleState(phantom, args.x_ref, renderer, truth_dir)
     streamer = FrameStreamer(renderer, args.stream, prepare=sample)
     streamer.start()
+    camera = FrameStreamer(ProjectionRenderer(phantom, artefacts=artefacts), args.camera_stream)
+    camera.start()
     enable_tcp_nodelay()
     # the frame streamer renders in a thread of this process: hand the GIL back to the
     # CA server's event loop within 1 ms, not the default 5 ms, between its numpy calls
@@ -363,12 +326,14 @@ def main(argv: list[str] | None = None) -> None:
         sample_state=sample,
         topup=artefacts.decay,
         mount_offset=(mount[0], mount[1]),
+        camera=camera,
     )
     port = int(os.environ.get("EPICS_CA_SERVER_PORT", "5064"))
     ready = {
         "prefix": args.prefix,
         "ca_port": port,
         "stream": streamer.address,
+        "camera_stream": camera.address,
         "phantom_shape": list(phantom.shape),
         "pixel_size": phantom.pixel_size,
         "artefacts": str(artefacts),
@@ -381,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         run(ioc.pvdb, interfaces=["127.0.0.1"], log_pv_names=False, startup_hook=serving)
     finally:
         streamer.close()
+        camera.close()
 
 
 if __name__ == "__main__":

@@ -203,6 +203,17 @@ class FrameRenderer:
         self._mu_beam *= a.absorption or 1.0
         self._mu = self._mu_beam if a.absorption else np.zeros(self.active.size)
 
+    def stream_geometry(self) -> dict[str, float]:
+        """What a Stream V2 start message says of this detector."""
+        ai = self.integrator
+        ny, nx = ai.detector.max_shape
+        f2d = ai.getFit2D()
+        return {
+            "ny": ny, "nx": nx, "pixel_x": ai.detector.pixel2, "pixel_y": ai.detector.pixel1,
+            "wavelength": ai.wavelength * 1e10, "distance": ai.dist,
+            "centre_x": float(f2d["centerX"]), "centre_y": float(f2d["centerY"]),
+        }  # fmt: skip
+
     def _ideal_frame(self, theta_deg: float, x_mm: float) -> np.ndarray:
         p = self.profile(theta_deg, x_mm)
         return p[self._i0] * (1 - self._f) + p[self._i0 + 1] * self._f

@@ -1,0 +1,43 @@
+"""The simulated sample's state before each detector series: lithiated to the cell's x."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..protocols import stream_v2 as sv2
+from .lithiation import lithiate
+from .phantom import Phantom
+from .render import FrameRenderer
+
+
+class SampleState:
+    """Before each detector series: lithiate the phantom to the cell's present x.
+
+    Writes the ground truth of that series beside the phantom file
+    (``ground_truth/truth_<series uid>.h5``) and names it, with x, in the series' start message.
+    """
+
+    def __init__(
+        self, base: Phantom, x_ref: float, renderer: FrameRenderer, truth_dir: Path | None
+    ) -> None:
+        self.base, self.x_ref, self.renderer, self.truth_dir = base, x_ref, renderer, truth_dir
+        self.cell_x: float = float("nan")
+        self.applied: float | None = None
+        self.phantom = base
+
+    def __call__(self, start: sv2.StartMessage) -> None:
+        x = self.cell_x
+        if not math.isfinite(x) and self.applied is not None:  # no cell any more: as built
+            self.phantom, self.applied = self.base, None
+            self.renderer.set_phantom(self.base)
+        if math.isfinite(x) and (self.applied is None or abs(x - self.applied) > 1e-5):
+            self.phantom = lithiate(self.base, x, self.x_ref)
+            self.renderer.set_phantom(self.phantom)
+            self.applied = x
+        if self.applied is not None:
+            start.user_data["lithium_x"] = self.applied
+        if self.truth_dir is not None:
+            path = self.truth_dir / f"truth_{start.series_unique_id}.h5"
+            self.phantom.save(path)
+            start.user_data["ground_truth"] = str(path)
