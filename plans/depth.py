@@ -21,7 +21,7 @@ from ophyd import Signal
 from ..devices.centring import CountingDiode
 from ..devices.stage import TomoStage
 from .alignment_fit import AlignmentError
-from .xrdct import ScanLimitError
+from .xrdct import ScanLimitError, check_points
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,8 @@ def find_mid_depth(
     n = round(span / step) + 1
     zs = z0 + (np.arange(n) - (n - 1) / 2) * step
     xs = [x0 + d for d in lines]
-    for motor, values in ((stage.z, zs), (stage.x, xs)):
-        lo, hi = motor.limits
-        bad = [v for v in values if lo != hi and not lo <= v <= hi]
-        if bad:
-            raise ScanLimitError(
-                f"{motor.name}: point {bad[0]:g} {motor.egu} outside the soft limits "
-                f"[{lo:g}, {hi:g}] {motor.egu}"
-            )
+    check_points(stage.z, list(zs))
+    check_points(stage.x, xs)
     found = {k: Signal(name=f"depth_{k}", value=0.0) for k in ("z_low", "z_high", "mid")}
     absorbance: list[float] = []
     run_md = {

@@ -23,7 +23,7 @@ from ophyd import Signal
 
 from ..devices.detector import FrameDetector
 from ..devices.stage import TomoStage
-from .xrdct import ScanLimitError
+from .xrdct import ScanLimitError, check_limits
 
 PROJECTION, FLAT, DARK = 0, 1, 2  # NXtomo image_key
 
@@ -68,14 +68,7 @@ def tomo_scan(
     """One full-field scan (see the module)."""
     angles = [float(a) for a in angles]
     x0 = float(stage.x.position)
-    for motor, values in ((stage.rot, angles), (stage.x, [x0 + flat_offset])):
-        lo, hi = motor.limits
-        bad = [v for v in values if lo != hi and not lo <= v <= hi]
-        if bad:
-            raise ScanLimitError(
-                f"{motor.name}: {bad[0]:g} {motor.egu} is outside the soft limits "
-                f"[{lo:g}, {hi:g}] {motor.egu}"
-            )
+    check_limits(stage, angles, [x0 + flat_offset])
     if n_flats < 2 or n_darks < 1:
         raise ScanLimitError(f"tomography: {n_flats} flats and {n_darks} darks; need ≥ 2 and ≥ 1")
     key = Signal(name="image_key", value=PROJECTION)

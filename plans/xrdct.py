@@ -28,18 +28,23 @@ class ScanLimitError(ValueError):
     """A scan point outside a motor's soft limits; refused before any motion."""
 
 
+def check_points(motor: Any, values: Sequence[float]) -> None:
+    """Refuse positions of ``motor`` outside its soft limits, naming the first."""
+    lo, hi = motor.limits
+    if lo == hi:
+        return
+    bad = [v for v in values if not lo <= v <= hi]
+    if bad:
+        raise ScanLimitError(
+            f"{motor.name}: scan point {bad[0]:g} {motor.egu} is outside the soft limits "
+            f"[{lo:g}, {hi:g}] {motor.egu}"
+        )
+
+
 def check_limits(stage: TomoStage, angles: Sequence[float], translations: Sequence[float]) -> None:
     """Refuse a scan whose points leave the motors' soft limits, naming the value."""
-    for motor, values in ((stage.x, translations), (stage.rot, angles)):
-        lo, hi = motor.limits
-        if lo == hi:
-            continue
-        bad = [v for v in values if not lo <= v <= hi]
-        if bad:
-            raise ScanLimitError(
-                f"{motor.name}: scan point {bad[0]:g} {motor.egu} is outside the soft limits "
-                f"[{lo:g}, {hi:g}] {motor.egu}"
-            )
+    check_points(stage.x, translations)
+    check_points(stage.rot, angles)
 
 
 class MoveTimeoutError(TimeoutError):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 from sample_truth import absorbance_centre
-from test_demo_signals import _wait_gone, tagged
-from test_readme import CLI, code_blocks
+from sim_session import CLI, operando_sim
+from test_readme import code_blocks
 
 from operando.devices.centring import CentringStage, CountingDiode
 from operando.devices.stage import TomoStage
@@ -48,27 +48,9 @@ bl.destroy()
 def mounted_off_axis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``operando sim`` with the cell off the middle; the environment of its env.sh."""
     folder = tmp_path_factory.mktemp("align") / "sim"
-    tag, env = tagged()
     mount = f"--mount-offset={MOUNT[0]},{MOUNT[1]}"
-    proc = subprocess.Popen(
-        [*CLI, "sim", "--dir", str(folder), mount, "--artefacts", f"axis_offset={AXIS}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("In another terminal"):
-            break
-    assert (folder / "env.sh").is_file(), "".join(seen)
-    for line in (folder / "env.sh").read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value
-    yield {**os.environ, **env}
-    proc.terminate()
-    proc.communicate(timeout=30)
-    assert proc.returncode == 0 and not _wait_gone(tag)
+    with operando_sim(folder, mount, "--artefacts", f"axis_offset={AXIS}") as env:
+        yield {**os.environ, **env}
 
 
 def aligned(script: str, env: dict[str, str]) -> tuple[float, float, float]:

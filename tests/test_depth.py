@@ -65,7 +65,7 @@ def test_no_electrode_or_one_past_the_scan_is_refused(layered) -> None:
     with pytest.raises(AlignmentError, match=r"no electrode in z .* absorbance changes by"):
         RE(find_mid_depth(stage, trans, span=0.1, step=0.01))
     assert stage.z.position == pytest.approx(0.5, abs=1e-3)  # nothing moved
-    with pytest.raises(ScanLimitError, match=r"stage_z: point .* outside the soft limits"):
+    with pytest.raises(ScanLimitError, match=r"stage_z: scan point .* is outside the soft limits"):
         RE(find_mid_depth(stage, trans, span=20.0, step=0.1))
 
 

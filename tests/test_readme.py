@@ -12,7 +12,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from test_demo_signals import _wait_gone, sim_processes, tagged
+from sim_session import operando_sim
 
 from operando.simulators.launcher import free_port
 
@@ -66,28 +66,8 @@ def test_every_readme_command_line_has_help_with_its_options(line: str) -> None:
 def simulated_beamline(tmp_path: Path) -> Iterator[Path]:
     """``operando sim --dir DIR`` as in the README; yields DIR once it says what to paste."""
     folder = tmp_path / "sim"
-    tag, env = tagged()
-    proc = subprocess.Popen(
-        [*CLI, "sim", "--dir", str(folder), "--time-factor", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("In another terminal"):
-            break
-    assert (folder / "env.sh").is_file(), "".join(seen)
-    yield folder
-    assert sim_processes(tag)  # IOC, potentiostat ...
-    proc.terminate()  # SIGTERM to operando sim: it stops them all, and exits cleanly
-    proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert not _wait_gone(tag)
+    with operando_sim(folder, "--time-factor", "60"):
+        yield folder
 
 
 def test_sim_prints_what_to_paste_and_never_overwrites(simulated_beamline: Path) -> None:

@@ -79,7 +79,9 @@ def test_refused_before_anything_moves(rig) -> None:
     camera, stage, shutter, monitor, _raw = rig
     x = stage.x.position
     RE = RunEngine({})
-    with pytest.raises(ScanLimitError, match=r"stage_x: 9 mm is outside the soft limits"):
+    with pytest.raises(
+        ScanLimitError, match=r"stage_x: scan point 9 mm is outside the soft limits"
+    ):
         RE(tomo_scan(camera, stage, shutter, monitor, [0.0, 90.0], flat_offset=9.0 - x))
     with pytest.raises(ScanLimitError, match="over 180 or 360"):
         tomo_angles(10, 90.0)
