@@ -14,14 +14,19 @@ import scipy.ndimage
 
 
 def fbp_stack(
-    sino: np.ndarray, angles_deg: np.ndarray, step_mm: float, axis: float | None = None
+    sino: np.ndarray,
+    angles_deg: np.ndarray,
+    step_mm: float,
+    axis: float | None = None,
+    cuda: bool | None = None,
 ) -> np.ndarray:
     """Reconstruct (n_angles, n_trans, n_q) → (n_trans, n_trans, n_q), per mm of path.
 
     ``axis``: translation index of the rotation axis (default the grid's centre); the
     volume is centred on it. ASTRA's CPU FBP takes only plain parallel geometries (no
     post-alignment), so the sinogram is shifted to put the axis at the centre (cubic
-    spline along the translation).
+    spline along the translation). ``cuda``: force ASTRA's CUDA (True) or CPU (False)
+    FBP; default CUDA when a GPU is there.
     """
     _n_a, n_t, n_q = sino.shape
     vol = astra.create_vol_geom(n_t, n_t)
@@ -31,7 +36,7 @@ def fbp_stack(
     if axis is not None and axis != (n_t - 1) / 2:
         shift = (n_t - 1) / 2 - axis
         sino = scipy.ndimage.shift(sino, (0.0, shift, 0.0), order=3, mode="nearest")
-    use_cuda = bool(astra.use_cuda())
+    use_cuda = bool(astra.use_cuda()) if cuda is None else cuda
     pid = None if use_cuda else astra.create_projector("linear", proj, vol)
     out = np.empty((n_t, n_t, n_q), dtype=np.float32)
     sid = astra.data2d.create("-sino", proj, 0.0)
