@@ -44,6 +44,7 @@ from .service.intake import FrameIntake
 from .service.run_state import RunState
 from .service.runs import Runs
 from .service.slice_feed import SliceFeed
+from .service.tomo_run import TomoRun
 from .tomography.corrections import Pipeline, StageError
 from .workers import WorkerPool
 
@@ -113,7 +114,7 @@ class Processor:
             self.frames.connect(address)
             self.connected.add(address)
 
-    def _on_descriptor(self, run: RunState, stream_address: str) -> None:
+    def _on_descriptor(self, run: RunState | TomoRun, stream_address: str) -> None:
         self.connect_frames(stream_address)
         self.intake.claim(run)
 

@@ -62,10 +62,12 @@ def tomo_scan(
     n_darks: int = 21,
     flat_offset: float = 2.0,
     exposure: float = 0.02,
+    pixel_mm: float | None = None,
     sample: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
-    """One full-field scan (see the module)."""
+    """One full-field scan (see the module). ``pixel_mm``: the camera's pixel at the
+    sample (default: the pixel size its stream announces)."""
     angles = [float(a) for a in angles]
     x0 = float(stage.x.position)
     check_limits(stage, angles, [x0 + flat_offset])
@@ -77,6 +79,7 @@ def tomo_scan(
         "angles": angles, "n_flats": n_flats, "n_darks": n_darks, "flat_offset": flat_offset,
         "exposure": exposure, "camera": camera.name, "frame_key": camera.frame_index.name,
         "series_key": camera.series_id.name, "image_key": key.name, "x": x0,
+        "rotation_key": stage.rot.name, "translation_key": stage.x.name, "pixel": pixel_mm,
     }  # fmt: skip
     run_md = {
         "plan_name": "tomo_scan",

@@ -29,6 +29,7 @@ from .intake import FrameIntake
 from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
+from .tomo_run import TomoRun, write_tomo
 from .volumes import plane_written
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ class Finisher:
     def finish_due(self) -> None:
         """Write the scans that are complete, or whose frames stopped coming."""
         now = time.monotonic()
+        for uid, tomo in list(self.runs.tomos.items()):
+            if tomo.stop_seen_at is None:
+                continue
+            if tomo.complete() or now - tomo.stop_seen_at > END_TIMEOUT:
+                del self.runs.tomos[uid]
+                self._guard(uid, "write", lambda t=tomo: self._tomo_written(t))
         for uid, run in list(self.runs.scans.items()):
             if run.stop_seen_at is None:
                 continue
@@ -99,6 +106,13 @@ class Finisher:
                 del self.runs.scans[uid]
                 if not self._guard(uid, "write", lambda r=run: self.finish(r)):
                     run.close_live(remove=False)  # the live file stays: the last view
+
+    def _tomo_written(self, tomo: TomoRun) -> None:
+        path = write_tomo(tomo, self.runs.out_dir)
+        self.written.append(path)
+        missing = len(tomo.wanted) - len(tomo.kept)
+        self.report(event=Report.WRITTEN, run=tomo.uid, path=str(path), missing=missing,
+                    duplicates=0)  # fmt: skip
 
     @staticmethod
     def _waited(run: RunState, now: float) -> float:

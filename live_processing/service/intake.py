@@ -17,6 +17,7 @@ from ...protocols.streams import Report
 from ..workers import WorkerPool
 from .run_state import RunState
 from .runs import Reporter, Runs, message_keys
+from .tomo_run import TomoRun
 
 ORPHAN_LIMIT = 512e6  # bytes of frames held for series that no run has claimed yet
 
@@ -30,6 +31,7 @@ class FrameIntake:
         self.orphans: dict[tuple[str, str], list[sv2.ImageMessage]] = {}
         self.orphan_bytes = 0
         self.series_info: dict[str, dict[str, Any]] = {}  # user data of each series' start
+        self.pixel_of: dict[str, float] = {}  # each series' pixel size (m), from its start
         self.bad_frames = 0
         self.received = 0  # image messages read from the detector streams
 
@@ -53,6 +55,13 @@ class FrameIntake:
             info = dict(msg.user_data)
             for key in keys:
                 self.series_info[key] = info
+                self.pixel_of[key] = float(msg.pixel_size_x)
+            return
+        tomo = self.runs.tomo_of_series(keys)
+        if tomo is not None:
+            if isinstance(msg, sv2.ImageMessage):
+                self.received += 1
+                self.integrate(*tomo, msg)
             return
         found = self.runs.scan_of_series(keys)
         if isinstance(msg, sv2.EndMessage):
@@ -87,7 +96,7 @@ class FrameIntake:
                 f"and frames of later series arrived ({ORPHAN_LIMIT / 1e6:.0f} MB held at most)",
             )
 
-    def claim(self, run: RunState) -> None:
+    def claim(self, run: RunState | TomoRun) -> None:
         """The run's series are known: integrate the frames held for them."""
         for keys in [k for k in self.orphans if set(k) & set(run.series)]:
             key = next(k for k in keys if k in run.series)
@@ -95,8 +104,14 @@ class FrameIntake:
                 self.orphan_bytes -= msg.data.nbytes
                 self.integrate(run, key, msg)
 
-    def integrate(self, run: RunState, key: str, msg: sv2.ImageMessage) -> None:
-        """Integrate one frame of the run's series ``key`` (here, or by the workers)."""
+    def integrate(self, run: RunState | TomoRun, key: str, msg: sv2.ImageMessage) -> None:
+        """Integrate one frame of the run's series ``key`` (here, or by the workers); a
+        tomography run's frame goes into its volume."""
+        if isinstance(run, TomoRun):
+            if run.pixel is None and key in self.pixel_of:
+                run.pixel = self.pixel_of[key] * 1e3
+            run.on_frame(key, msg.image_id, msg.data)
+            return
         if self.pool is None:
             run.patterns[key, msg.image_id] = run.integrator.integrate(msg.data)[1]
             run.place_ready()

@@ -41,6 +41,7 @@ from ..files.naming import last_sequence, run_file_stem
 from ..files.nexus import ElectrochemistryLog
 from ..integration.integrate import IntegratorCache
 from .run_state import RunState
+from .tomo_run import TomoRun
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,14 @@ class Runs:
         settings: ProcessingSettings,
         out_dir: Path,
         report: Reporter,
-        on_descriptor: Callable[[RunState, str], None] = lambda run, address: None,
+        on_descriptor: Callable[[RunState | TomoRun, str], None] = lambda run, address: None,
     ) -> None:
         self.settings = settings
         self.out_dir = out_dir
         self.report = report
         self.on_descriptor = on_descriptor  # a scan's frame series is known: (run, address)
         self.scans: dict[str, RunState] = {}
+        self.tomos: dict[str, TomoRun] = {}  # full-field tomography runs
         self.experiment_of: dict[str, str] = {}
         self.logs: dict[str, ElectrochemistryLog] = {}
         self.files: dict[str, list[Path]] = {}  # experiment -> its written scan files
@@ -127,7 +129,19 @@ class Runs:
         self.logs.setdefault(exp, ElectrochemistryLog())
         if KEY in start:
             self._begin_scan(start, exp)
+        elif start.get("scan_kind") == "tomo" and isinstance(start.get("tomo"), dict):
+            self.sequence += 1
+            stem = run_file_stem(self.sequence, uid)
+            self.tomos[uid] = TomoRun(uid, stem, start["tomo"], start_time=start["time"])
         return [RunDocuments(self, uid)], []
+
+    def tomo_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun, str] | None:
+        """The tomography run that claimed a series known by one of ``keys``, and its key."""
+        for run in self.tomos.values():
+            for key in keys:
+                if key in run.series:
+                    return run, key
+        return None
 
     def _begin_scan(self, start: dict[str, Any], exp: str) -> None:
         done = sorted(self.out_dir.glob(f"scan*_{start['uid']}.h5"))
@@ -169,6 +183,10 @@ class RunDocuments(DocumentRouter):
 
     def descriptor(self, doc: EventDescriptor) -> None:
         self.streams[doc["uid"]] = doc.get("name", PRIMARY)
+        tomo = self.runs.tomos.get(self.uid)
+        if tomo is not None and doc.get("name", PRIMARY) == PRIMARY:
+            self._tomo_descriptor(tomo, doc)
+            return
         run = self.runs.scans.get(self.uid)
         if run is None or doc.get("name", PRIMARY) != PRIMARY:
             return
@@ -187,6 +205,17 @@ class RunDocuments(DocumentRouter):
         if conf.get(f"{det}_file_path"):
             run.raw[key] = (str(conf[f"{det}_file_path"]), uid)
         self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
+
+    def _tomo_descriptor(self, tomo: TomoRun, doc: EventDescriptor) -> None:
+        det = str(tomo.md["camera"])
+        conf = doc.get("configuration", {}).get(det, {}).get("data", {})
+        if tomo.md["series_key"] not in conf:
+            return
+        key = series_key(int(conf[tomo.md["series_key"]]), str(conf.get(f"{det}_series_uid", "")))
+        self.series[doc["uid"]] = key
+        if key not in tomo.series:
+            tomo.series.append(key)
+        self.runs.on_descriptor(tomo, str(conf.get(f"{det}_stream_address", "")))
 
     def event(self, doc: Event) -> Event:
         stream = self.streams.get(doc["descriptor"], "")
@@ -210,6 +239,8 @@ class RunDocuments(DocumentRouter):
             )
         elif stream == PRIMARY and self.uid in self.runs.scans:
             self._scan_event(self.runs.scans[self.uid], doc)
+        elif stream == PRIMARY and self.uid in self.runs.tomos:
+            self.runs.tomos[self.uid].on_event(self.series.get(doc["descriptor"], ""), data)
         return doc
 
     def _scan_event(self, run: RunState, doc: Event) -> None:
@@ -248,6 +279,8 @@ class RunDocuments(DocumentRouter):
         return self.runs.experiment_of.get(self.uid, self.uid)
 
     def stop(self, doc: RunStop) -> None:
+        if self.uid in self.runs.tomos:
+            self.runs.tomos[self.uid].stop_seen_at = time.monotonic()
         run = self.runs.scans.get(self.uid)
         if run is not None:
             run.stop_time = doc["time"]
