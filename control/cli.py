@@ -85,6 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
                 method=args.method,
                 corrections=args.corrections,
                 view_port=None if args.no_view else args.view_port,
+                scan=args.scan,
             )
         except DemoInterrupted as stop:
             kept = ", ".join(p.name for p in stop.result.paths) or "no scan file"
@@ -120,15 +121,8 @@ def _sim(args: argparse.Namespace) -> int:
 
     stop_on_terminate()
 
-    return run_sim(
-        args.dir,
-        args.prefix,
-        args.port,
-        args.phantom,
-        args.time_factor,
-        args.artefacts,
-        args.mount_offset,
-    )
+    a = args
+    return run_sim(a.dir, a.prefix, a.port, a.phantom, a.time_factor, a.artefacts, a.mount_offset)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -223,6 +217,13 @@ def parser() -> argparse.ArgumentParser:
         default="minimal",
         help="minimal: XRD-CT before and after a C/3 charge; holotomo: the seed-002 "
         "CC/CV/discharge flowchart with a scan at every timeout and threshold",
+    )
+    d.add_argument(
+        "--scan",
+        choices=["xrdct", "tomo"],
+        default="xrdct",
+        help="the protocol's scans: pencil-beam XRD-CT, or full-field absorption tomography "
+        "on the simulated camera (with --protocol holotomo: seed 002)",
     )
     d.add_argument("--phantom", type=Path, help="phantom HDF5 file (ground_truth layout)")
     d.add_argument("--config", type=Path, help="beamline TOML (default: the simulated beamline)")

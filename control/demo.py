@@ -30,6 +30,7 @@ from bluesky.utils import RunEngineInterrupted
 from ..materials.phases import get_phase
 from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
 from ..plans.operando import minimal_operando
+from ..plans.tomo import tomo_angles, tomo_scan
 from ..plans.xrdct import xrdct_scan
 from ..protocols.processing import METHODS
 from ..simulators import launcher
@@ -50,6 +51,8 @@ TIME_FACTOR = 600.0  # simulated cell time per wall second
 CAPACITY_MAH = 0.05
 ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
 PROTOCOLS = ("minimal", "holotomo")
+SCANS = ("xrdct", "tomo")  # the protocol's scans: pencil-beam XRD-CT, or full-field
+TOMO_PROJECTIONS = {"micro": 60, "tiny": 90, "small": 360, "medium": 720}  # over 360°
 # the cell's state of charge (its lithium content) as each protocol starts
 INITIAL_X = {"minimal": 0.98, "holotomo": 0.6}
 
@@ -123,6 +126,7 @@ def run_demo(
     method: str | None = None,
     corrections: str | None = None,
     view_port: int | None = 0,
+    scan: str = "xrdct",
 ) -> DemoResult:
     """Run the demo experiment; return the scans' NeXus files and the runs' summary.
 
@@ -136,11 +140,17 @@ def run_demo(
     processor's ``corrections`` default to those the artefacts call for
     (:func:`corrections_for`). ``method``: the processor's integration.
     ``view_port``: the live display's port on 127.0.0.1 (0: any free one; None: no
-    display); its URL is logged.
+    display); its URL is logged. ``scan``: ``xrdct``, or ``tomo`` (full-field scans on
+    the simulated camera; with the ``holotomo`` protocol, seed 002's).
     """
     t_start = time.monotonic()
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if scan not in SCANS or (scan == "tomo" and protocol != "holotomo"):
+        raise ConfigError(
+            f"--scan {scan}: use xrdct, or tomo with --protocol holotomo (seed 002's "
+            "full-field scans)"
+        )
     cfg = cfg or BeamlineConfig()
     try:
         art = Artefacts.parse(artefacts)
@@ -170,6 +180,8 @@ def run_demo(
     cfg.potentiostat.sample_interval = 30.0  # s of cell time: 20 packages per wall second
     if art.absorption:
         cfg.epics.transmission = "diode_t"
+    if scan == "tomo":
+        cfg.epics.camera = "ffcam:"
     procs: list[launcher.SimProcess] = []
     ctx = zmq.Context()
     results = ctx.socket(zmq.PULL)
@@ -221,6 +233,8 @@ def run_demo(
             procs.append(viewer)
             log.info("  live view: %s (open it in a browser)", viewer.info["url"])
         beamline = build(cfg, potentiostat_url=pot.info["port"])
+        if beamline.camera is not None:  # its frames kept too
+            beamline.camera.raw_folder.put(cfg.detector.raw)
         log.info(
             "  connected: IOC %s on 127.0.0.1:%d, potentiostat %s (%s)",
             prefix,
@@ -234,7 +248,7 @@ def run_demo(
         if result.store is not None:
             RE.subscribe(result.store)
         plan = demo_plan(
-            beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph)
+            beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph), scan
         )
         try:
             RE(plan)
@@ -278,8 +292,10 @@ def demo_plan(
     poni: Path,
     protocol: str,
     extra: int = 0,
+    scan_kind: str = "xrdct",
 ) -> Any:
-    """The demo's protocol on the built beamline; ``extra`` translation steps each side."""
+    """The demo's protocol on the built beamline; ``extra`` translation steps each side;
+    ``scan_kind`` ``tomo``: full-field scans (:func:`..plans.tomo.tomo_scan`)."""
     n = ph.shape[0]
     step = ph.pixel_size
     translations = (np.arange(n + 2 * extra) - (n + 2 * extra - 1) / 2) * step
@@ -311,6 +327,12 @@ def demo_plan(
         )
 
     def scan(md: dict) -> Any:
+        if scan_kind == "tomo" and bl.camera is not None:
+            n_proj = TOMO_PROJECTIONS.get(size_name(size), 360)
+            return tomo_scan(
+                bl.camera, bl.stage, bl.shutter, bl.diode, tomo_angles(n_proj, 360.0),
+                n_flats=10, n_darks=11, sample=sample, md=md,
+            )  # fmt: skip
         return xrdct_scan(
             bl.det,
             bl.stage,
@@ -326,6 +348,10 @@ def demo_plan(
 
     params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
     return seed_holotomo_protocol(bl.pstat, scan, params)
+
+
+def size_name(size: Size) -> str:
+    return next(k for k, v in SIZES.items() if v == size)
 
 
 def margin(art: Artefacts, ph: Phantom) -> int:

@@ -123,8 +123,9 @@ class RunSummary:
             what = str(doc.get("step") or doc.get("plan_name", "run"))
             reason = str(doc.get("protocol_reason", ""))
             self.rows[doc["uid"]] = RunRow(
-                doc["uid"], what, reason, start=float(doc["time"]), scan=KEY in doc
-            )
+                doc["uid"], what, reason, start=float(doc["time"]),
+                scan=KEY in doc or doc.get("scan_kind") == "tomo",
+            )  # fmt: skip
         elif name == "stop" and doc["run_start"] in self.rows:
             row = self.rows[doc["run_start"]]
             row.status, row.stop = str(doc["exit_status"]), float(doc["time"])

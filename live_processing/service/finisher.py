@@ -109,6 +109,9 @@ class Finisher:
 
     def _tomo_written(self, tomo: TomoRun) -> None:
         path = write_tomo(tomo, self.runs.out_dir)
+        exp = self.runs.experiment_of.get(tomo.uid, tomo.uid)
+        update_electrochemistry(path, self.runs.logs[exp])  # the cell's V/I so far
+        self.runs.files.setdefault(exp, []).append(path)  # and later, as for XRD-CT
         self.written.append(path)
         missing = len(tomo.wanted) - len(tomo.kept)
         self.report(event=Report.WRITTEN, run=tomo.uid, path=str(path), missing=missing,
