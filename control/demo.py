@@ -52,7 +52,9 @@ CAPACITY_MAH = 0.05
 ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
 PROTOCOLS = ("minimal", "holotomo")
 SCANS = ("xrdct", "tomo")  # the protocol's scans: pencil-beam XRD-CT, or full-field
-TOMO_PROJECTIONS = {"micro": 60, "tiny": 90, "small": 360, "medium": 720}  # over 360°
+# full-field scans by size: projections over 360°, flats, darks
+TOMO_SCANS = {"micro": (36, 4, 3), "tiny": (90, 10, 11), "small": (360, 10, 11),
+              "medium": (720, 20, 21)}  # fmt: skip
 # the cell's state of charge (its lithium content) as each protocol starts
 INITIAL_X = {"minimal": 0.98, "holotomo": 0.6}
 
@@ -328,10 +330,10 @@ def demo_plan(
 
     def scan(md: dict) -> Any:
         if scan_kind == "tomo" and bl.camera is not None:
-            n_proj = TOMO_PROJECTIONS.get(size_name(size), 360)
+            n_proj, n_flats, n_darks = TOMO_SCANS[size_name(size)]
             return tomo_scan(
                 bl.camera, bl.stage, bl.shutter, bl.diode, tomo_angles(n_proj, 360.0),
-                n_flats=10, n_darks=11, sample=sample, md=md,
+                n_flats=n_flats, n_darks=n_darks, sample=sample, md=md,
             )  # fmt: skip
         return xrdct_scan(
             bl.det,
