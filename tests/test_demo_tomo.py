@@ -19,9 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_seed_002_protocol_with_full_field_scans(tmp_path: Path) -> None:
-    """#17 acceptance 1: ``--protocol holotomo --scan tomo``: the flowchart's scans are
-    full-field, each file NXtomo (image_key 0/1/2, flats and darks, the angles), and its
-    volume is the phantom's attenuation: r ≥ 0.9 over each phase's voxels."""
+    """#17 acceptance 1: ``--protocol holotomo --scan tomo``: the whole seed-002 flowchart
+    with real scans, processor and files (its charge, CV, discharge and relaxation, every
+    scan at open circuit); the scans are full-field, each file NXtomo (image_key 0/1/2,
+    flats and darks, the angles), and its volume is the phantom's attenuation: r ≥ 0.9
+    over each phase's voxels. (It replaced the same flowchart with XRD-CT scans: the
+    protocol is the same, XRD-CT scans are the default demo's.)"""
     out = tmp_path / "out"
     res, wall = run_demo(
         out, "--size", "micro", "--protocol", "holotomo", "--scan", "tomo", "--no-store"
@@ -29,7 +32,24 @@ def test_seed_002_protocol_with_full_field_scans(tmp_path: Path) -> None:
     print(f"operando demo --protocol holotomo --scan tomo --size micro took {wall:.0f} s")
     assert res.returncode == 0, res.stderr[-3000:]
     files = scan_files(res)
-    assert len(files) >= 4
+    table = [
+        ln.split() for ln in res.stdout.splitlines() if ln.startswith(tuple("0123456789abcdef"))
+    ]
+    assert len(files) >= 4 and sum("relaxation" in row for row in table) == 2
+    with h5py.File(files[-1]) as f:
+        e = f["entry"]
+        ec = e["electrochemistry"]
+        t, i = ec["time"][()], ec["current"][()]
+        start, end = ec["scan_start"][()], ec["scan_end"][()]
+        assert len(start) == len(end) == len(files)
+        assert i.max() > 0 and i.min() < 0  # charged and discharged
+        for s, en in zip(start, end, strict=True):
+            assert np.allclose(i[(t > s) & (t < en)], 0.0)  # every scan at open circuit
+        states = [x.decode() for x in e["protocol/state"][()]]
+        reasons = [x.decode() for x in e["protocol/reason"][()]]
+        assert states[:2] == ["ocv", "cc_charge"] and states[-1] == "done"
+        assert {"cv_hold", "discharge", "pre_scan_ocv"} <= set(states)
+        assert states.count("scan") == len(files) and reasons[-2] == "relaxation"
     phantom = Phantom.load(out / "phantom.h5")
     camera = ProjectionRenderer(phantom)
     mu = truth_on_grid(camera, camera.mu_full)

@@ -17,8 +17,6 @@ from demo_run import (
     correlations,
     lattice_errors,
     run_demo,
-    scan_files,
-    spinel_lattice,
 )
 
 from operando.simulators.phantom import Phantom
@@ -72,36 +70,6 @@ def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) 
     assert all(v >= 0.9 for v in best.values()), best
     lattice = lattice_errors(path)  # #14 acceptance 1 on another lattice structure
     assert lattice["rms"] <= 0.002 and lattice["covered"] >= 0.68, lattice
-
-
-def test_seed_002_protocol_with_small_scans(tmp_path: Path) -> None:
-    """The whole flowchart with real scans, processor and files (time printed only)."""
-    res, wall = run_demo(
-        tmp_path / "out", "--size", "micro", "--protocol", "holotomo", "--no-store"
-    )
-    print(f"operando demo --protocol holotomo --size micro took {wall:.0f} s")
-    assert res.returncode == 0, res.stderr[-3000:]
-    files = scan_files(res)
-    table = [
-        ln.split() for ln in res.stdout.splitlines() if ln.startswith(tuple("0123456789abcdef"))
-    ]
-    assert len(files) >= 4 and sum("relaxation" in row for row in table) == 2
-    with h5py.File(files[-1]) as f:
-        e = f["entry"]
-        ec = e["electrochemistry"]
-        t, i = ec["time"][()], ec["current"][()]
-        start, end = ec["scan_start"][()], ec["scan_end"][()]
-        assert len(start) == len(end) == len(files)
-        assert i.max() > 0 and i.min() < 0  # charged and discharged
-        for s, en in zip(start, end, strict=True):
-            assert np.allclose(i[(t > s) & (t < en)], 0.0)  # every scan at open circuit
-        states = [x.decode() for x in e["protocol/state"][()]]
-        reasons = [x.decode() for x in e["protocol/reason"][()]]
-        assert states[:2] == ["ocv", "cc_charge"] and states[-1] == "done"
-        assert {"cv_hold", "discharge", "pre_scan_ocv"} <= set(states)
-        assert states.count("scan") == len(files) and reasons[-2] == "relaxation"
-    xs = [spinel_lattice(p)[0] for p in files]
-    assert max(xs) - min(xs) > 0.2
 
 
 def test_demo_rejects_a_bad_phantom(tmp_path: Path) -> None:

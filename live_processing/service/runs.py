@@ -133,6 +133,7 @@ class Runs:
             self.sequence += 1
             stem = run_file_stem(self.sequence, uid)
             self.tomos[uid] = TomoRun(uid, stem, start["tomo"], start_time=start["time"])
+            self.logs[exp].scan_start.append(start["time"])
         return [RunDocuments(self, uid)], []
 
     def tomo_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun, str] | None:
@@ -281,6 +282,7 @@ class RunDocuments(DocumentRouter):
     def stop(self, doc: RunStop) -> None:
         if self.uid in self.runs.tomos:
             self.runs.tomos[self.uid].stop_seen_at = time.monotonic()
+            self.runs.log_of(self.uid).scan_end.append(doc["time"])
         run = self.runs.scans.get(self.uid)
         if run is not None:
             run.stop_time = doc["time"]
