@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .nexus import ElectrochemistryLog, write_electrochemistry
+
 
 def write_nxtomo(
     path: Path,
@@ -27,8 +29,10 @@ def write_nxtomo(
     pixel_mm: float,
     volume: np.ndarray,
     energy_kev: float | None = None,
+    log: ElectrochemistryLog | None = None,
 ) -> Path:
-    """Write the scan (see the module) to ``path``; the volume is (rows, n, n)."""
+    """Write the scan (see the module) to ``path``; the volume is (rows, n, n); with
+    ``log``, the cell's V/I and protocol transitions as in an XRD-CT file."""
     with h5py.File(path, "w-") as f:
         entry = f.create_group("entry")
         entry.attrs.update(NX_class="NXentry", default="reconstruction")
@@ -76,4 +80,6 @@ def write_nxtomo(
         rec["x"] = (np.arange(n) - (n - 1) / 2) * pixel_mm
         for axis in ("z", "y", "x"):
             rec[axis].attrs["units"] = "mm"
+        if log is not None:
+            write_electrochemistry(entry, log)
     return path

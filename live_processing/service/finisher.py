@@ -108,9 +108,8 @@ class Finisher:
                     run.close_live(remove=False)  # the live file stays: the last view
 
     def _tomo_written(self, tomo: TomoRun) -> None:
-        path = write_tomo(tomo, self.runs.out_dir)
         exp = self.runs.experiment_of.get(tomo.uid, tomo.uid)
-        update_electrochemistry(path, self.runs.logs[exp])  # the cell's V/I so far
+        path = write_tomo(tomo, self.runs.out_dir, self.runs.logs[exp])  # the V/I so far
         self.runs.files.setdefault(exp, []).append(path)  # and later, as for XRD-CT
         self.written.append(path)
         missing = len(tomo.wanted) - len(tomo.kept)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from event_model import DocumentNames, DocumentRouter, RunRouter
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
 
 Reporter = Callable[..., None]
+R = TypeVar("R", RunState, TomoRun)
 
 
 def series_key(series_id: int, series_uid: str = "") -> str:
@@ -59,6 +60,15 @@ def series_key(series_id: int, series_uid: str = "") -> str:
 def message_keys(series_id: int, series_uid: str) -> tuple[str, str]:
     """The keys a Stream V2 message's series may be known by."""
     return series_key(series_id, series_uid), series_key(series_id)
+
+
+def claimed(runs: Iterable[R], keys: tuple[str, ...]) -> tuple[R, str] | None:
+    """The first of ``runs`` that claimed a series known by one of ``keys``, and that key."""
+    for run in runs:
+        for key in keys:
+            if key in run.series:
+                return run, key
+    return None
 
 
 class Runs:
@@ -116,11 +126,7 @@ class Runs:
 
     def scan_of_series(self, keys: tuple[str, ...]) -> tuple[RunState, str] | None:
         """The run that claimed a series known by one of ``keys``, and the key it uses."""
-        for run in self.scans.values():
-            for key in keys:
-                if key in run.series:
-                    return run, key
-        return None
+        return claimed(self.scans.values(), keys)
 
     def _factory(self, name: str, start: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         uid = check_uid(start["uid"])
@@ -138,11 +144,7 @@ class Runs:
 
     def tomo_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun, str] | None:
         """The tomography run that claimed a series known by one of ``keys``, and its key."""
-        for run in self.tomos.values():
-            for key in keys:
-                if key in run.series:
-                    return run, key
-        return None
+        return claimed(self.tomos.values(), keys)
 
     def _begin_scan(self, start: dict[str, Any], exp: str) -> None:
         done = sorted(self.out_dir.glob(f"scan*_{start['uid']}.h5"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files.nexus import ElectrochemistryLog
 from ..files.nxtomo import write_nxtomo
 from ..tomography.absorption import AbsorptionVolume
 
@@ -81,8 +82,9 @@ class TomoRun:
         return self.stop_seen_at is not None and len(self.kept) == len(self.wanted)
 
 
-def write_tomo(run: TomoRun, folder: Path) -> Path:
-    """The run's NXtomo file (every frame kept, in the order they came; ASTRA's volume)."""
+def write_tomo(run: TomoRun, folder: Path, log: ElectrochemistryLog) -> Path:
+    """The run's NXtomo file (every frame kept, in the order they came; ASTRA's volume;
+    the cell's V/I ``log`` so far)."""
     if run.volume is None or not run.kept:
         raise ValueError(f"tomography run {run.uid}: no frame came")
     keys = np.array([k for k, _a, _x, _f in run.kept])
@@ -95,4 +97,5 @@ def write_tomo(run: TomoRun, folder: Path) -> Path:
         x=np.array([x for _k, _a, x, _f in run.kept]),
         pixel_mm=run.volume.pixel,
         volume=run.volume.final(),
+        log=log,
     )
