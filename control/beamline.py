@@ -15,6 +15,7 @@ from ..devices.detector import StreamingDetector
 from ..devices.methodscript_client import PotentiostatError
 from ..devices.monitor import beam_monitor
 from ..devices.potentiostat import Potentiostat
+from ..devices.sdd import EnergyDispersiveDetector
 from ..devices.shutter import Shutter
 from ..devices.stage import TomoStage
 from ..devices.trigger import TriggerLines
@@ -37,6 +38,7 @@ class Beamline:
     trans_counter: CountingDiode | None = None  # that diode counted point by point, if so
     centring: CentringStage | None = None  # sample-centring translations, if any
     camera: StreamingDetector | None = None  # a full-field imaging camera, if any
+    sdd: EnergyDispersiveDetector | None = None  # an XRF detector, if any
     connection: IocConnection | None = None  # the IOC's PVs all connected (after build())
 
     def destroy(self) -> None:
@@ -45,7 +47,7 @@ class Beamline:
     @property
     def optional(self) -> tuple[Any, ...]:
         """The devices this beamline has of those it may not."""
-        found = (self.diode_t, self.trans_counter, self.centring, self.camera)
+        found = (self.diode_t, self.trans_counter, self.centring, self.camera, self.sdd)
         return tuple(d for d in found if d is not None)
 
     @property
@@ -101,7 +103,12 @@ def make_devices(
     camera = None
     if cfg.epics.camera:
         camera = cls(StreamingDetector)(f"{prefix}{cfg.epics.camera}", name="camera", exposure=0.02)
-    return Beamline(stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring, camera)
+    sdd = None
+    if cfg.epics.fluorescence:
+        sdd = cls(EnergyDispersiveDetector)(f"{prefix}{cfg.epics.fluorescence}", name="sdd")
+    return Beamline(
+        stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring, camera, sdd=sdd
+    )
 
 
 def not_connected(exc: Exception, limit: int = 6) -> str:

@@ -10,6 +10,8 @@ transmission_counter = ""    # its counter channel's prefix (Count, Time, Rate P
 centring = ""                # the centring translations' motor PVs, "CX,CY"; "" if none
 camera = ""                  # a full-field imaging camera's prefix (after the prefix;
                              # cam: and Stats1: PVs as the detector's); "" if none
+fluorescence = ""            # an energy-dispersive (XRF) detector's prefix (Acquire,
+                             # AcquireTime, Spectrum_RBV ... PVs); "" if none
 ioc_timeout = 30.0           # s a plan waits, suspended, for a lost IOC before it fails
 
 [potentiostat]
@@ -62,6 +64,7 @@ class EpicsConfig:
     transmission_counter: str = ""
     centring: str = ""
     camera: str = ""
+    fluorescence: str = ""
     ioc_timeout: float = 30.0
 
 

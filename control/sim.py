@@ -38,7 +38,8 @@ def beamline_toml(prefix: str, port: int, pty: str, poni: Path) -> str:
         'transmission = "diode_t"    # the transmitted-beam diode behind the sample\n'
         'transmission_counter = "diode_t:"  # the same diode counted point by point\n'
         'centring = "cx,cy"          # the centring translations on the rotation\n'
-        'camera = "ffcam:"           # the full-field imaging camera\n\n'
+        'camera = "ffcam:"           # the full-field imaging camera\n'
+        'fluorescence = "sdd:"       # the energy-dispersive (XRF) detector\n\n'
         "[potentiostat]\n"
         f'url = "{pty}"\n'
         "sample_interval = 1.0\n\n"

@@ -41,6 +41,7 @@ from .curve import CurveError
 from .options import add_processor_arguments, settings_from_args
 from .service.finisher import Finisher
 from .service.intake import FrameIntake
+from .service.map_run import MapRun
 from .service.run_state import RunState
 from .service.runs import Runs
 from .service.slice_feed import SliceFeed
@@ -114,7 +115,7 @@ class Processor:
             self.frames.connect(address)
             self.connected.add(address)
 
-    def _on_descriptor(self, run: RunState | TomoRun, stream_address: str) -> None:
+    def _on_descriptor(self, run: RunState | TomoRun | MapRun, stream_address: str) -> None:
         self.connect_frames(stream_address)
         self.intake.claim(run)
 

@@ -17,9 +17,11 @@ from ophyd import Signal
 
 from ..devices.detector import FrameDetector
 from ..devices.potentiostat import Potentiostat
+from ..devices.sdd import EnergyDispersiveDetector
 from ..devices.stage import TomoStage
 from ..protocols.xrdct import KEY, PRIMARY, XrdctGeometry, scan_points
 from .electrochemistry import cell_state, recorded
+from .xrf import xrf_md
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def xrdct_scan(
     sample: dict[str, Any] | None = None,
     transmission: Signal | None = None,
     combine: dict[str, Any] | None = None,
+    xrf: EnergyDispersiveDetector | None = None,
+    elements: Sequence[str] = (),
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """Acquire one diffraction frame at every (angle, translation).
@@ -102,7 +106,11 @@ def xrdct_scan(
     combine
         ``{"id": ..., "role": "coarse" | "roi"}``: this scan is reconstructed with
         another (:func:`roi_coarse_scan`).
+    xrf, elements
+        An energy-dispersive detector counted at every point for the frame's exposure,
+        and the elements whose K lines the processor maps (XRF-CT slices).
     """
+    xrf_info = xrf_md(xrf, elements, float(det.exposure.get())) if xrf is not None else {}
     angles = [float(a) for a in angles]
     translations = [float(x) for x in translations]
     check_limits(stage, angles, translations)
@@ -118,13 +126,14 @@ def xrdct_scan(
         sample=sample or {},
         transmission_key=transmission.name if transmission is not None else "",
         combine=dict(combine or {}),
+        xrf=xrf_info,
     )
     n_points = len(angles) * len(translations)
     _md = {
         "plan_name": "xrdct_scan",
         "scan_kind": "xrdct_step",
         "sample": sample or {},
-        "detectors": [det.name],
+        "detectors": [det.name, *([xrf.name] if xrf is not None else [])],
         "motors": [stage.rot.name, stage.x.name],
         "num_points": n_points,
         "num_intervals": n_points - 1,
@@ -135,6 +144,8 @@ def xrdct_scan(
     readables = [det, monitor, stage.x.user_readback, stage.rot.user_readback]
     if transmission is not None:
         readables.append(transmission)
+    if xrf is not None:
+        readables.append(xrf)
 
     def points() -> MsgGenerator[None]:
         # nothing waits for ever on a motor (a hung controller, a lost IOC): every move
@@ -156,6 +167,8 @@ def xrdct_scan(
     @bpp.stage_decorator([det])
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
+        if xrf is not None:  # counted as long as each frame is exposed
+            yield from bps.mv(xrf.acquire_time, xrf_info["live_time"])
         if pstat is not None:
             yield from recorded(pstat, points, hold_if_idle=True)
         else:

@@ -48,6 +48,10 @@ class XrdctGeometry:
     combine: dict[str, Any] = field(default_factory=dict)
     # one z plane of a volume: {"id": ..., "index": k, "n": planes, "z0": mm, "dz": mm}
     volume: dict[str, Any] = field(default_factory=dict)
+    # an SDD read at every point (step scans): {"key": event key of its spectrum,
+    # "detector": name, "elements": [...], "offset_kev", "slope_kev", "channels",
+    # "live_time": s}
+    xrf: dict[str, Any] = field(default_factory=dict)
 
     def to_md(self) -> dict[str, Any]:
         return asdict(self)

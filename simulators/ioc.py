@@ -16,6 +16,9 @@ prefix ``P``::
     P diode_t                transmitted-beam diode behind the sample (counts/s)
     P diode_t:Count/Time/Rate  the same diode counted for Time s at each point (a scaler
                              channel: put Count 1, it completes with Rate, counts/s)
+    P sdd:Acquire, P sdd:AcquireTime, P sdd:Spectrum_RBV  an energy-dispersive (XRF)
+                             detector beside the beam (``sdd.py``: the K lines of the
+                             elements on the beam, ``xrf.py``)
     P shutter:Open           shutter command (0/1); P shutter:Status its readback
     P trig:In                digital input: the potentiostat's pause line (GPIO pin 0)
     P trig:Out               digital output to the potentiostat (GPIO pin 1, scan done)
@@ -64,6 +67,8 @@ from .phantom import Phantom, default_phantom
 from .position_compare import PositionCompareGroup
 from .render import FrameRenderer, default_integrator
 from .sample_state import SampleState
+from .sdd import SddGroup
+from .xrf import XrfModel
 
 DIODE_FULL_BEAM = 1.0e6  # counts/s at the reference beam current, shutter open
 BEAM_HEIGHT = 0.001  # mm: the focused beam's height (seed 001: 1 µm)
@@ -119,6 +124,7 @@ class BeamlineIOC(PVGroup):
     cx = SubGroup(SimMotor, prefix="cx", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
     cy = SubGroup(SimMotor, prefix="cy", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
     trans = SubGroup(CounterGroup, prefix="diode_t:", source="transmitted")
+    sdd = SubGroup(SddGroup, prefix="sdd:", source="fluorescence")
     beam = SubGroup(BeamGroup, prefix="beam:")
     shutter = SubGroup(ShutterGroup, prefix="shutter:")
     trig = SubGroup(TriggerGroup, prefix="trig:")
@@ -144,6 +150,7 @@ class BeamlineIOC(PVGroup):
         self._streamer = streamer
         self.sample_state = sample_state
         self._rng = np.random.default_rng(1)
+        self._xrf: XrfModel | None = None
         super().__init__(*args, **kwargs)
         self.stats = StatsGroup(prefix=f"{self.prefix}det:Stats1:", parent=self)
         self.cam = CamGroup(
@@ -235,6 +242,15 @@ class BeamlineIOC(PVGroup):
         """The transmitted-beam diode's rate now (counts/s), no noise."""
         angle, x, flux = self.stage_state(time.monotonic())
         return DIODE_FULL_BEAM * flux * self.renderer.transmission(angle, x)
+
+    def fluorescence(self) -> np.ndarray:
+        """The SDD's expected spectrum now (counts/s per channel), no noise."""
+        renderer = self.renderer
+        if self._xrf is None or self._xrf.renderer is not renderer:
+            beam_kev = 12.398_42 / (float(renderer.integrator.wavelength) * 1e10)
+            self._xrf = XrfModel(renderer, beam_kev)
+        angle, x, flux = self.stage_state(time.monotonic())
+        return self._xrf.expected(angle, x, flux)
 
     @diode.scan(period=0.05)
     async def diode(self, instance, async_lib) -> None:

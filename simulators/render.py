@@ -233,6 +233,12 @@ class FrameRenderer:
         rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
         return float(np.exp(-(w @ self._mu_beam[rows])))
 
+    def column(self, values: np.ndarray, theta_deg: float, x_mm: float) -> np.ndarray:
+        """``values`` of each active voxel (first axis) summed along the beam at this
+        stage position, times the path through each (mm) and the layer's share."""
+        rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
+        return np.asarray(w @ values[rows])
+
     def _ray(self, theta_deg: float, xs: float) -> tuple[np.ndarray, np.ndarray]:
         """The scattering voxels on the beam at sample position ``xs``: (rows of
         :attr:`patterns`, path lengths in mm, times how much of each is at this height)."""

@@ -24,9 +24,11 @@ import numpy as np
 from ...protocols.disk_space import check_space
 from ...protocols.processing import QWindow
 from .maps import write_phase_maps, write_profiles, write_qscreen
+from .xrf import write_xrf
 
 if TYPE_CHECKING:
     from ..analysis.profiles import RadialProfile
+    from ..service.xrf_run import XrfResult
     from ..tomography.sliding import WindowSlice
 
 HC_KEV_ANGSTROM = 12.398419843320026  # h·c in keV·Å (CODATA 2018)
@@ -161,6 +163,7 @@ def write_run(
     phase_maps: dict[str, dict[str, np.ndarray]] | None = None,
     phase_fit: dict[str, Any] | None = None,
     profiles: dict[str, RadialProfile] | None = None,
+    xrf: XrfResult | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
@@ -171,7 +174,7 @@ def write_run(
     the Q-screening maps with their windows (:func:`.maps.write_qscreen`);
     ``phase_maps``: each phase's lattice maps, ``phase_fit`` how they were fitted
     (:func:`.maps.write_phase_maps`); ``profiles``: their radial profiles
-    (:func:`.maps.write_profiles`).
+    (:func:`.maps.write_profiles`); ``xrf``: the fluorescence (:func:`.xrf.write_xrf`).
     """
     tmp = path.with_suffix(".h5.part")
     arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
@@ -233,10 +236,12 @@ def write_run(
             write_qscreen(entry, qscreen or {}, grid)
             write_phase_maps(entry, phase_maps or {}, grid, phase_fit)
             write_profiles(entry, profiles or {})
+            if xrf is not None:
+                write_xrf(entry, xrf, grid)
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)
-            inst = entry.create_group("instrument")
+            inst = entry.require_group("instrument")
             inst.attrs["NX_class"] = "NXinstrument"
             det = inst.create_group("detector")
             det.attrs["NX_class"] = "NXdetector"

@@ -22,10 +22,12 @@ from ..analysis.cell_state import cell_state
 from ..analysis.lattice import LatticeError, lattice_maps
 from ..analysis.profiles import RadialProfile, radial_profiles
 from ..analysis.qscreen import window_intensity, windows_for
+from ..files.map_file import write_map
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
 from ..tomography.sliding import SubScan, WindowSlice, window_slice
 from .intake import FrameIntake
+from .map_run import MapRun
 from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
@@ -95,6 +97,12 @@ class Finisher:
             if tomo.complete() or now - tomo.stop_seen_at > END_TIMEOUT:
                 del self.runs.tomos[uid]
                 self._guard(uid, "write", lambda t=tomo: self._tomo_written(t))
+        for uid, mapped in list(self.runs.maps.items()):
+            if mapped.stop_seen_at is None:
+                continue
+            if mapped.complete() or now - mapped.stop_seen_at > END_TIMEOUT:
+                del self.runs.maps[uid]
+                self._guard(uid, "write", lambda m=mapped: self._map_written(m))
         for uid, run in list(self.runs.scans.items()):
             if run.stop_seen_at is None:
                 continue
@@ -114,6 +122,23 @@ class Finisher:
         self.written.append(path)
         missing = len(tomo.wanted) - len(tomo.kept)
         self.report(event=Report.WRITTEN, run=tomo.uid, path=str(path), missing=missing,
+                    duplicates=0)  # fmt: skip
+
+    def _map_written(self, run: MapRun) -> None:
+        exp = self.runs.experiment_of.get(run.uid, run.uid)
+        g = run.geometry
+        path = write_map(
+            self.runs.out_dir / f"{run.stem}.h5",
+            start_uid=run.uid, xs=np.asarray(g.xs), zs=np.asarray(g.zs), angle=g.angle,
+            q=run.integrator.q, patterns=run.patterns, monitor=run.monitor,
+            bragg=run.bragg_maps(), windows={w.name: (w.lo, w.hi) for w in run.windows},
+            elements=run.element_maps(), spectra=run.spectra,
+            energies=run.fitter.energies if run.fitter is not None else None,
+            live_time=float(g.xrf.get("live_time", 0.0)), log=self.runs.logs[exp],
+        )  # fmt: skip
+        self.written.append(path)
+        missing = len(run.cell_of_frame) - run.placed()
+        self.report(event=Report.WRITTEN, run=run.uid, path=str(path), missing=missing,
                     duplicates=0)  # fmt: skip
 
     @staticmethod
@@ -158,6 +183,7 @@ class Finisher:
         g = run.geometry
         missing = run.sinogram.missing
         recon = run.final_reconstruction()
+        xrf = run.xrf.result(run.fbp.axis) if run.xrf is not None else None
         process = run.pipeline.record()
         recon = self._combine(run, recon, process)
         compression = run.compression()
@@ -199,6 +225,7 @@ class Finisher:
             qscreen=qscreen,
             phase_maps=phase_maps,
             profiles=profiles,
+            xrf=xrf,
             phase_fit={
                 "phases_fitted": list(self.runs.settings.lattice),
                 "line_fwhm": self.runs.settings.line_fwhm,

@@ -15,6 +15,7 @@ import numpy as np
 from ...protocols import stream_v2 as sv2
 from ...protocols.streams import Report
 from ..workers import WorkerPool
+from .map_run import MapRun
 from .run_state import RunState
 from .runs import Reporter, Runs, message_keys
 from .tomo_run import TomoRun
@@ -57,11 +58,11 @@ class FrameIntake:
                 self.series_info[key] = info
                 self.pixel_of[key] = float(msg.pixel_size_x)
             return
-        tomo = self.runs.tomo_of_series(keys)
-        if tomo is not None:
+        framed = self.runs.frames_of_series(keys)
+        if framed is not None:
             if isinstance(msg, sv2.ImageMessage):
                 self.received += 1
-                self.integrate(*tomo, msg)
+                self.integrate(*framed, msg)
             return
         found = self.runs.scan_of_series(keys)
         if isinstance(msg, sv2.EndMessage):
@@ -96,7 +97,7 @@ class FrameIntake:
                 f"and frames of later series arrived ({ORPHAN_LIMIT / 1e6:.0f} MB held at most)",
             )
 
-    def claim(self, run: RunState | TomoRun) -> None:
+    def claim(self, run: RunState | TomoRun | MapRun) -> None:
         """The run's series are known: integrate the frames held for them."""
         for keys in [k for k in self.orphans if set(k) & set(run.series)]:
             key = next(k for k in keys if k in run.series)
@@ -104,9 +105,12 @@ class FrameIntake:
                 self.orphan_bytes -= msg.data.nbytes
                 self.integrate(run, key, msg)
 
-    def integrate(self, run: RunState | TomoRun, key: str, msg: sv2.ImageMessage) -> None:
+    def integrate(self, run: RunState | TomoRun | MapRun, key: str, msg: sv2.ImageMessage) -> None:
         """Integrate one frame of the run's series ``key`` (here, or by the workers); a
-        tomography run's frame goes into its volume."""
+        tomography run's frame goes into its volume, a map's is integrated here."""
+        if isinstance(run, MapRun):
+            run.on_frame(key, msg.image_id, msg.data)
+            return
         if isinstance(run, TomoRun):
             if run.pixel is None and key in self.pixel_of:
                 run.pixel = self.pixel_of[key] * 1e3

@@ -29,6 +29,7 @@ from ..tomography.corrections.base import Grid
 from ..tomography.incremental_fbp import IncrementalFBP
 from ..tomography.sinogram import Sinogram, fill_missing
 from .live_maps import LiveMaps
+from .xrf_run import XrfScan
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class RunState:
     n_events: int = 0
     stem: str = ""
     recentred: int = 0  # times the volume was made again for a new axis
+    xrf: XrfScan | None = None  # the fluorescence, when an SDD was read at every point
 
     @classmethod
     def begin(
@@ -124,6 +126,12 @@ class RunState:
             log.error("run %s: no live file (%s); the run goes on", uid, exc)
             live_path.unlink(missing_ok=True)
         sinogram = Sinogram(n_a, n_t, n_q)
+        xrf = None
+        if geometry.xrf and geometry.mode == "step":
+            try:
+                xrf = XrfScan.begin(geometry.xrf, angles, n_t, step, pipeline.axis)
+            except ValueError as exc:  # names the element or calibration it cannot use
+                log.error("run %s: no XRF maps: %s", uid, exc)
         corrected = np.full((n_a, n_t, n_q), np.nan, dtype=np.float32)
         return cls(
             uid,
@@ -141,6 +149,7 @@ class RunState:
             if live is not None and settings.lattice
             else None,
             stem=stem,
+            xrf=xrf,
         )
 
     def compression(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from event_model import DocumentNames, DocumentRouter, RunRouter
 from event_model.documents import Event, EventDescriptor, RunStop
 
 from ...protocols.processing import ProcessingSettings
+from ...protocols.projection_map import KEY as MAP_KEY
+from ...protocols.projection_map import MapGeometry
 from ...protocols.streams import (
     CELL_TIME,
     CURRENT,
@@ -37,9 +39,11 @@ from ...protocols.streams import (
 )
 from ...protocols.uids import check_uid
 from ...protocols.xrdct import KEY, PRIMARY, XrdctGeometry, cells_of_row, point_of_event
+from ..analysis.qscreen import windows_for
 from ..files.naming import last_sequence, run_file_stem
 from ..files.nexus import ElectrochemistryLog
 from ..integration.integrate import IntegratorCache
+from .map_run import MapRun
 from .run_state import RunState
 from .tomo_run import TomoRun
 
@@ -48,7 +52,7 @@ log = logging.getLogger(__name__)
 DOCUMENT_NAMES = frozenset(n.value for n in DocumentNames)
 
 Reporter = Callable[..., None]
-R = TypeVar("R", RunState, TomoRun)
+R = TypeVar("R", RunState, TomoRun, MapRun)
 
 
 def series_key(series_id: int, series_uid: str = "") -> str:
@@ -79,7 +83,9 @@ class Runs:
         settings: ProcessingSettings,
         out_dir: Path,
         report: Reporter,
-        on_descriptor: Callable[[RunState | TomoRun, str], None] = lambda run, address: None,
+        on_descriptor: Callable[[RunState | TomoRun | MapRun, str], None] = (
+            lambda run, address: None
+        ),
     ) -> None:
         self.settings = settings
         self.out_dir = out_dir
@@ -87,6 +93,7 @@ class Runs:
         self.on_descriptor = on_descriptor  # a scan's frame series is known: (run, address)
         self.scans: dict[str, RunState] = {}
         self.tomos: dict[str, TomoRun] = {}  # full-field tomography runs
+        self.maps: dict[str, MapRun] = {}  # projection maps
         self.experiment_of: dict[str, str] = {}
         self.logs: dict[str, ElectrochemistryLog] = {}
         self.files: dict[str, list[Path]] = {}  # experiment -> its written scan files
@@ -140,11 +147,28 @@ class Runs:
             stem = run_file_stem(self.sequence, uid)
             self.tomos[uid] = TomoRun(uid, stem, start["tomo"], start_time=start["time"])
             self.logs[exp].scan_start.append(start["time"])
+        elif MAP_KEY in start:
+            self._begin_map(start, exp)
         return [RunDocuments(self, uid)], []
 
     def tomo_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun, str] | None:
         """The tomography run that claimed a series known by one of ``keys``, and its key."""
         return claimed(self.tomos.values(), keys)
+
+    def frames_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun | MapRun, str] | None:
+        """The tomography run or map that claimed a series known by one of ``keys``."""
+        return claimed(self.tomos.values(), keys) or claimed(self.maps.values(), keys)
+
+    def _begin_map(self, start: dict[str, Any], exp: str) -> None:
+        geom = MapGeometry.from_md(start[MAP_KEY])
+        spec = self.settings.integration(Path(geom.poni_file).read_text())
+        self.sequence += 1
+        stem = run_file_stem(self.sequence, start["uid"]).replace("scan", "map", 1)
+        windows = windows_for(tuple(geom.peaks) or self.settings.qscreen)
+        self.maps[start["uid"]] = MapRun.begin(
+            start["uid"], stem, geom, self.integrators(spec), windows, start["time"]
+        )
+        self.logs[exp].scan_start.append(start["time"])
 
     def _begin_scan(self, start: dict[str, Any], exp: str) -> None:
         done = sorted(self.out_dir.glob(f"scan*_{start['uid']}.h5"))
@@ -188,7 +212,12 @@ class RunDocuments(DocumentRouter):
         self.streams[doc["uid"]] = doc.get("name", PRIMARY)
         tomo = self.runs.tomos.get(self.uid)
         if tomo is not None and doc.get("name", PRIMARY) == PRIMARY:
-            self._tomo_descriptor(tomo, doc)
+            self._frames_descriptor(tomo, doc, str(tomo.md["camera"]), tomo.md["series_key"])
+            return
+        mapped = self.runs.maps.get(self.uid)
+        if mapped is not None and doc.get("name", PRIMARY) == PRIMARY:
+            g = mapped.geometry
+            self._frames_descriptor(mapped, doc, str(g.detector.get("name", "")), g.series_key)
             return
         run = self.runs.scans.get(self.uid)
         if run is None or doc.get("name", PRIMARY) != PRIMARY:
@@ -209,16 +238,18 @@ class RunDocuments(DocumentRouter):
             run.raw[key] = (str(conf[f"{det}_file_path"]), uid)
         self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
 
-    def _tomo_descriptor(self, tomo: TomoRun, doc: EventDescriptor) -> None:
-        det = str(tomo.md["camera"])
+    def _frames_descriptor(
+        self, run: TomoRun | MapRun, doc: EventDescriptor, det: str, id_key: str
+    ) -> None:
+        """A tomography run's or map's detector series, from its descriptor."""
         conf = doc.get("configuration", {}).get(det, {}).get("data", {})
-        if tomo.md["series_key"] not in conf:
+        if id_key not in conf:
             return
-        key = series_key(int(conf[tomo.md["series_key"]]), str(conf.get(f"{det}_series_uid", "")))
+        key = series_key(int(conf[id_key]), str(conf.get(f"{det}_series_uid", "")))
         self.series[doc["uid"]] = key
-        if key not in tomo.series:
-            tomo.series.append(key)
-        self.runs.on_descriptor(tomo, str(conf.get(f"{det}_stream_address", "")))
+        if key not in run.series:
+            run.series.append(key)
+        self.runs.on_descriptor(run, str(conf.get(f"{det}_stream_address", "")))
 
     def event(self, doc: Event) -> Event:
         stream = self.streams.get(doc["descriptor"], "")
@@ -244,6 +275,9 @@ class RunDocuments(DocumentRouter):
             self._scan_event(self.runs.scans[self.uid], doc)
         elif stream == PRIMARY and self.uid in self.runs.tomos:
             self.runs.tomos[self.uid].on_event(self.series.get(doc["descriptor"], ""), data)
+        elif stream == PRIMARY and self.uid in self.runs.maps:
+            series = self.series.get(doc["descriptor"], "")
+            self.runs.maps[self.uid].on_event(series, doc["seq_num"], data)
         return doc
 
     def _scan_event(self, run: RunState, doc: Event) -> None:
@@ -264,6 +298,8 @@ class RunDocuments(DocumentRouter):
             i, j = point_of_event(doc["seq_num"], len(g.angles), n_t, g.snake)
             run.cell_of_frame[series, int(data[g.frame_key])] = (i, j, mon, trans)
             run.n_events += 1
+            if run.xrf is not None:
+                run.xrf.add(i, j, data, mon, run.pipeline.axis)
         run.place_ready()
         if run.n_events % n_t == 0:
             self.runs.report(
@@ -282,8 +318,9 @@ class RunDocuments(DocumentRouter):
         return self.runs.experiment_of.get(self.uid, self.uid)
 
     def stop(self, doc: RunStop) -> None:
-        if self.uid in self.runs.tomos:
-            self.runs.tomos[self.uid].stop_seen_at = time.monotonic()
+        framed = self.runs.tomos.get(self.uid) or self.runs.maps.get(self.uid)
+        if framed is not None:
+            framed.stop_seen_at = time.monotonic()
             self.runs.log_of(self.uid).scan_end.append(doc["time"])
         run = self.runs.scans.get(self.uid)
         if run is not None:
