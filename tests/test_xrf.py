@@ -192,3 +192,24 @@ def test_xrf_ct_slices_and_projection_maps_follow_the_element_distribution(
     assert np.nanmax(bragg["LiMn2O4"][inside < 0.5]) < 0.1
     assert np.nanmax(bragg["PEEK"][inside < 0.5]) > 0.5
     np.testing.assert_allclose(rgb[..., 0], np.clip(np.nan_to_num(bragg["LiMn2O4"]), 0, 1))
+
+
+def test_a_scan_with_elements_the_sdd_cannot_see_is_refused_before_it_moves(
+    beamline, poni_file, sdd
+) -> None:
+    RE = RunEngine({})
+    stage = beamline.stage
+    x0, rot0 = float(stage.x.position), float(stage.rot.position)
+    starts: list[dict] = []
+    RE.subscribe(lambda name, doc: starts.append(doc) if name == "start" else None)
+    for elements, needle in (((), "name the elements"), (("U",), r"U's K.*outside")):
+        with pytest.raises(XrfError, match=needle):
+            RE(
+                xrdct_scan(
+                    beamline.det, stage, beamline.diode, [0.0, 90.0], [x0 + 0.1, x0 + 0.2],
+                    poni_file=str(poni_file), xrf=sdd, elements=elements,
+                )
+            )  # fmt: skip
+    assert not starts
+    assert float(stage.x.position) == pytest.approx(x0, abs=1e-4)
+    assert float(stage.rot.position) == pytest.approx(rot0, abs=1e-3)
