@@ -35,6 +35,54 @@ class StoreError(RuntimeError):
     """The run store cannot be reached or refused a write: names the store and why."""
 
 
+class TableColumns:
+    """TiledWriter patches that keep array readings out of a stream's table.
+
+    The store's tables live in SQLite, whose columns hold scalars only; an array read
+    at every event (an SDD's spectrum) would make Tiled refuse the whole stream. Such
+    fields are left out of the store's copy of the descriptor and events; the document
+    spool keeps them whole, and the processor's scan file (registered in the run's
+    node) holds them as arrays.
+    """
+
+    def __init__(self) -> None:
+        self.left_out: dict[str, list[str]] = {}  # descriptor uid -> array fields
+
+    def descriptor(self, doc: dict[str, Any]) -> dict[str, Any]:
+        keys = doc.get("data_keys", {})
+        arrays = [k for k, v in keys.items() if v.get("shape") and not v.get("external")]
+        if arrays:
+            self.left_out[doc["uid"]] = arrays
+            objects = {
+                name: [k for k in names if k not in arrays]
+                for name, names in doc.get("object_keys", {}).items()
+            }
+            doc = {
+                **doc,
+                "data_keys": {k: v for k, v in keys.items() if k not in arrays},
+                "object_keys": objects,
+            }
+            log.info(
+                "  run store: %s of stream %s kept in the spool and scan file, not its table",
+                ", ".join(arrays),
+                doc.get("name", "?"),
+            )
+        return doc
+
+    def event(self, doc: dict[str, Any]) -> dict[str, Any]:
+        arrays = self.left_out.get(doc["descriptor"])
+        if not arrays:
+            return doc
+        out = dict(doc)
+        for part in ("data", "timestamps", "filled"):
+            if part in doc:
+                out[part] = {k: v for k, v in doc[part].items() if k not in arrays}
+        return out
+
+    def patches(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {"descriptor": self.descriptor, "event": self.event}
+
+
 def connect(uri: str, api_key: str = "") -> Any:
     """A tiled client of the store at ``uri`` (with ``api_key`` for writing)."""
     from tiled.client import from_uri
@@ -148,7 +196,12 @@ class StoreWriter:
         tiled: Callable[[str, dict], object] | None = None
         try:
             self.client = self.session.open()
-            tiled = TiledWriter(self.client, backup_directory=str(self.backup), batch_size=BATCH)
+            tiled = TiledWriter(
+                self.client,
+                backup_directory=str(self.backup),
+                batch_size=BATCH,
+                patches=TableColumns().patches(),
+            )
         except StoreError as exc:
             self._down(str(exc))
         into_store: set[str] = set()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .spool import SpoolError, read_spool
-from .store import PROCESSED, StoreError, register_file
+from .store import PROCESSED, StoreError, TableColumns, register_file
 from .store_server import StoreLayout
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def upload(client: Any, docs: list[tuple[str, dict[str, Any]]]) -> None:
     """Write one run's documents through bluesky's TiledWriter (no backup: errors raise)."""
     from bluesky.callbacks.tiled_writer import TiledWriter
 
-    writer = TiledWriter(client, batch_size=5000)
+    writer = TiledWriter(client, batch_size=5000, patches=TableColumns().patches())
     for name, doc in docs:
         writer(name, doc)
 
