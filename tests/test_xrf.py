@@ -213,3 +213,13 @@ def test_a_scan_with_elements_the_sdd_cannot_see_is_refused_before_it_moves(
     assert not starts
     assert float(stage.x.position) == pytest.approx(x0, abs=1e-4)
     assert float(stage.rot.position) == pytest.approx(rot0, abs=1e-3)
+
+
+def test_map_files_number_on_with_scan_files(tmp_path: Path) -> None:
+    from operando.live_processing.files.naming import last_sequence
+
+    assert last_sequence(tmp_path / "none") == 0
+    (tmp_path / "scan0002_a.h5").touch()
+    (tmp_path / "map0005_b.h5").touch()
+    (tmp_path / "scan0009_c.live.h5").touch()  # a live file keeps no number
+    assert last_sequence(tmp_path) == 5
