@@ -1,8 +1,9 @@
 """What a person sees while runs go by: a progress bar per scan, a table at the end.
 
-:class:`ScanProgress` shows each XRD-CT run's rows as a tqdm bar with rate and ETA when
-stderr is a terminal, and as a log line every tenth of the rows otherwise (log files,
-CI). :class:`RunSummary` keeps one row per run for the end-of-experiment table.
+:class:`ScanProgress` shows each XRD-CT run's rows (a projection map's z rows) as a
+tqdm bar with rate and ETA when stderr is a terminal, and as a log line every tenth of
+the rows otherwise (log files, CI). :class:`RunSummary` keeps one row per run for the
+end-of-experiment table.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..protocols.projection_map import KEY as MAP_KEY
 from ..protocols.xrdct import KEY, PRIMARY
 
 log = logging.getLogger("operando.progress")
@@ -41,17 +43,21 @@ class ScanProgress:
             handler(doc)
 
     def _start(self, doc: dict[str, Any]) -> None:
-        geom = doc.get(KEY)
+        geom, mapped = doc.get(KEY), doc.get(MAP_KEY)
         what = doc.get("step") or doc.get("plan_name", "run")
-        if not geom:
+        if not geom and not mapped:
             log.info("run %s: %s", doc["uid"][:8], what)
             return
         self._uid = doc["uid"]
-        self._n_trans, self._n_rows = len(geom["translations"]), len(geom["angles"])
-        self._fly = geom.get("mode") == "fly"
         self._t0, self._rows_done = time.monotonic(), 0
         desc = f"scan {self._uid[:8]} ({what})"
-        log.info("%s: %d angles x %d translations", desc, self._n_rows, self._n_trans)
+        if mapped:
+            self._n_trans, self._n_rows, self._fly = len(mapped["xs"]), len(mapped["zs"]), False
+            log.info("%s: %d heights x %d translations", desc, self._n_rows, self._n_trans)
+        elif geom:
+            self._n_trans, self._n_rows = len(geom["translations"]), len(geom["angles"])
+            self._fly = geom.get("mode") == "fly"
+            log.info("%s: %d angles x %d translations", desc, self._n_rows, self._n_trans)
         if self.bar:
             self._tqdm = tqdm(
                 total=self._n_rows, desc=desc, unit="row", file=sys.stderr, leave=False

@@ -4,6 +4,7 @@ recovers the areas the simulated detector was given."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from ophyd import EpicsSignal
 
+from operando.control.progress import ScanProgress
 from operando.control.session import connect_publisher
 from operando.devices.sdd import EnergyDispersiveDetector
 from operando.live_processing.analysis.xrf_fit import XrfFitter
@@ -119,6 +121,7 @@ def run_scans(beamline, processor, poni_file, sdd, wait_written) -> tuple[str, s
     pub = connect_publisher(proc.info["docs"], results)
     RE = RunEngine({})
     RE.subscribe(pub)
+    RE.subscribe(ScanProgress(bar=False))  # rows of the map, as a session shows them
     det, stage = beamline.det, beamline.stage
     old, z0 = det.exposure.get(), float(stage.z.position)
     det.exposure.put(0.02)  # 20 ms a point: Al Kα gives ~15 counts, Mn Kα ~10⁴
@@ -150,12 +153,16 @@ def run_scans(beamline, processor, poni_file, sdd, wait_written) -> tuple[str, s
 
 
 def test_xrf_ct_slices_and_projection_maps_follow_the_element_distribution(
-    beamline, processor, poni_file, sample_file, sdd, wait_written, layer
+    beamline, processor, poni_file, sample_file, sdd, wait_written, layer, caplog
 ) -> None:
     """Acceptance 4: element maps of the SDD's spectra against the phantom's element
     distribution (r ≥ 0.9), in XRF-CT slices and in a projection map (x × z at one
     angle, across the electrode layer's edge), and the slices agree with the map."""
+    caplog.set_level(logging.INFO, logger="operando.progress")
     ct_path, map_path = run_scans(beamline, processor, poni_file, sdd, wait_written)
+    shown = caplog.text
+    assert f"{len(ZS)} heights x {N_T} translations" in shown
+    assert f"row {len(ZS)}/{len(ZS)}" in shown and f"row {N_ANGLES}/{N_ANGLES}" in shown
     truth = Phantom.load(sample_file)
     density = element_density(truth)
     with h5py.File(ct_path) as f:
