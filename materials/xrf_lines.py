@@ -55,6 +55,18 @@ def k_lines(element: str) -> tuple[Line, ...]:
     return tuple(Line(k.name, k.energy_kev, k.weight / norm) for k in kept)
 
 
+def lines_within(element: str, lo_kev: float, hi_kev: float) -> tuple[Line, ...]:
+    """The element's K lines; :class:`XrfError` naming the first outside lo–hi keV."""
+    lines = k_lines(element)
+    for line in lines:
+        if not lo_kev < line.energy_kev < hi_kev:
+            raise XrfError(
+                f"element {element}'s {line.name} line at {line.energy_kev:.3f} keV is "
+                f"outside the spectrum's {lo_kev:.3f}–{hi_kev:.3f} keV"
+            )
+    return lines
+
+
 def k_alpha(element: str) -> float:
     """The element's strongest K line's energy (keV)."""
     return max(k_lines(element), key=lambda line: line.weight).energy_kev

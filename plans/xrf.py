@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..devices.sdd import EnergyDispersiveDetector
-from ..materials.xrf_lines import XrfError, k_lines
+from ..materials.xrf_lines import XrfError, lines_within
 
 MAX_LIVE_TIME = 60.0  # s: the SDD's longest count
 
@@ -23,14 +23,11 @@ def xrf_md(
             f"{sdd.name}: count time {live_time} s must be within (0, {MAX_LIVE_TIME:g}]"
         )
     offset, slope, channels = sdd.calibration()
-    top = offset + slope * (channels - 1)
     for element in elements:
-        for line in k_lines(element):
-            if not offset < line.energy_kev < top:
-                raise XrfError(
-                    f"{sdd.name}: element {element}'s {line.name} line at "
-                    f"{line.energy_kev:.3f} keV is outside its {offset:.3f}–{top:.3f} keV"
-                )
+        try:
+            lines_within(element, offset, offset + slope * (channels - 1))
+        except XrfError as exc:
+            raise XrfError(f"{sdd.name}: {exc}") from None
     return {
         "key": sdd.spectrum.name,
         "detector": sdd.name,

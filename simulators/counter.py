@@ -13,11 +13,28 @@ belongs to the point it was counted at.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from caproto.server import PVGroup, pvproperty
 
 MAX_TIME = 60.0  # s: the longest count
+T = TypeVar("T")
+
+
+def check_count_time(value: float, what: str) -> None:
+    """Refuse a count time outside (0, :data:`MAX_TIME`] s, naming the channel."""
+    if not 0 < float(value) <= MAX_TIME:
+        raise ValueError(f"{what} {value} s: must be within (0, {MAX_TIME:g}]")
+
+
+async def at_mid_count(t: float, sample: Callable[[], T]) -> T:
+    """Count for ``t`` s; what ``sample`` gives at mid-count (where the stage is then)."""
+    await asyncio.sleep(t / 2)
+    value = sample()
+    await asyncio.sleep(t / 2)
+    return value
 
 
 class CounterGroup(PVGroup):
@@ -37,8 +54,7 @@ class CounterGroup(PVGroup):
 
     @Time.putter
     async def Time(self, instance, value):
-        if not 0 < float(value) <= MAX_TIME:
-            raise ValueError(f"count time {value} s: must be within (0, {MAX_TIME:g}]")
+        check_count_time(value, "count time")
         return value
 
     @Count.putter
@@ -46,9 +62,8 @@ class CounterGroup(PVGroup):
         if not value:
             return 0
         t = float(self.Time.value)
-        await asyncio.sleep(t / 2)
-        expected = max(float(getattr(self.parent, self._source)()), 0.0) * t  # at mid-count
-        await asyncio.sleep(t / 2)
+        rate = await at_mid_count(t, getattr(self.parent, self._source))
+        expected = max(float(rate), 0.0) * t
         counts = self._rng.poisson(expected * self._gain) / self._gain
         await self.Rate.write(float(counts) / t)
         return 0

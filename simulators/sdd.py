@@ -13,15 +13,12 @@ the spectrum is of live time, as an MCA's.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import numpy as np
 from caproto.server import PVGroup, pvproperty
 
+from .counter import at_mid_count, check_count_time
 from .xrf import CHANNELS, OFFSET_KEV, SLOPE_KEV
 
-MAX_TIME = 60.0  # s: the longest count
 SHAPING_S = 1.0e-6  # s of dead time each count costs (for DeadTime_RBV)
 
 
@@ -37,24 +34,19 @@ class SddGroup(PVGroup):
     TotalCounts_RBV = pvproperty(value=0, units="counts", read_only=True)
     DeadTime_RBV = pvproperty(value=0.0, precision=2, units="%", read_only=True)
 
-    def __init__(
-        self, *args, source: Callable[[], np.ndarray] | str, seed: int = 5, **kwargs
-    ) -> None:
-        self._source = source  # counts/s per channel where the stage is now
+    def __init__(self, *args, source: str, seed: int = 5, **kwargs) -> None:
+        self._source = source  # the parent's method: counts/s per channel where the stage is
         self._rng = np.random.default_rng(seed)
         super().__init__(*args, **kwargs)
 
     def expected(self) -> np.ndarray:
         """The spectrum's expected rates now (counts/s per channel)."""
-        source = self._source
-        if isinstance(source, str):
-            source = getattr(self.parent, source)
-        return np.clip(np.asarray(source(), dtype=float), 0.0, None)
+        rates = getattr(self.parent, self._source)()
+        return np.clip(np.asarray(rates, dtype=float), 0.0, None)
 
     @AcquireTime.putter
     async def AcquireTime(self, instance, value):
-        if not 0 < float(value) <= MAX_TIME:
-            raise ValueError(f"SDD acquire time {value} s: must be within (0, {MAX_TIME:g}]")
+        check_count_time(value, "SDD acquire time")
         return value
 
     @Acquire.putter
@@ -62,9 +54,7 @@ class SddGroup(PVGroup):
         if not value:
             return 0
         t = float(self.AcquireTime.value)
-        await asyncio.sleep(t / 2)
-        rates = self.expected()  # at mid-count
-        await asyncio.sleep(t / 2)
+        rates = await at_mid_count(t, self.expected)
         counts = self._rng.poisson(rates * t)
         total = int(counts.sum())
         rate = total / t

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...materials.xrf_lines import XrfError, family_shape, fwhm_kev, k_lines
+from ...materials.xrf_lines import XrfError, family_shape, fwhm_kev, lines_within
 
 BACKGROUND_TERMS = 2  # polynomial terms of the continuum (a line over each range)
 MARGIN_FWHM = 4.0  # the fit reaches this many line widths beyond the outer lines
@@ -52,20 +52,11 @@ class XrfFitter:
             self.groups.append((window, [self.elements.index(el) for el in members], pinv))
 
     def _range(self, element: str) -> tuple[float, float]:
-        top = float(self.energies[-1])
-        energies = []
-        for line in k_lines(element):
-            if not self.energies[0] < line.energy_kev < top:
-                raise XrfError(
-                    f"element {element}: its {line.name} line at {line.energy_kev:.3f} keV is "
-                    f"outside the spectrum's {self.energies[0]:.3f}–{top:.3f} keV"
-                )
-            energies.append(line.energy_kev)
-        lo, hi = min(energies), max(energies)
-        return (
-            lo - MARGIN_FWHM * float(fwhm_kev(lo)),
-            hi + MARGIN_FWHM * float(fwhm_kev(hi)),
-        )
+        """The energies (keV) an element's fit covers: its lines ± a few widths."""
+        lines = lines_within(element, float(self.energies[0]), float(self.energies[-1]))
+        lo = min(line.energy_kev for line in lines)
+        hi = max(line.energy_kev for line in lines)
+        return lo - MARGIN_FWHM * float(fwhm_kev(lo)), hi + MARGIN_FWHM * float(fwhm_kev(hi))
 
     def areas(self, spectra: np.ndarray) -> np.ndarray:
         """Counts of each element's K family in each spectrum (..., channels) →

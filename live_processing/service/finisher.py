@@ -91,18 +91,17 @@ class Finisher:
     def finish_due(self) -> None:
         """Write the scans that are complete, or whose frames stopped coming."""
         now = time.monotonic()
-        for uid, tomo in list(self.runs.tomos.items()):
-            if tomo.stop_seen_at is None:
-                continue
-            if tomo.complete() or now - tomo.stop_seen_at > END_TIMEOUT:
-                del self.runs.tomos[uid]
-                self._guard(uid, "write", lambda t=tomo: self._tomo_written(t))
-        for uid, mapped in list(self.runs.maps.items()):
-            if mapped.stop_seen_at is None:
-                continue
-            if mapped.complete() or now - mapped.stop_seen_at > END_TIMEOUT:
-                del self.runs.maps[uid]
-                self._guard(uid, "write", lambda m=mapped: self._map_written(m))
+        framed: list[tuple[dict[str, Any], Any]] = [
+            (self.runs.tomos, self._tomo_written),
+            (self.runs.maps, self._map_written),
+        ]
+        for runs, write in framed:  # runs whose events name their frames
+            for uid, each in list(runs.items()):
+                if each.stop_seen_at is None:
+                    continue
+                if each.complete() or now - each.stop_seen_at > END_TIMEOUT:
+                    del runs[uid]
+                    self._guard(uid, "write", lambda r=each, w=write: w(r))
         for uid, run in list(self.runs.scans.items()):
             if run.stop_seen_at is None:
                 continue

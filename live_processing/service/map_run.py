@@ -99,9 +99,10 @@ class MapRun:
         """Each window's background-subtracted intensity per monitor count, normalised to
         its brightest point (seed 004's maps of normalised Bragg-peak intensities)."""
         mon = np.where(self.monitor > 0, self.monitor, np.nan)
+        patterns = self.patterns.astype(float)  # once for every window
         out: dict[str, np.ndarray] = {}
         for w in self.windows:
-            m = window_intensity(self.patterns.astype(float), self.integrator.q, w) / mon
+            m = window_intensity(patterns, self.integrator.q, w) / mon
             top = np.nanmax(m) if np.isfinite(m).any() else np.nan
             out[w.name] = m / top if top and np.isfinite(top) and top > 0 else m
         return out

@@ -151,10 +151,6 @@ class Runs:
             self._begin_map(start, exp)
         return [RunDocuments(self, uid)], []
 
-    def tomo_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun, str] | None:
-        """The tomography run that claimed a series known by one of ``keys``, and its key."""
-        return claimed(self.tomos.values(), keys)
-
     def frames_of_series(self, keys: tuple[str, ...]) -> tuple[TomoRun | MapRun, str] | None:
         """The tomography run or map that claimed a series known by one of ``keys``."""
         return claimed(self.tomos.values(), keys) or claimed(self.maps.values(), keys)
