@@ -136,6 +136,7 @@ def run_scans(beamline, processor, poni_file, sdd, wait_written) -> tuple[str, s
             )
         )  # fmt: skip
         ct = wait_written(results)
+        det.exposure.put(0.05)  # a map dwells longer (seed 004: 0.3 s): Al Kα ~40 counts
         RE(
             projection_map(
                 det, stage, beamline.diode, translations, ZS, angle=MAP_ANGLE,
