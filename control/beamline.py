@@ -17,7 +17,7 @@ from ..devices.monitor import beam_monitor
 from ..devices.potentiostat import Potentiostat
 from ..devices.sdd import EnergyDispersiveDetector
 from ..devices.shutter import Shutter
-from ..devices.stage import TomoStage
+from ..devices.stage import Motor, TomoStage
 from ..devices.trigger import TriggerLines
 from .channel_access import ensure_repeater, route_libca_messages
 from .config import BeamlineConfig
@@ -39,6 +39,7 @@ class Beamline:
     centring: CentringStage | None = None  # sample-centring translations, if any
     camera: StreamingDetector | None = None  # a full-field imaging camera, if any
     sdd: EnergyDispersiveDetector | None = None  # an XRF detector, if any
+    distance: Motor | None = None  # the diffraction detector's distance motor (mm), if any
     connection: IocConnection | None = None  # the IOC's PVs all connected (after build())
 
     def destroy(self) -> None:
@@ -47,7 +48,9 @@ class Beamline:
     @property
     def optional(self) -> tuple[Any, ...]:
         """The devices this beamline has of those it may not."""
-        found = (self.diode_t, self.trans_counter, self.centring, self.camera, self.sdd)
+        found = (
+            self.diode_t, self.trans_counter, self.centring, self.camera, self.sdd, self.distance
+        )  # fmt: skip
         return tuple(d for d in found if d is not None)
 
     @property
@@ -106,9 +109,13 @@ def make_devices(
     sdd = None
     if cfg.epics.fluorescence:
         sdd = cls(EnergyDispersiveDetector)(f"{prefix}{cfg.epics.fluorescence}", name="sdd")
+    distance = None
+    if cfg.epics.detector_distance:
+        distance = cls(Motor)(f"{prefix}{cfg.epics.detector_distance}", name="det_distance")
     return Beamline(
-        stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring, camera, sdd=sdd
-    )
+        stage, det, diode, shutter, pstat, trigger, diode_t, counter, centring, camera,
+        sdd=sdd, distance=distance,
+    )  # fmt: skip
 
 
 def not_connected(exc: Exception, limit: int = 6) -> str:

@@ -12,6 +12,8 @@ camera = ""                  # a full-field imaging camera's prefix (after the p
                              # cam: and Stats1: PVs as the detector's); "" if none
 fluorescence = ""            # an energy-dispersive (XRF) detector's prefix (Acquire,
                              # AcquireTime, Spectrum_RBV ... PVs); "" if none
+detector_distance = ""       # the diffraction detector's distance motor (mm from the
+                             # sample; WAXS <-> SAXS), after the prefix; "" if none
 ioc_timeout = 30.0           # s a plan waits, suspended, for a lost IOC before it fails
 
 [potentiostat]
@@ -26,7 +28,9 @@ watchdog = 0.0               # s without a data package before a step fails (0: 
 
 [detector]
 exposure = 0.01              # s per frame
-poni = "detector.poni"       # pyFAI geometry
+poni = "detector.poni"       # pyFAI geometry (the WAXS position)
+saxs_poni = ""               # its geometry at the SAXS position (the distance motor
+                             # there: the PONI's distance); "" if none
 raw = "/data/raw"            # where the detector's file writer keeps every frame
                              # ("" : off; operando demo uses <out>/raw)
 
@@ -65,6 +69,7 @@ class EpicsConfig:
     centring: str = ""
     camera: str = ""
     fluorescence: str = ""
+    detector_distance: str = ""
     ioc_timeout: float = 30.0
 
 
@@ -83,6 +88,7 @@ class PotentiostatConfig:
 class DetectorConfig:
     exposure: float = 0.01
     poni: str = ""
+    saxs_poni: str = ""
     raw: str = ""  # the detector's raw-frame folder ("" : its file writer is off)
 
 

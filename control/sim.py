@@ -3,7 +3,8 @@
 Starts the CA repeater, the IOC and the serial potentiostat (the same processes as the
 demo), and writes into its folder:
 
-- ``detector.poni``: the simulated detector's pyFAI geometry;
+- ``detector.poni``, ``saxs.poni``: the simulated detector's pyFAI geometry at the WAXS
+  and the SAXS distance (its distance motor ``dist``);
 - ``beamline.toml``: a beamline config for ``operando check`` and
   :func:`operando.control.beamline.build`;
 - ``env.sh``: the Channel Access environment (``source`` it in another shell);
@@ -24,7 +25,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 log = logging.getLogger("operando.sim")
-FILES = ("detector.poni", "beamline.toml", "env.sh", "sim.json")
+FILES = ("detector.poni", "saxs.poni", "beamline.toml", "env.sh", "sim.json")
 
 
 def beamline_toml(prefix: str, port: int, pty: str, poni: Path) -> str:
@@ -39,12 +40,14 @@ def beamline_toml(prefix: str, port: int, pty: str, poni: Path) -> str:
         'transmission_counter = "diode_t:"  # the same diode counted point by point\n'
         'centring = "cx,cy"          # the centring translations on the rotation\n'
         'camera = "ffcam:"           # the full-field imaging camera\n'
-        'fluorescence = "sdd:"       # the energy-dispersive (XRF) detector\n\n'
+        'fluorescence = "sdd:"       # the energy-dispersive (XRF) detector\n'
+        'detector_distance = "dist"  # the diffraction detector\'s distance motor (mm)\n\n'
         "[potentiostat]\n"
         f'url = "{pty}"\n'
         "sample_interval = 1.0\n\n"
         "[detector]\n"
         f'poni = "{poni}"\n'
+        f'saxs_poni = "{poni.parent / "saxs.poni"}"\n'
         "exposure = 0.01\n"
     )
 
@@ -100,8 +103,9 @@ def run_sim(
         procs.append(launcher.start_repeater(port))
         poni = folder / "detector.poni"
         ioc = launcher.start_ioc(
-            prefix, port, phantom, poni, artefacts=artefacts, mount_offset=mount_offset
-        )
+            prefix, port, phantom, poni, artefacts=artefacts, mount_offset=mount_offset,
+            saxs_poni=folder / "saxs.poni",
+        )  # fmt: skip
         procs.append(ioc)
         pot = launcher.start_potentiostat(time_factor, 0.05, 0.98, ioc=(prefix, port))
         procs.append(pot)

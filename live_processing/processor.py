@@ -235,6 +235,7 @@ def serve(args: Any) -> None:
     try:
         settings = settings_from_args(args)
         Pipeline.check(settings.corrections)
+        Pipeline.check(settings.saxs_corrections)
     except (SettingsError, StageError) as exc:
         raise SystemExit(f"live processor: {exc}") from None
     try:

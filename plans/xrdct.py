@@ -53,6 +53,13 @@ class MoveTimeoutError(TimeoutError):
     """A move that did not end in its time: names the motors, targets and the time."""
 
 
+def reading_key(readable: Any) -> str:
+    """The event key of a readable's main reading: its first hinted field (a device's,
+    e.g. a counter's rate), else its name (a signal's)."""
+    fields = getattr(readable, "hints", {}).get("fields") or [readable.name]
+    return str(fields[0])
+
+
 def move_within(targets: dict[Any, float], timeout: float) -> MsgGenerator[None]:
     """Move each motor to its target together; fail naming them after ``timeout`` s."""
     args = [v for motor, target in targets.items() for v in (motor, target)]
@@ -83,6 +90,7 @@ def xrdct_scan(
     combine: dict[str, Any] | None = None,
     xrf: EnergyDispersiveDetector | None = None,
     elements: Sequence[str] = (),
+    swaxs: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """Acquire one diffraction frame at every (angle, translation).
@@ -102,13 +110,17 @@ def xrdct_scan(
     sample, md
         Sample description and extra start-document metadata.
     transmission
-        A transmitted-beam diode, read at every point (for the transmission correction).
+        A transmitted-beam diode, read at every point (for the transmission correction):
+        a signal, or a counter that counts at each point (``CountingDiode``: counted
+        for the frame's exposure, so each reading is the point's).
     combine
         ``{"id": ..., "role": "coarse" | "roi"}``: this scan is reconstructed with
         another (:func:`roi_coarse_scan`).
     xrf, elements
         An energy-dispersive detector counted at every point for the frame's exposure,
         and the elements whose K lines the processor maps (XRF-CT slices).
+    swaxs
+        This scan as one of a slice's SAXS/WAXS pair (:func:`.swaxs.swaxs_ct`).
     """
     xrf_info = xrf_md(xrf, elements, float(det.exposure.get())) if xrf is not None else {}
     angles = [float(a) for a in angles]
@@ -124,9 +136,10 @@ def xrdct_scan(
         poni_file=str(poni_file),
         detector={"name": det.name, "exposure": float(det.exposure.get())},
         sample=sample or {},
-        transmission_key=transmission.name if transmission is not None else "",
+        transmission_key=reading_key(transmission) if transmission is not None else "",
         combine=dict(combine or {}),
         xrf=xrf_info,
+        swaxs=dict(swaxs or {}),
     )
     n_points = len(angles) * len(translations)
     _md = {
@@ -148,6 +161,9 @@ def xrdct_scan(
         readables.append(xrf)
 
     def points() -> MsgGenerator[None]:
+        count_time = getattr(transmission, "count_time", None)  # a counter's
+        if count_time is not None:  # counts as long as each frame is exposed
+            yield from bps.mv(count_time, float(det.exposure.get()))
         # nothing waits for ever on a motor (a hung controller, a lost IOC): every move
         # has a timeout for the longest move of its kind in this scan
         span = max(translations) - min(translations)

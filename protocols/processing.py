@@ -20,6 +20,12 @@ workers = 0
 qscreen = ["LiMn2O4", "Al", "graphite003=1.82:1.90"]  # maps: library phases, name=lo:hi
 lattice = ["LiMn2O4", "Li0.5Mn2O4", "Al"]  # lattice-parameter maps: cubic library phases
 line_fwhm = 0.0235                   # Å⁻¹, the lines' starting width (the instrument's)
+# SAXS-CT runs (the detector at its SAXS position) replace bins, q_range and corrections
+# with these, and make SAXS maps (integrated intensity, d*) in place of Q-screening and
+# lattice maps (seed 003: transmission-corrected, not air-subtracted)
+saxs_bins = 200
+saxs_q_range = [0.015, 0.4]          # Å⁻¹
+saxs_corrections = ["normalise", "transmission", "rotation_centre"]
 ```
 
 A correction is a name with parameters; the live processor's registry
@@ -36,6 +42,8 @@ from typing import Any
 
 METHODS = ("mean", "trimmed", "sigmaclip")
 DEFAULT_CORRECTIONS = ("normalise", "rotation_centre")
+SAXS_CORRECTIONS = ("normalise", "transmission", "rotation_centre")
+TECHNIQUES = ("waxs", "saxs")  # the diffraction detector's positions
 
 
 class SettingsError(ValueError):
@@ -89,20 +97,23 @@ class ProcessingSettings:
     qscreen: tuple[str, ...] = ()  # Q-screening maps: library phase names, "name=lo:hi"
     lattice: tuple[str, ...] = ()  # lattice-parameter maps: crystalline library phases
     line_fwhm: float = 0.0235  # Å⁻¹: the lines' starting FWHM for the lattice fits
+    saxs_bins: int = 200
+    saxs_q_range: tuple[float, float] = (0.015, 0.4)
+    saxs_corrections: tuple[Correction, ...] = tuple(Correction(n) for n in SAXS_CORRECTIONS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "q_range", tuple(float(v) for v in self.q_range))
+        for key in ("q_range", "saxs_q_range"):
+            object.__setattr__(self, key, tuple(float(v) for v in getattr(self, key)))
         for key in ("qscreen", "lattice"):
             if isinstance(getattr(self, key), list | tuple):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
-        object.__setattr__(
-            self, "corrections", tuple(Correction.parse(c) for c in self.corrections)
-        )
+        for key in ("corrections", "saxs_corrections"):
+            object.__setattr__(self, key, tuple(Correction.parse(c) for c in getattr(self, key)))
         self.check()
 
     def check(self) -> None:
         """Raise :class:`SettingsError` naming the first bad value and its limit."""
-        for key in ("bins", "svd_rank", "workers"):
+        for key in ("bins", "svd_rank", "workers", "saxs_bins"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(f"processing {key} = {value!r}: must be a whole number")
@@ -115,11 +126,17 @@ class ProcessingSettings:
                 raise SettingsError(
                     f"processing {key} = {getattr(self, key)!r}: must be a string (in quotes)"
                 )
-        if not 2 <= self.bins <= 100_000:
-            raise SettingsError(f"processing bins = {self.bins!r}: must be within [2, 100000]")
-        lo, hi = self.q_range
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
-            raise SettingsError(f"processing q_range = {self.q_range}: need 0 <= low < high Å⁻¹")
+        for key in ("bins", "saxs_bins"):
+            if not 2 <= getattr(self, key) <= 100_000:
+                raise SettingsError(
+                    f"processing {key} = {getattr(self, key)!r}: must be within [2, 100000]"
+                )
+        for key in ("q_range", "saxs_q_range"):
+            lo, hi = getattr(self, key)
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+                raise SettingsError(
+                    f"processing {key} = {getattr(self, key)}: need 0 <= low < high Å⁻¹"
+                )
         if self.method not in METHODS:
             raise SettingsError(f"processing method = {self.method!r}: use one of {METHODS}")
         if not -1.0 <= self.polarisation <= 1.0:
@@ -132,9 +149,10 @@ class ProcessingSettings:
             )
         if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
             raise SettingsError(f"processing workers = {self.workers!r}: must be within [0, 256]")
-        names = [c.name for c in self.corrections]
-        if len(set(names)) != len(names):
-            raise SettingsError(f"processing corrections {names}: each may appear once")
+        for key in ("corrections", "saxs_corrections"):
+            names = [c.name for c in getattr(self, key)]
+            if len(set(names)) != len(names):
+                raise SettingsError(f"processing {key} {names}: each may appear once")
         check_qscreen(self.qscreen)
         check_lattice(self.lattice)
         if not 0 < self.line_fwhm < 1:
@@ -152,12 +170,13 @@ class ProcessingSettings:
                 f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         values = dict(table)
-        if "q_range" in values:
-            q = values["q_range"]
+        for key in ("q_range", "saxs_q_range"):
+            q = values.get(key, (0, 1))
             if not (isinstance(q, list | tuple) and len(q) == 2):
-                raise SettingsError(f"{where} q_range = {q!r}: give [low, high] in Å⁻¹")
-        if "corrections" in values and not isinstance(values["corrections"], list | tuple):
-            raise SettingsError(f"{where} corrections = {values['corrections']!r}: give a list")
+                raise SettingsError(f"{where} {key} = {q!r}: give [low, high] in Å⁻¹")
+        for key in ("corrections", "saxs_corrections"):
+            if key in values and not isinstance(values[key], list | tuple):
+                raise SettingsError(f"{where} {key} = {values[key]!r}: give a list")
         try:
             return cls(**values)
         except SettingsError as exc:
@@ -172,9 +191,24 @@ class ProcessingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["q_range"] = list(self.q_range)
-        d["corrections"] = [{"name": c.name, **c.params} for c in self.corrections]
+        for key in ("q_range", "saxs_q_range"):
+            d[key] = list(getattr(self, key))
+        for key in ("corrections", "saxs_corrections"):
+            d[key] = [{"name": c.name, **c.params} for c in getattr(self, key)]
         return d
+
+    def for_technique(self, technique: str) -> ProcessingSettings:
+        """The settings a run at the detector's ``technique`` position is processed with:
+        these for WAXS; for SAXS its own bins, q range and corrections, and no Q-screening
+        or lattice maps (no Bragg line reaches its q range)."""
+        if technique not in TECHNIQUES:
+            raise SettingsError(f"technique {technique!r}: use one of {TECHNIQUES}")
+        if technique == "waxs":
+            return self
+        return replace(
+            self, bins=self.saxs_bins, q_range=self.saxs_q_range,
+            corrections=self.saxs_corrections, qscreen=(), lattice=(), svd_rank=0,
+        )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -52,6 +52,24 @@ class XrdctGeometry:
     # "detector": name, "elements": [...], "offset_kev", "slope_kev", "channels",
     # "live_time": s}
     xrf: dict[str, Any] = field(default_factory=dict)
+    # one of a slice's scans at the diffraction detector's positions (seed 003's SAXS/
+    # WAXS-CT): {"id": shared by the slice's scans, "technique": "waxs" | "saxs",
+    # "positions": {technique: {"distance": mm, "poni_file": path, "poni": its text}}}
+    swaxs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def technique(self) -> str:
+        """Where the detector stood: ``waxs`` (also any scan without positions), ``saxs``."""
+        return str(self.swaxs.get("technique", "waxs"))
+
+    def poni_text(self) -> str:
+        """The detector's geometry for this scan: carried in the start document when the
+        scan is one of a SAXS/WAXS pair, else read from ``poni_file``."""
+        position = self.swaxs.get("positions", {}).get(self.technique, {})
+        if position.get("poni"):
+            return str(position["poni"])
+        with open(self.poni_file) as f:
+            return f.read()
 
     def to_md(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,8 +19,9 @@ import numpy as np
 import scipy.ndimage
 
 from .artefacts import Artefacts
+from .matter import attenuation
 from .phantom import Phantom
-from .render import HOLDER_PHASES, attenuation
+from .render import HOLDER_PHASES
 
 ENERGY_KEV = 29.6  # ID16B's pink beam (seed 002)
 PEAK_COUNTS = 20000.0  # flat-field counts at the beam's centre in 0.02 s, full beam

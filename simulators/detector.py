@@ -157,6 +157,7 @@ class CamGroup(PVGroup):
         stage: Callable[[float], tuple[float, float, float]],
         stats: StatsGroup | None = None,
         pulse: Callable[[float], Awaitable[float]] | None = None,
+        select: Callable[[], None] | None = None,
         model: str = "",
         **kwargs,
     ) -> None:
@@ -167,6 +168,7 @@ class CamGroup(PVGroup):
         self._rng = np.random.default_rng(2)
         self.stage = stage  # (monotonic time) -> (angle deg, translation mm, flux relative)
         self.pulse = pulse  # (timeout s) -> monotonic time of the trigger input's next pulse
+        self.select = select  # at each arm: set the renderer (the detector's position)
         self._series_uid = ""
         self._armed = False
         self._t_arm = 0.0
@@ -206,6 +208,8 @@ class CamGroup(PVGroup):
         )
 
     async def _arm(self, n_images: int) -> None:
+        if self.select is not None:
+            self.select()
         await self.SeriesId.write(int(self.SeriesId.value) + 1)
         self._series_uid = uuid.uuid4().hex
         await self.SeriesUid_RBV.write(self._series_uid)
@@ -260,6 +264,7 @@ class CamGroup(PVGroup):
                         "translation": x,
                         "flux": flux,
                         "exposure": exposure,
+                        "renderer": self.streamer.renderer,  # this series' geometry
                         "t_start": t0 - self._t_arm,
                         "user_data": {"angle": angle, "translation": x, "monitor": flux},
                     }

@@ -113,7 +113,7 @@ class FrameStreamer(threading.Thread):
                 break
             if isinstance(job, dict):  # an exposure
                 try:
-                    frame = self.renderer.frame(
+                    frame = job.get("renderer", self.renderer).frame(
                         job["angle"], job["translation"], job["exposure"], job["flux"], self.rng
                     )
                 except Exception:  # a frame that cannot be rendered is lost, loudly

@@ -6,6 +6,9 @@ One caproto server on loopback (port from ``EPICS_CA_SERVER_PORT``). PVs, with t
 prefix ``P``::
 
     P x, P rot, P z          motor records (.VAL .RBV .DMOV .VELO .ACCL .HLM .LLM ...)
+    P dist                   the diffraction detector's distance from the sample (mm): WAXS
+                             at 1000, SAXS at 6000 (``detector_distance.py``: frames of a
+                             series in the geometry where it stood at the arm)
     P cx, P cy               sample-centring translations on top of the rotation (motor
                              records): cx along the beam's normal, cy along the beam, at
                              rot 0; they turn with the sample
@@ -61,11 +64,13 @@ from .beam import REFERENCE_CURRENT, BeamGroup, ShutterGroup
 from .camera import ProjectionRenderer
 from .counter import CounterGroup
 from .detector import CamGroup, StatsGroup
+from .detector_distance import Renderers, at_distance
 from .frame_streamer import FrameStreamer
+from .geometry import SAXS_DISTANCE, WAXS_DISTANCE, default_integrator
 from .motor import SimMotor
 from .phantom import Phantom, default_phantom
 from .position_compare import PositionCompareGroup
-from .render import FrameRenderer, default_integrator
+from .render import FrameRenderer
 from .sample_state import SampleState
 from .sdd import SddGroup
 from .xrf import XrfModel
@@ -123,6 +128,10 @@ class BeamlineIOC(PVGroup):
     z = SubGroup(SimMotor, prefix="z", velocity=1.0, accel_time=0.05, limits=(-5.0, 5.0))
     cx = SubGroup(SimMotor, prefix="cx", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
     cy = SubGroup(SimMotor, prefix="cy", velocity=2.0, accel_time=0.02, limits=(-2.0, 2.0))
+    dist = SubGroup(
+        SimMotor, prefix="dist", velocity=5000.0, accel_time=0.2, limits=(500.0, 7000.0),
+        home=WAXS_DISTANCE * 1000.0,
+    )  # fmt: skip
     trans = SubGroup(CounterGroup, prefix="diode_t:", source="transmitted")
     sdd = SubGroup(SddGroup, prefix="sdd:", source="fluorescence")
     beam = SubGroup(BeamGroup, prefix="beam:")
@@ -151,6 +160,7 @@ class BeamlineIOC(PVGroup):
         self.sample_state = sample_state
         self._rng = np.random.default_rng(1)
         self._xrf: XrfModel | None = None
+        self.renderers = Renderers(cast(FrameRenderer, streamer.renderer))
         super().__init__(*args, **kwargs)
         self.stats = StatsGroup(prefix=f"{self.prefix}det:Stats1:", parent=self)
         self.cam = CamGroup(
@@ -160,6 +170,7 @@ class BeamlineIOC(PVGroup):
             stage=self.stage_state,
             stats=self.stats,
             pulse=self.pc.next_pulse,
+            select=self.select_geometry,
         )
         self.pvdb.update(self.cam.pvdb)
         self.pvdb.update(self.stats.pvdb)
@@ -191,6 +202,12 @@ class BeamlineIOC(PVGroup):
         state.base, state.phantom, state.applied = phantom, phantom, None
         state.renderer, state.truth_dir = renderer, truth_dir
         self._streamer.renderer = renderer
+        self.renderers = Renderers(renderer)
+
+    def select_geometry(self) -> None:
+        """A series is armed: its frames render where the detector stands now."""
+        renderer = self.renderers.at(self.dist.position)
+        self._streamer.renderer = self.sample_state.renderer = renderer
 
     def flux(self) -> float:
         """Relative flux on the sample (1 = reference current, shutter open)."""
@@ -294,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prefix", default="SIM:")
     p.add_argument("--phantom", type=Path, help="phantom HDF5 file (default: built-in cell)")
     p.add_argument("--poni", type=Path, help="write the detector geometry here (PONI)")
+    p.add_argument("--saxs-poni", type=Path, help="write the SAXS position's geometry here")
     p.add_argument("--binning", type=int, default=4)
     p.add_argument("--stream", default="tcp://127.0.0.1:*", help="ZMQ bind address of the detector")
     p.add_argument(
@@ -319,10 +337,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(exc))
     phantom = Phantom.load(args.phantom) if args.phantom else default_phantom()
     ai = default_integrator(args.binning)
-    if args.poni:
-        if args.poni.exists():
-            args.poni.unlink()
-        ai.write(str(args.poni))
+    for path, geometry in ((args.poni, ai), (args.saxs_poni, at_distance(ai, SAXS_DISTANCE))):
+        if path:
+            path.unlink(missing_ok=True)
+            geometry.write(str(path))
     renderer = FrameRenderer(phantom, ai, artefacts=artefacts)
     truth_dir = args.phantom.parent / "ground_truth" if args.phantom else None
     if truth_dir is not None:

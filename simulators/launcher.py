@@ -133,13 +133,15 @@ def start_ioc(
     x_ref: float = 0.98,
     artefacts: str = "",
     mount_offset: tuple[float, float] | None = None,
+    saxs_poni: Path | None = None,
 ) -> SimProcess:
     """The beamline IOC (motors, diode, shutter, detector) on loopback ``port``.
 
     Its beacons go to the CA repeater on ``port + 1`` (:func:`start_repeater`).
     ``x_ref``: the lithium content the phantom was built at; ``artefacts``: the
     ``--artefacts`` list (:mod:`.artefacts`); ``mount_offset``: (u, v) mm of the
-    sample off the centring stage's middle.
+    sample off the centring stage's middle; ``poni``, ``saxs_poni``: where it writes
+    the detector's geometry at the WAXS and SAXS distances.
     """
     args = ["--prefix", prefix, "--x-ref", str(x_ref)]
     if mount_offset is not None:
@@ -150,6 +152,8 @@ def start_ioc(
         args += ["--phantom", str(phantom)]
     if poni:
         args += ["--poni", str(poni)]
+    if saxs_poni:
+        args += ["--saxs-poni", str(saxs_poni)]
     env = {
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
         "EPICS_CA_SERVER_PORT": str(port),

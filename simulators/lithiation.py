@@ -49,6 +49,7 @@ def lithiate(base: Phantom, x: float, x_ref: float) -> Phantom:
         {k: v.copy() for k, v in base.lattice_a.items()},
         {k: v.copy() for k, v in base.strain.items()},
         {k: v.copy() for k, v in base.size.items()},
+        {k: v.copy() for k, v in base.domain.items()},
     )
     if RICH not in base.fraction:
         return out
@@ -63,7 +64,7 @@ def lithiate(base: Phantom, x: float, x_ref: float) -> Phantom:
     out.fraction[POOR] = poor
     lat_poor = out.lattice_a.get(POOR, np.zeros_like(spinel))
     out.lattice_a[POOR] = np.where(present & (f_rich < 1), a_poor + offset, lat_poor)
-    for maps in (out.strain, out.size):  # the Li-poor member grows in the same crystallites
+    for maps in (out.strain, out.size, out.domain):  # the Li-poor member: the same grains
         if RICH in maps:
             maps[POOR] = np.where(present, maps[RICH], maps.get(POOR, np.zeros_like(spinel)))
     out.validate()

@@ -80,10 +80,12 @@ class SimMotor(PVGroup):
         accel_time: float = 0.05,
         limits: tuple[float, float] = (-10.0, 10.0),
         units: str = "mm",
+        home: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._velocity, self._accel, self._limits, self._units = velocity, accel_time, limits, units
+        self._home = home  # where it is when the IOC starts
         self._new_target = asyncio.Event()
         self._target = 0.0
         self._trajectory: tuple[float, float, float, float, float] | None = None
@@ -137,6 +139,9 @@ class SimMotor(PVGroup):
     @motor.startup
     async def motor(self, instance, async_lib) -> None:
         fields: MotorFields = instance.field_inst
+        if self._home:  # before the hook: being there is no move
+            for pv in (instance, fields.user_readback_value, fields.dial_readback_value):
+                await pv.write(self._home)
 
         async def on_value(fields_, value) -> None:
             self._target = float(value)

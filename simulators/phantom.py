@@ -4,7 +4,9 @@ File layout (also the ``ground_truth`` group of our NeXus files): one HDF5 group
 phase, named after a library phase, holding ``fraction`` (ny, nx) and ``lattice_a``
 (ny, nx, Å; 0 for amorphous phases), and optionally ``strain`` (ny, nx: the microstrain
 ε that broadens each line by 2εq) and ``size`` (ny, nx, Å: the crystallite size D that
-broadens each line by 2πK/D; 0 for none), plus a root dataset ``pixel_size`` in mm.
+broadens each line by 2πK/D; 0 for none) and ``domain`` (ny, nx, Å: the size of the
+nanodomains that scatter at small angles, :mod:`..materials.saxs`; a phase without it
+has no SAXS signal), plus a root dataset ``pixel_size`` in mm.
 Grid convention: row index = y, column index = x, pixel centres at
 ``(i - (n-1)/2) * pixel_size`` from the rotation axis.
 """
@@ -33,6 +35,7 @@ class Phantom:
     lattice_a: dict[str, np.ndarray] = field(default_factory=dict)
     strain: dict[str, np.ndarray] = field(default_factory=dict)  # ε per voxel
     size: dict[str, np.ndarray] = field(default_factory=dict)  # Å per voxel, 0: unbroadened
+    domain: dict[str, np.ndarray] = field(default_factory=dict)  # Å per voxel (SAXS), 0: none
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -58,7 +61,7 @@ class Phantom:
             for what, values in (("fraction", frac), ("lattice_a", lat)):
                 if not np.isfinite(values).all():
                     raise PhantomError(f"phase {name!r} {what} has NaN or infinite values")
-            for what, maps in (("strain", self.strain), ("size", self.size)):
+            for what, maps in self.extra_maps():
                 m = maps.get(name)
                 if m is None:
                     continue
@@ -77,6 +80,10 @@ class Phantom:
             total += frac
         if total.max() > 1 + 1e-6:
             raise PhantomError(f"phase fractions sum to {total.max():.3f} > 1 in some pixel")
+
+    def extra_maps(self) -> tuple[tuple[str, dict[str, np.ndarray]], ...]:
+        """The optional per-phase maps, by their name in the file."""
+        return (("strain", self.strain), ("size", self.size), ("domain", self.domain))
 
     def save(self, path: str | Path) -> None:
         with h5py.File(path, "w") as f:
@@ -103,11 +110,11 @@ def write_group(group: h5py.Group, phantom: Phantom) -> None:
         g.create_dataset("fraction", data=frac.astype(np.float32))
         lat = g.create_dataset("lattice_a", data=phantom.lattice_a[name].astype(np.float32))
         lat.attrs["units"] = "angstrom"
-        if name in phantom.strain:
-            g.create_dataset("strain", data=phantom.strain[name].astype(np.float32))
-        if name in phantom.size:
-            sz = g.create_dataset("size", data=phantom.size[name].astype(np.float32))
-            sz.attrs["units"] = "angstrom"
+        for what, maps in phantom.extra_maps():
+            if name in maps:
+                ds = g.create_dataset(what, data=maps[name].astype(np.float32))
+                if what != "strain":
+                    ds.attrs["units"] = "angstrom"
 
 
 def read_group(group: h5py.Group) -> Phantom:
@@ -131,7 +138,7 @@ def read_group(group: h5py.Group) -> Phantom:
         ph.fraction[name] = np.asarray(g["fraction"], dtype=float)
         lat = g["lattice_a"][()] if "lattice_a" in g else np.zeros_like(ph.fraction[name])
         ph.lattice_a[name] = np.asarray(lat, dtype=float)
-        for what, maps in (("strain", ph.strain), ("size", ph.size)):
+        for what, maps in ph.extra_maps():
             if what in g:
                 maps[name] = np.asarray(g[what], dtype=float)
     ph.validate()
@@ -206,5 +213,44 @@ def default_phantom(n: int = 64, pixel_size: float = 0.02, seed: int = 7) -> Pha
     frac["electrolyte"] = np.clip(0.4 * inner - 0.4 * occupied, 0, 0.4)
     lat["electrolyte"] = np.zeros(shape)
     ph = Phantom(pixel_size, frac, lat)
+    ph.validate()
+    return ph
+
+
+DOMAIN_SIZES = (60.0, 90.0, 120.0, 160.0, 200.0)  # Å: nanodomains of each particle (SAXS)
+
+
+def domain_phantom(n: int = 32, pixel_size: float = 0.04) -> Phantom:
+    """A cell cross-section for SAXS/WAXS-CT: five large spinel particles, each with its
+    own nanodomain size (``DOMAIN_SIZES``), in electrolyte, inside a PEEK holder ring,
+    above an Al strip; every feature at least 0.1 mm across, so that scans at 80 µm
+    steps resolve it (seed ``003``: d* maps tell the particles apart)."""
+    shape = (n, n)
+    half = (n - 1) / 2 * pixel_size
+    r_out, r_in = 0.97 * half, 0.78 * half
+    ring = _disc(shape, pixel_size, 0, 0, r_out)[0] - _disc(shape, pixel_size, 0, 0, r_in)[0]
+    frac = {"PEEK": np.clip(ring, 0, 1)}
+    ys = (np.arange(n) - (n - 1) / 2) * pixel_size
+    strip = (np.abs(ys + 0.55 * r_in) <= 0.05)[:, None] & (np.abs(ys) < 0.6 * r_in)[None, :]
+    frac["Al"] = strip.astype(float)
+    frac["LiMn2O4"] = np.zeros(shape)
+    domain = np.zeros(shape)
+    r = 0.27 * r_in
+    centres = ((-0.5, 0.55), (0.25, 0.6), (-0.6, -0.1), (0.0, 0.0), (0.62, 0.05))
+    occupied = frac["Al"] + frac["PEEK"]
+    for (u, v), d in zip(centres, DOMAIN_SIZES, strict=True):
+        disc = np.minimum(_disc(shape, pixel_size, u * r_in, v * r_in, r)[0], 1 - occupied)
+        frac["LiMn2O4"] += disc
+        domain = np.where(disc > 0, d, domain)
+        occupied = occupied + disc
+    lat = {
+        "PEEK": np.zeros(shape),
+        "Al": np.where(strip, 4.0495, 0.0),
+        "LiMn2O4": np.where(frac["LiMn2O4"] > 0, 8.24, 0.0),
+    }
+    inner = _disc(shape, pixel_size, 0, 0, r_in)[0]
+    frac["electrolyte"] = np.clip(0.4 * inner - 0.4 * occupied, 0, 0.4)
+    lat["electrolyte"] = np.zeros(shape)
+    ph = Phantom(pixel_size, frac, lat, domain={"LiMn2O4": domain})
     ph.validate()
     return ph

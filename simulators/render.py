@@ -17,12 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
+from ..materials import saxs
 from ..materials.phases import get_phase
 from .artefacts import Artefacts
+from .geometry import BEAMSTOP_RADIUS, POLARIZATION, default_integrator
+from .matter import air_shape, attenuation
 from .phantom import Phantom
+
+__all__ = ["FrameRenderer", "default_integrator", "ray_weights"]
 
 SPOT_PHASE = "Al"  # the coarse-grained current collector
 HOLDER_PHASES = ("PEEK",)  # the cell body: at every height, where the electrode is not
@@ -30,62 +34,6 @@ POISSON_ROWS = 16  # rows per Poisson draw (about 0.5 ms each)
 SPOTS_PER_FRAME = 6
 SPOT_WIDTH = np.deg2rad(0.2)  # rad of azimuth (σ): single-crystal spots are sharp
 ZINGER_COUNTS = (500.0, 5000.0)  # a cosmic hit deposits this many counts (uniform)
-# phases' composition and density (g/cm³) for their attenuation at the beam energy
-MATERIALS = {
-    "LiMn2O4": ("LiMn2O4", 4.28),
-    "Li0.5Mn2O4": ("Li0.5Mn2O4", 4.15),
-    "Li0.2Mn2O4": ("Li0.2Mn2O4", 4.05),
-    "LiMnO2": ("LiMnO2", 4.40),
-    "Al": ("Al", 2.70),
-    "PEEK": ("C19H12O3", 1.32),
-    "electrolyte": ("C3H4O3", 1.30),
-}
-
-
-def attenuation(name: str, wavelength_m: float) -> float:
-    """Linear attenuation coefficient (1/mm) of a library phase at this wavelength (xraydb)."""
-    import xraydb
-
-    formula, density = MATERIALS[name]
-    energy_ev = 12398.42 / (wavelength_m * 1e10)
-    return float(xraydb.material_mu(formula, energy_ev, density)) / 10.0
-
-
-def air_shape(q: np.ndarray) -> np.ndarray:
-    """Air scatter per unit q: broad humps of N2/O2 and a small-angle rise (mean 1)."""
-    shape = (
-        np.exp(-(((q - 1.9) / 0.9) ** 2))
-        + 0.6 * np.exp(-(((q - 4.2) / 1.5) ** 2))
-        + 0.8 * np.exp(-q / 0.5)
-    )
-    return shape / shape.mean()
-
-
-WAVELENGTH = 0.2480e-10  # m, 50 keV (seed 001)
-POLARIZATION = 0.99
-
-
-def simulated_detector(binning: int = 4) -> Detector:
-    """A Pilatus3 X CdTe 2M (1679 × 1475, 172 µm) read out binned ``binning``×``binning``."""
-    shape = (1679 // binning, 1475 // binning)
-    det = Detector(pixel1=172e-6 * binning, pixel2=172e-6 * binning, max_shape=shape)
-    return det
-
-
-def default_integrator(binning: int = 4, distance: float = 1.0) -> AzimuthalIntegrator:
-    """The simulated beamline's geometry: beam at the detector centre, small tilt."""
-    det = simulated_detector(binning)
-    ny, nx = det.max_shape
-    return AzimuthalIntegrator(
-        dist=distance,
-        poni1=ny / 2 * det.pixel1,
-        poni2=nx / 2 * det.pixel2,
-        rot1=0.002,
-        rot2=-0.001,
-        rot3=0.0,
-        detector=det,
-        wavelength=WAVELENGTH,
-    )
 
 
 def ray_weights(
@@ -151,6 +99,12 @@ class FrameRenderer:
         if box % 2 == 0:
             kernel[0] = kernel[-1] = 0.5
         self._kernel = kernel / kernel.sum()
+        # the beamstop's shadow: no pixel there sees anything, nor does the profile
+        # (the small-angle signal's rise to q = 0) count below its edge's q
+        shadow = (ai.rArray(shape) < BEAMSTOP_RADIUS).ravel()
+        q_stop = float(q_pix.ravel()[shadow].max()) if shadow.any() else 0.0
+        self._seen = (self.q > q_stop).astype(float)
+        self._shadow = shadow
         n = self.phantom.shape[0]
         active = np.zeros(n * n, dtype=bool)
         for frac in self.phantom.fraction.values():
@@ -168,7 +122,7 @@ class FrameRenderer:
         pol = ai.polarization(shape, factor=POLARIZATION)
         self._pixel_factor = (sa * pol).ravel().astype(np.float32)
         # each profile sample's weight in a frame's total (the linear interpolation summed)
-        pf = self._pixel_factor.astype(np.float64)
+        pf = np.where(shadow, 0.0, self._pixel_factor.astype(np.float64))
         self._total_weights = np.bincount(
             self._i0, weights=pf * (1 - self._f), minlength=self.q.size
         ) + np.bincount(self._i0 + 1, weights=pf * self._f, minlength=self.q.size)
@@ -297,6 +251,9 @@ class FrameRenderer:
                 prof = phase.profile(self.q, a, strain, size)
             else:
                 prof = phase.profile(self.q, np.ones(sel.sum()))
+            if only is None and name in phantom.domain:  # its small-angle scattering
+                domain = phantom.domain[name].ravel()[self.active][sel]
+                prof = prof + saxs.signal(name).profile(self.q, domain) * self._seen[None, :]
             patterns[sel] += f[sel, None] * prof
         kernel = self._kernel
         rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, patterns)
@@ -329,11 +286,12 @@ class FrameRenderer:
         exposure: float,
         flux: float = 1.0,
         rng: np.random.Generator | None = None,
+        shadowed: bool = True,
     ) -> np.ndarray:
         """Mean counts per pixel for an exposure (s) at relative beam ``flux``.
 
         With ``spots``, ``rng`` draws the frame's grain orientations (a fixed draw if
-        None).
+        None). ``shadowed``: the beamstop's shadow is 0 (else as if it were not there).
         """
         rows, w = self._ray(theta_deg, self.sample_position(theta_deg, x_mm))
         p = self._along(self.patterns, rows, w)
@@ -348,7 +306,10 @@ class FrameRenderer:
             ring = spot[self._i0] * (1 - self._f) + spot[self._i0 + 1] * self._f
             lam = lam + ring * np.float32(t) * self._spot_modulation(rng)
         scale = self._scale * flux * exposure / 0.01
-        return (lam * self._pixel_factor * scale).reshape(self.shape)
+        out = lam * self._pixel_factor * scale
+        if shadowed:
+            out[self._shadow] = 0.0
+        return out.reshape(self.shape)
 
     def _spot_modulation(self, rng: np.random.Generator | None) -> np.ndarray:
         """A few bright spots around the ring: azimuthal mean 1 on average over frames,
@@ -381,12 +342,15 @@ class FrameRenderer:
         self, theta_deg: float, x_mm: float, exposure: float, flux: float, rng: np.random.Generator
     ) -> np.ndarray:
         """A Poisson-noisy frame of counts (uint32), with zingers if they are on."""
-        lam = self.expected(theta_deg, x_mm, exposure, flux, rng)
+        # drawn as if the beamstop were not there, then shadowed: the random stream, and
+        # so every other pixel's noise, is the same with or without it
+        lam = self.expected(theta_deg, x_mm, exposure, flux, rng, shadowed=False)
         frame = np.empty(lam.shape, np.uint32)
         # in blocks of rows: one draw over the whole frame holds the GIL for ~8 ms, which
         # the IOC's event loop (in the same process) would wait out at every trigger
         for k in range(0, lam.shape[0], POISSON_ROWS):
             frame[k : k + POISSON_ROWS] = rng.poisson(lam[k : k + POISSON_ROWS])
+        frame.ravel()[self._shadow] = 0
         if self.artefacts.zingers:
             hits = rng.binomial(frame.size, self.artefacts.zingers)
             where = rng.integers(0, frame.size, hits)

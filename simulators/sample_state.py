@@ -30,11 +30,12 @@ class SampleState:
         x = self.cell_x
         if not math.isfinite(x) and self.applied is not None:  # no cell any more: as built
             self.phantom, self.applied = self.base, None
-            self.renderer.set_phantom(self.base)
         if math.isfinite(x) and (self.applied is None or abs(x - self.applied) > 1e-5):
             self.phantom = lithiate(self.base, x, self.x_ref)
-            self.renderer.set_phantom(self.phantom)
             self.applied = x
+        # this series' renderer (one per detector distance) renders the sample as it is
+        if self.renderer.phantom is not self.phantom:
+            self.renderer.set_phantom(self.phantom)
         if self.applied is not None:
             start.user_data["lithium_x"] = self.applied
         if self.truth_dir is not None:

@@ -20,8 +20,9 @@ import numpy as np
 
 from ..materials.xrf_lines import XrfError, k_alpha, k_yield, mass_fractions
 from ..materials.xrf_lines import family_shape as _family_shape
+from .matter import MATERIALS
 from .phantom import Phantom
-from .render import MATERIALS, FrameRenderer
+from .render import FrameRenderer
 
 CHANNELS = 2048
 SLOPE_KEV = 0.01  # keV per channel

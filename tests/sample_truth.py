@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from operando.simulators.geometry import default_integrator
+from operando.simulators.matter import attenuation
 from operando.simulators.phantom import default_phantom
-from operando.simulators.render import attenuation, default_integrator
 
 
 def absorbance_centre() -> np.ndarray:

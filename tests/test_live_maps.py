@@ -97,7 +97,7 @@ def test_the_runs_file_has_its_maps_and_is_written_even_when_they_fail(
     """The finisher writes the lattice maps and profiles into the run's file; a fault in
     the maps is reported and the file is written without them, never lost."""
     from operando.live_processing.files.nexus import ElectrochemistryLog
-    from operando.live_processing.service import finisher as finisher_module
+    from operando.live_processing.service import slice_maps as maps_module
     from operando.live_processing.service.finisher import Finisher
     from operando.live_processing.service.intake import FrameIntake
     from operando.live_processing.service.runs import Runs
@@ -107,7 +107,7 @@ def test_the_runs_file_has_its_maps_and_is_written_even_when_they_fail(
         def fail(*args, **kwargs):
             raise RuntimeError("a fault in the fits")
 
-        monkeypatch.setattr(finisher_module, "lattice_maps", fail)
+        monkeypatch.setattr(maps_module, "lattice_maps", fail)
     settings = ProcessingSettings(
         bins=400, corrections=parse_corrections("normalise"), lattice=("LiMn2O4", "Al")
     )

@@ -24,6 +24,7 @@ import numpy as np
 from ...protocols.disk_space import check_space
 from ...protocols.processing import QWindow
 from .maps import write_phase_maps, write_profiles, write_qscreen
+from .saxs import SaxsMaps, write_saxs
 from .xrf import write_xrf
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def write_run(
     phase_fit: dict[str, Any] | None = None,
     profiles: dict[str, RadialProfile] | None = None,
     xrf: XrfResult | None = None,
+    saxs: SaxsMaps | None = None,
 ) -> Path:
     """Write a complete run file atomically (to ``.part``, then renamed).
 
@@ -174,7 +176,8 @@ def write_run(
     the Q-screening maps with their windows (:func:`.maps.write_qscreen`);
     ``phase_maps``: each phase's lattice maps, ``phase_fit`` how they were fitted
     (:func:`.maps.write_phase_maps`); ``profiles``: their radial profiles
-    (:func:`.maps.write_profiles`); ``xrf``: the fluorescence (:func:`.xrf.write_xrf`).
+    (:func:`.maps.write_profiles`); ``xrf``: the fluorescence (:func:`.xrf.write_xrf`);
+    ``saxs``: a SAXS-CT run's maps (:func:`.saxs.write_saxs`).
     """
     tmp = path.with_suffix(".h5.part")
     arrays = (sinogram, reconstruction, monitor, missing, angles, translations, q)
@@ -238,6 +241,8 @@ def write_run(
             write_profiles(entry, profiles or {})
             if xrf is not None:
                 write_xrf(entry, xrf, grid)
+            if saxs is not None:
+                write_saxs(entry, saxs, grid)
             write_electrochemistry(entry, log)
             if process is not None:
                 write_process(entry, process, settings_json)

@@ -16,12 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ...protocols.processing import QWindow
 from ...protocols.streams import Report
 from ..analysis.cell_state import cell_state
-from ..analysis.lattice import LatticeError, lattice_maps
-from ..analysis.profiles import RadialProfile, radial_profiles
-from ..analysis.qscreen import window_intensity, windows_for
 from ..files.map_file import write_map
 from ..files.nexus import update_electrochemistry, write_run
 from ..tomography.combine import CoarseScan, roi_with_coarse
@@ -31,6 +27,7 @@ from .map_run import MapRun
 from .recovery import fill_from_raw, raw_series
 from .run_state import RunState
 from .runs import Reporter, Runs
+from .slice_maps import lattice_maps_of, qscreen_maps, saxs_maps
 from .tomo_run import TomoRun, write_tomo
 from .volumes import plane_written
 
@@ -195,9 +192,11 @@ class Finisher:
         if "lithium_x" in series:
             sample["lithium_x"] = series["lithium_x"]
         window = self._window(run, process, sample.get("lithium_x"))
-        qscreen = self._qscreen(run, recon)
+        settings = run.settings or self.runs.settings  # a SAXS run's are its own
+        qscreen = qscreen_maps(run, recon, settings, self.report)
         t_maps = time.perf_counter()
-        phase_maps, profiles = self._lattice(run, recon)
+        phase_maps, profiles = lattice_maps_of(run, recon, settings, self.report)
+        saxs = saxs_maps(run, recon, self.report)
         maps_s = time.perf_counter() - t_maps
         path = write_run(
             self.runs.out_dir / f"{run.stem}.h5",
@@ -219,15 +218,16 @@ class Finisher:
             times=(run.start_time, run.stop_time or time.time()),
             wavelength=run.integrator.ai.wavelength * 1e10,
             process=process,
-            settings_json=self.runs.settings.to_json(),
+            settings_json=settings.to_json(),
             window=window,
             qscreen=qscreen,
             phase_maps=phase_maps,
             profiles=profiles,
             xrf=xrf,
+            saxs=saxs,
             phase_fit={
-                "phases_fitted": list(self.runs.settings.lattice),
-                "line_fwhm": self.runs.settings.line_fwhm,
+                "phases_fitted": list(settings.lattice),
+                "line_fwhm": settings.line_fwhm,
             },
         )
         run.close_live(remove=True)  # only once the run's file is safely written
@@ -284,40 +284,6 @@ class Finisher:
             )
             process["roi_coarse"] = {"applied": True, **record, "_units": {"axis": "mm"}}
         return recon
-
-    def _qscreen(self, run: RunState, recon: np.ndarray) -> dict[str, tuple[np.ndarray, QWindow]]:
-        """The settings' Q-screening maps of the final volume; a window the run's q range
-        does not reach is reported and left out (the file is still written)."""
-        maps = {}
-        for window in windows_for(self.runs.settings.qscreen):
-            try:
-                maps[window.name] = (window_intensity(recon, run.integrator.q, window), window)
-            except ValueError as exc:
-                self.report(event=Report.ERROR, run=run.uid, source="qscreen", error=str(exc))
-        return maps
-
-    def _lattice(
-        self, run: RunState, recon: np.ndarray
-    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, RadialProfile]]:
-        """The settings' lattice-parameter maps of the final volume and their radial
-        profiles. Maps that cannot be made (a phase with no line in the q range, or any
-        failure of the fits) are reported and left out: the run's file is written
-        without them, never lost for them."""
-        settings = self.runs.settings
-        if not settings.lattice:
-            return {}, {}
-        try:
-            maps = lattice_maps(recon, run.integrator.q, settings.lattice, settings.line_fwhm)
-            t = np.asarray(run.geometry.translations, dtype=float)
-            pixel = float(abs(t[1] - t[0])) if t.size > 1 else 1.0  # one voxel per step
-            return maps, radial_profiles(maps, pixel)
-        except LatticeError as exc:
-            error = str(exc)
-        except Exception as exc:  # a fault in the maps must not cost the run its file
-            log.exception("run %s: lattice maps failed", run.uid)
-            error = f"lattice maps failed ({type(exc).__name__}: {exc}); the file has none"
-        self.report(event=Report.ERROR, run=run.uid, source="lattice", error=error)
-        return {}, {}
 
     def _window(
         self, run: RunState, process: dict[str, dict[str, Any]], lithium: float | None

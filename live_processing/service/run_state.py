@@ -73,6 +73,7 @@ class RunState:
     stem: str = ""
     recentred: int = 0  # times the volume was made again for a new axis
     xrf: XrfScan | None = None  # the fluorescence, when an SDD was read at every point
+    settings: ProcessingSettings | None = None  # this run's (a SAXS run's differ)
 
     @classmethod
     def begin(
@@ -150,6 +151,7 @@ class RunState:
             else None,
             stem=stem,
             xrf=xrf,
+            settings=settings,
         )
 
     def compression(self) -> dict[str, Any]:

@@ -176,12 +176,12 @@ class Runs:
             log.info("run %s: taking over from %s (a processor that ended)", start["uid"], stale)
             stale.unlink()  # the processor's own view file, never a user's
         geom = XrdctGeometry.from_md(start[KEY])
-        poni_text = Path(geom.poni_file).read_text()
-        spec = self.settings.integration(poni_text)
+        settings = self.settings.for_technique(geom.technique)  # SAXS: its own q and corrections
+        spec = settings.integration(geom.poni_text())
         integrator = self.integrators(spec)
         stem = run_file_stem(self.sequence + 1, start["uid"])
         run = RunState.begin(
-            start["uid"], geom, integrator, exp, start["time"], self.settings, spec,
+            start["uid"], geom, integrator, exp, start["time"], settings, spec,
             self.out_dir, stem,
         )  # fmt: skip
         self.sequence += 1
