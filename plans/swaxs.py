@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import bluesky.plan_stubs as bps
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
@@ -65,6 +66,7 @@ def swaxs_ct(
     transmission: Signal | None,
     pstat: Potentiostat | None = None,
     sample: dict[str, Any] | None = None,
+    exposures: dict[str, float] | None = None,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[None]:
     """WAXS-CT then SAXS-CT of the slice at the stage's height, one run each.
@@ -81,6 +83,9 @@ def swaxs_ct(
         :func:`detector_positions`: ``{"waxs": {...}, "saxs": {...}}``.
     transmission
         The transmitted-beam diode, read at every point: SAXS-CT is corrected with it.
+    exposures
+        s per frame at a position (``{"saxs": 0.05}``: SAXS often counts longer); the
+        detector's exposure where not given, and again after the pair.
     pstat, sample, md
         As :func:`.xrdct.xrdct_scan` (each run's V/I log; metadata for both runs).
     """
@@ -95,10 +100,15 @@ def swaxs_ct(
     check_limits(stage, angles, translations)
     targets = [float(positions[t]["distance"]) for t in TECHNIQUES]
     check_points(distance, targets)  # both positions within the motor's limits, or none
+    given = float(det.exposure.get())
+    exposure = {t: float((exposures or {}).get(t, given)) for t in TECHNIQUES}
+    for value in exposure.values():
+        det.exposure.check_value(value)  # refused by name before anything moves
     pair = uuid.uuid4().hex
     timeout = distance.timeout_for(max(targets) - min(targets))
     for technique in TECHNIQUES:
         yield from move_within({distance: positions[technique]["distance"]}, timeout)
+        yield from bps.mv(det.exposure, exposure[technique])
         yield from xrdct_scan(
             det, stage, monitor, angles, translations,
             poni_file=positions[technique]["poni_file"], pstat=pstat, sample=sample,
@@ -107,3 +117,4 @@ def swaxs_ct(
             md={**(md or {}), "technique": technique},
         )  # fmt: skip
     yield from move_within({distance: positions["waxs"]["distance"]}, timeout)
+    yield from bps.mv(det.exposure, given)

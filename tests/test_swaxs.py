@@ -28,9 +28,10 @@ from operando.plans.swaxs import SwaxsError, detector_positions, swaxs_ct
 from operando.plans.xrdct import ScanLimitError
 from operando.simulators.phantom import domain_phantom
 
-N_T, STEP, N_ANGLES, EXPOSURE = 18, 0.08, 20, 0.01  # translations, mm, angles, s
+N_T, STEP, N_ANGLES = 18, 0.08, 20  # translations, mm, angles over 180°
+EXPOSURE = (0.002, 0.01)  # s a frame: WAXS, SAXS (the SAXS signal is fainter)
 SCRIPT = """
-import json, os, sys
+import json, os, sys, time
 import numpy as np
 import zmq
 from bluesky import RunEngine
@@ -51,9 +52,9 @@ proc = launcher.start_processor(
     corrections="normalise,transmission,rotation_centre",
 )
 pub = connect_publisher(proc.info["docs"], results)
+t0 = time.monotonic()
 RE = RunEngine({})
 RE.subscribe(pub)
-bl.det.exposure.put(exposure)
 positions = detector_positions(cfg.detector.poni, cfg.detector.saxs_poni)
 seen = []
 RE.subscribe(lambda name, doc: seen.append(bl.distance.position) if name == "start" else None)
@@ -61,7 +62,9 @@ RE(swaxs_ct(
     bl.det, bl.stage, bl.diode, bl.distance,
     np.linspace(0, 180, n_a, endpoint=False).tolist(),
     ((np.arange(n_t) - (n_t - 1) / 2) * step).tolist(),
-    positions=positions, transmission=bl.trans_counter,
+    positions=positions, transmission=bl.trans_counter, pstat=bl.pstat,
+    exposures={"waxs": exposure[0], "saxs": exposure[1]},
+    md={"experiment_id": "swaxs-test"},  # one protocol step: the cell's log in both runs
 ))
 written = []
 while len(written) < 2 and results.poll(120_000):
@@ -69,7 +72,7 @@ while len(written) < 2 and results.poll(120_000):
     if msg["event"] in ("written", "error"):
         written.append(msg)
 print("RESULT", json.dumps({"written": written, "distances": seen,
-                            "final": bl.distance.position}))
+                            "final": bl.distance.position, "s": time.monotonic() - t0}))
 pub.close()
 proc.stop()
 bl.destroy()
@@ -135,6 +138,10 @@ def test_a_saxs_waxs_pair_maps_domain_size_and_phases(swaxs_files) -> None:
     assert report["final"] == pytest.approx(1000.0, abs=0.5)  # back at WAXS
     truth = domain_phantom()
     waxs, saxs = (Path(w["path"]) for w in report["written"])  # in the order acquired
+    for path in (waxs, saxs):  # the cell held at open circuit and logged through both
+        with h5py.File(path) as f:
+            assert f["entry/electrochemistry/voltage"].size > 0
+            assert f["entry/experiment_identifier"][()].decode() == "swaxs-test"
     with h5py.File(saxs) as f:
         entry = f["entry"]
         assert "Distance: 6.0" in entry["instrument/detector/poni"][()].decode()  # its PONI
@@ -150,7 +157,10 @@ def test_a_saxs_waxs_pair_maps_domain_size_and_phases(swaxs_files) -> None:
     ok = inside & np.isfinite(d)
     assert ok.sum() >= 0.8 * inside.sum(), (ok.sum(), inside.sum())
     r = float(np.corrcoef(d[ok], size[ok])[0, 1])
-    print(f"SAXS/WAXS: d* against the domain size r = {r:.3f} over {ok.sum()} voxels")
+    print(
+        f"SAXS/WAXS: d* against the domain size r = {r:.3f} over {ok.sum()} voxels; "
+        f"{report['s']:.1f} s from the first scan to both files"
+    )
     assert r >= 0.9, r
     outside = on_scan_grid(frac, truth.pixel_size) < 0.05
     assert np.isfinite(d[outside]).mean() <= 0.2  # no domains, no d*
@@ -173,8 +183,9 @@ def test_a_saxs_waxs_pair_maps_domain_size_and_phases(swaxs_files) -> None:
 
 
 def test_a_pair_is_refused_before_anything_moves(ioc, beamline) -> None:
-    """No transmitted-beam diode, or a position outside the distance motor's limits:
-    refused by name, before a run or a move (the session IOC's distance motor)."""
+    """No transmitted-beam diode, a position outside the distance motor's limits or an
+    exposure outside the detector's: refused by name, before a run or a move (the
+    session IOC's distance motor)."""
     dist = Motor(f"{ioc.info['prefix']}dist", name="det_distance")
     dist.wait_for_connection(timeout=10)
     before = float(dist.position)
@@ -190,6 +201,9 @@ def test_a_pair_is_refused_before_anything_moves(ioc, beamline) -> None:
         RE(swaxs_ct(*args, positions=positions, transmission=None))
     with pytest.raises(ScanLimitError, match=r"det_distance: scan point 9000 mm .*soft limits"):
         RE(swaxs_ct(*args, positions=positions, transmission=beamline.diode))
+    ok = {**positions, "saxs": {**positions["saxs"], "distance": 6000.0}}
+    with pytest.raises(ValueError, match=r"det_exposure: 500.0 s is outside"):
+        RE(swaxs_ct(*args, positions=ok, transmission=beamline.diode, exposures={"saxs": 500.0}))
     with pytest.raises(SwaxsError, match="no geometry for saxs"):
         RE(swaxs_ct(*args, positions={"waxs": positions["waxs"]}, transmission=beamline.diode))
     assert not docs
