@@ -1,12 +1,13 @@
 """SAXS/WAXS-CT of one slice (seed ``003``): the detector moved between its positions.
 
 :func:`swaxs_ct` acquires the slice as two XRD-CT runs, first with the detector at its
-WAXS position, then at its SAXS position (≈ 6 m, behind the flight tube), and leaves
-the detector back at WAXS. Both runs carry the pair's id and every position's geometry
-(its distance and PONI text, :func:`detector_positions`) in their start documents; the
-processor integrates each with its own geometry, corrects the SAXS one for
-transmission and maps d* from it. As one protocol step it is a ``scan(md)`` like the
-others (``functools.partial`` it with the devices).
+WAXS position, then at its SAXS position (≈ 6 m, behind the flight tube), and brings
+the detector back to WAXS, also when the pair fails or is aborted. Both runs carry the
+pair's id and every position's geometry (its distance and PONI text,
+:func:`detector_positions`) in their start documents; the processor integrates each
+with its own geometry, corrects the SAXS one for transmission and maps d* from it. As
+one protocol step it is a ``scan(md)`` like the others (``functools.partial`` it with
+the devices).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
 from ophyd import Signal
 
@@ -106,15 +108,23 @@ def swaxs_ct(
         det.exposure.check_value(value)  # refused by name before anything moves
     pair = uuid.uuid4().hex
     timeout = distance.timeout_for(max(targets) - min(targets))
-    for technique in TECHNIQUES:
-        yield from move_within({distance: positions[technique]["distance"]}, timeout)
-        yield from bps.mv(det.exposure, exposure[technique])
-        yield from xrdct_scan(
-            det, stage, monitor, angles, translations,
-            poni_file=positions[technique]["poni_file"], pstat=pstat, sample=sample,
-            transmission=transmission,
-            swaxs={"id": pair, "technique": technique, "positions": positions},
-            md={**(md or {}), "technique": technique},
-        )  # fmt: skip
-    yield from move_within({distance: positions["waxs"]["distance"]}, timeout)
-    yield from bps.mv(det.exposure, given)
+
+    def both() -> MsgGenerator[None]:
+        for technique in TECHNIQUES:
+            yield from move_within({distance: positions[technique]["distance"]}, timeout)
+            yield from bps.mv(det.exposure, exposure[technique])
+            yield from xrdct_scan(
+                det, stage, monitor, angles, translations,
+                poni_file=positions[technique]["poni_file"], pstat=pstat, sample=sample,
+                transmission=transmission,
+                swaxs={"id": pair, "technique": technique, "positions": positions},
+                md={**(md or {}), "technique": technique},
+            )  # fmt: skip
+
+    def back() -> MsgGenerator[None]:
+        # whatever happened: a later plain scan, processed with the WAXS geometry, must
+        # not find the detector 6 m away
+        yield from bps.mv(det.exposure, given)
+        yield from move_within({distance: positions["waxs"]["distance"]}, timeout)
+
+    yield from bpp.finalize_wrapper(both(), back())

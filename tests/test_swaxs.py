@@ -210,6 +210,38 @@ def test_a_pair_is_refused_before_anything_moves(ioc, beamline) -> None:
     assert float(dist.position) == pytest.approx(before, abs=1e-3) == 1000.0
 
 
+def test_a_failed_pair_leaves_the_detector_at_waxs(ioc, beamline, tmp_path: Path) -> None:
+    """The SAXS run fails as it starts (a subscriber refuses it): the detector comes back
+    to its WAXS position all the same, at its own exposure."""
+    from operando.simulators.detector_distance import at_distance
+    from operando.simulators.geometry import default_integrator
+
+    at_distance(default_integrator(), 6.0).write(str(tmp_path / "saxs.poni"))
+    positions = detector_positions(ioc.info["poni"], tmp_path / "saxs.poni")
+    dist = Motor(f"{ioc.info['prefix']}dist", name="det_distance")
+    dist.wait_for_connection(timeout=10)
+    seen: list[float] = []
+
+    def refuse_saxs(name: str, doc: dict) -> None:
+        if name == "start":
+            seen.append(float(dist.position))
+            if doc.get("technique") == "saxs":
+                raise RuntimeError("refused by a subscriber")
+
+    RE = RunEngine({})
+    RE.subscribe(refuse_saxs)
+    x0 = float(beamline.stage.x.position)
+    exposure = float(beamline.det.exposure.get())
+    with pytest.raises(RuntimeError, match="refused by a subscriber"):
+        RE(swaxs_ct(
+            beamline.det, beamline.stage, beamline.diode, dist, [0.0], [x0],
+            positions=positions, transmission=beamline.diode, exposures={"saxs": 0.005},
+        ))  # fmt: skip
+    assert seen == pytest.approx([1000.0, 6000.0], abs=0.5)
+    assert float(dist.position) == pytest.approx(1000.0, abs=0.5)
+    assert float(beamline.det.exposure.get()) == exposure
+
+
 def test_positions_come_from_the_ponis(tmp_path: Path) -> None:
     from operando.simulators.detector_distance import at_distance
     from operando.simulators.geometry import default_integrator
