@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -31,6 +32,9 @@ from .state import ViewerState
 log = logging.getLogger(__name__)
 
 POLL_MS = 50  # the subscriber's longest wait (a page's new q is subscribed within it)
+# s after a stop signal before the display ends whatever still runs: a page's snapshot
+# in a worker thread, which the interpreter's exit would otherwise wait for
+FORCED_EXIT_S = 5.0
 
 
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
@@ -170,6 +174,7 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
 
     def on_signal(sig: int, frame: Any) -> None:  # push sockets close, then uvicorn stops
         stopping.set()
+        force_exit_later(FORCED_EXIT_S)
         handle_exit(sig, frame)
 
     server.handle_exit = on_signal  # type: ignore[method-assign]
@@ -181,6 +186,15 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
             sub.stopping.set()
             sub.join(2.0)
     return 0
+
+
+def force_exit_later(seconds: float) -> None:
+    """End the process in ``seconds`` if it has not ended by then. The display only reads
+    (files, the processor's reports): nothing is lost, and it never outlives the demo or
+    session that started it (which stops it with SIGTERM, or dies and so sends one)."""
+    timer = threading.Timer(seconds, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
 
 
 def main(argv: list[str] | None = None) -> int:
