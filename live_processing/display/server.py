@@ -11,7 +11,7 @@ import argparse
 import ipaddress
 import json
 import logging
-import os
+import signal
 import socket
 import sys
 import threading
@@ -32,9 +32,11 @@ from .state import ViewerState
 log = logging.getLogger(__name__)
 
 POLL_MS = 50  # the subscriber's longest wait (a page's new q is subscribed within it)
-# s after a stop signal before the display ends whatever still runs: a page's snapshot
-# in a worker thread, which the interpreter's exit would otherwise wait for
-FORCED_EXIT_S = 5.0
+# s after a stop signal before the display ends whatever still runs (a page's snapshot
+# in a worker thread, which the interpreter's exit would otherwise wait for): SIGALRM's
+# default action. The display only reads (files, the processor's reports): nothing is
+# lost, and it never outlives the demo or session that started it.
+FORCED_EXIT_S = 5
 
 
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
@@ -161,9 +163,9 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
     sock.listen(64)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-    stopping = threading.Event()
+    stopping = [False]  # set in a signal handler: no lock (an Event's could deadlock it)
     config = uvicorn.Config(
-        create_app(state, folder, stopping.is_set, slices),
+        create_app(state, folder, lambda: stopping[0], slices),
         log_level="warning",
         ws="websockets-sansio",
         lifespan="off",
@@ -173,8 +175,11 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
     handle_exit = server.handle_exit
 
     def on_signal(sig: int, frame: Any) -> None:  # push sockets close, then uvicorn stops
-        stopping.set()
-        force_exit_later(FORCED_EXIT_S)
+        # nothing here may take a lock: a second signal can arrive while the main thread
+        # is inside this handler (seen: SIGTERM twice, the display deadlocked in
+        # Event.set for half an hour after its demo was killed)
+        stopping[0] = True
+        signal.alarm(FORCED_EXIT_S)  # whatever still runs then, SIGALRM ends the process
         handle_exit(sig, frame)
 
     server.handle_exit = on_signal  # type: ignore[method-assign]
@@ -186,15 +191,6 @@ def serve(args: argparse.Namespace, ready: Callable[[str], None]) -> int:
             sub.stopping.set()
             sub.join(2.0)
     return 0
-
-
-def force_exit_later(seconds: float) -> None:
-    """End the process in ``seconds`` if it has not ended by then. The display only reads
-    (files, the processor's reports): nothing is lost, and it never outlives the demo or
-    session that started it (which stops it with SIGTERM, or dies and so sends one)."""
-    timer = threading.Timer(seconds, os._exit, args=(0,))
-    timer.daemon = True
-    timer.start()
 
 
 def main(argv: list[str] | None = None) -> int:
