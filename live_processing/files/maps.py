@@ -33,7 +33,7 @@ def outside_circle(n: int) -> np.ndarray:
     return np.hypot(yy, xx) > n / 2
 
 
-def _collection(entry: h5py.Group, name: str) -> h5py.Group:
+def map_collection(entry: h5py.Group, name: str) -> h5py.Group:
     """A new NXcollection ``entry/maps/<name>`` (``entry/maps`` made if need be)."""
     top = entry.require_group("maps")
     top.attrs["NX_class"] = "NXcollection"
@@ -42,24 +42,39 @@ def _collection(entry: h5py.Group, name: str) -> h5py.Group:
     return group
 
 
+def write_slice_map(
+    group: h5py.Group,
+    name: str,
+    image: np.ndarray,
+    grid: np.ndarray,
+    units: str,
+    long_name: str,
+    dtype: type = np.float32,
+) -> h5py.Group:
+    """``group/<name>``: NXdata of a (y, x) slice map, axes ``y``, ``x`` in mm, NaN
+    outside the reconstruction circle."""
+    data: np.ndarray = np.asarray(image, dtype=dtype).copy()
+    data[outside_circle(data.shape[0])] = np.nan
+    g = group.create_group(name)
+    g.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0, x_indices=1)
+    g.create_dataset("data", data=data).attrs.update(units=units, long_name=long_name)
+    for axis in ("y", "x"):
+        g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+    return g
+
+
 def write_qscreen(
     entry: h5py.Group, maps: dict[str, tuple[np.ndarray, QWindow]], grid: np.ndarray
 ) -> None:
     """Write every Q-screening map under ``entry/maps/qscreen``."""
     if not maps:
         return
-    group = _collection(entry, "qscreen")
+    group = map_collection(entry, "qscreen")
     for name, (image, window) in maps.items():
-        data = np.asarray(image, dtype=np.float32).copy()
-        data[outside_circle(data.shape[0])] = np.nan
-        g = group.create_group(name)
-        g.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0)
-        g.attrs.update(x_indices=1, q_low=window.lo, q_high=window.hi)
-        g.attrs["background"] = window.background
-        ds = g.create_dataset("data", data=data)
-        ds.attrs.update(units="counts/mm", long_name=f"{name}: intensity in its q window")
-        for axis in ("y", "x"):
-            g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+        g = write_slice_map(
+            group, name, image, grid, "counts/mm", f"{name}: intensity in its q window"
+        )
+        g.attrs.update(q_low=window.lo, q_high=window.hi, background=window.background)
 
 
 PHASE_MAPS = {  # map: (units, long name)
@@ -82,19 +97,11 @@ def write_phase_maps(
     if not maps:
         return
     for phase, phase_maps in maps.items():
-        group = _collection(entry, phase)
+        group = map_collection(entry, phase)
         group.attrs.update(fitted or {})
         for name, image in phase_maps.items():
-            data = np.asarray(image, dtype=np.float64).copy()
-            data[outside_circle(data.shape[0])] = np.nan
             units, long_name = PHASE_MAPS.get(name, ("", name))
-            g = group.create_group(name)
-            g.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0)
-            g.attrs["x_indices"] = 1
-            ds = g.create_dataset("data", data=data)
-            ds.attrs.update(units=units, long_name=f"{phase}: {long_name}")
-            for axis in ("y", "x"):
-                g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+            write_slice_map(group, name, image, grid, units, f"{phase}: {long_name}", np.float64)
         if "lattice_a" in phase_maps:
             write_histogram(group, phase_maps["lattice_a"])
 
@@ -115,7 +122,7 @@ def write_profiles(entry: h5py.Group, profiles: dict[str, RadialProfile]) -> Non
     """Write each phase's radial profiles under ``entry/maps/profiles/<phase>``."""
     if not profiles:
         return
-    group = _collection(entry, "profiles")
+    group = map_collection(entry, "profiles")
     for phase, prof in profiles.items():
         g = group.create_group(phase)
         g.attrs.update(NX_class="NXdata", signal="lattice_a", axes=["depth"], depth_indices=0)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from ..analysis import saxs
-from .maps import outside_circle
+from .maps import map_collection, write_slice_map
 
 
 @dataclass
@@ -36,24 +36,16 @@ class SaxsMaps:
 
 def write_saxs(entry: h5py.Group, maps: SaxsMaps, grid: np.ndarray) -> None:
     """The SAXS maps under ``entry/maps/saxs``."""
-    top = entry.require_group("maps")
-    top.attrs["NX_class"] = "NXcollection"
-    group = top.create_group("saxs")
-    group.attrs["NX_class"] = "NXcollection"
-    outside = outside_circle(maps.d_star.shape[0])
-    for name, data, units, long_name in (
-        ("d_star", maps.d_star, "angstrom", "d* = 2π/q*, departure from the high-q power law"),
-        ("intensity", maps.intensity, "counts/mm/angstrom", "SAXS intensity over q_range"),
-    ):
-        g = group.create_group(name)
-        g.attrs.update(NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0, x_indices=1)
-        values = np.asarray(data, dtype=np.float32).copy()
-        values[outside] = np.nan
-        ds = g.create_dataset("data", data=values)
-        ds.attrs.update(units=units, long_name=long_name)
-        for axis in ("y", "x"):
-            g.create_dataset(axis, data=grid).attrs["units"] = "mm"
-    group["intensity"].attrs["q_range"] = list(maps.q_range)
-    group["d_star"].attrs.update(
+    group = map_collection(entry, "saxs")
+    d_star = write_slice_map(
+        group, "d_star", maps.d_star, grid, "angstrom",
+        "d* = 2π/q*, departure from the high-q power law",
+    )  # fmt: skip
+    d_star.attrs.update(
         fit_ranks=list(saxs.FIT_RANKS), departure=saxs.DEPARTURE, min_signal=saxs.MIN_SIGNAL
     )
+    intensity = write_slice_map(
+        group, "intensity", maps.intensity, grid, "counts/mm/angstrom",
+        "SAXS intensity over q_range",
+    )  # fmt: skip
+    intensity.attrs["q_range"] = list(maps.q_range)

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ...materials.xrf_lines import k_alpha
-from .maps import outside_circle
+from .maps import map_collection, write_slice_map
 
 if TYPE_CHECKING:
     from ..service.xrf_run import XrfResult
@@ -26,23 +26,13 @@ if TYPE_CHECKING:
 
 def write_xrf(entry: h5py.Group, xrf: XrfResult, grid: np.ndarray) -> None:
     """The element slices under ``entry/maps/xrf`` and the spectra under the instrument."""
-    top = entry.require_group("maps")
-    top.attrs["NX_class"] = "NXcollection"
-    maps = top.create_group("xrf")
-    maps.attrs["NX_class"] = "NXcollection"
-    outside = outside_circle(xrf.slices.shape[0])
+    maps = map_collection(entry, "xrf")
     for k, element in enumerate(xrf.elements):
-        g = maps.create_group(element)
-        g.attrs.update(
-            NX_class="NXdata", signal="data", axes=["y", "x"], y_indices=0, x_indices=1,
-            element=element, line_energy=k_alpha(element),
+        g = write_slice_map(
+            maps, element, xrf.slices[..., k], grid, "counts/s/mm",
+            f"{element} K fluorescence per mm",
         )  # fmt: skip
-        data = xrf.slices[..., k].astype(np.float32)
-        data[outside] = np.nan
-        ds = g.create_dataset("data", data=data)
-        ds.attrs.update(units="counts/s/mm", long_name=f"{element} K fluorescence per mm")
-        for axis in ("y", "x"):
-            g.create_dataset(axis, data=grid).attrs["units"] = "mm"
+        g.attrs.update(element=element, line_energy=k_alpha(element))
     inst = entry.require_group("instrument")
     inst.attrs["NX_class"] = "NXinstrument"
     det = inst.create_group("fluorescence")
