@@ -9,7 +9,9 @@ callback that PUSHes each document as JSON and never waits. The process prints
 embedded server of ``OUT`` unless ``--uri`` is given) while documents queue, writes
 them through :class:`.store.StoreWriter`, and, after a ``close`` message, registers the
 scan files, prints ``DONE {"stored": [...], "backed_up": [...], ...}`` and ends. Its
-messages (the store's URL, a store that went down) go to the session's stderr.
+messages (the store's URL, a store that went down) come through the same pipe, each
+prefixed by its level, and :class:`StoreLink` logs them in the session. Stopped by a
+signal (the session was killed), it writes for :data:`SIGNALLED_DRAIN_S` more and ends.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from .store_server import KEY_ENV
 log = logging.getLogger(__name__)
 
 SEND_HWM = 1_000_000  # documents queued for a writer that is not taking them
+TAGS = ("READY", "DONE")  # the writer's machine lines (:mod:`..protocols.child_process`)
+SIGNALLED_DRAIN_S = 10.0  # what a writer stopped by a signal still writes; the spool has all
 
 
 class StoreLink:
@@ -57,12 +61,19 @@ class StoreLink:
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
+            # its messages come through this process: a writer finishing after a killed
+            # session never holds the session's terminal (or a test's pipe) open
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
             text=True,
             start_new_session=True,  # Ctrl-C reaches the session, which closes this
             preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
+        self._lines: dict[str, dict[str, Any]] = {}
+        self._seen = {tag: threading.Event() for tag in TAGS}
+        self.pump = threading.Thread(target=self._pump, daemon=True, name="store-link")
+        self.pump.start()
         ready = self._line("READY", timeout=60.0)
         self._ctx = zmq.Context()
         self.sock = self._ctx.socket(zmq.PUSH)
@@ -74,21 +85,28 @@ class StoreLink:
             self.sock.setsockopt(zmq.SNDHWM, 1)
             self.proc.kill()
 
+    def _pump(self) -> None:
+        """Read the writer's output to its end: tagged lines are kept, the rest logged
+        here at the level it was logged there."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            tag, _, rest = line.rstrip("\n").partition(" ")
+            if tag in self._seen:
+                self._lines[tag] = json.loads(rest) if rest else {}
+                self._seen[tag].set()
+            else:
+                level = logging.getLevelName(tag)  # a number for a level's name
+                if isinstance(level, int):
+                    log.log(level, "%s", rest)
+                else:
+                    log.info("%s", line.rstrip("\n"))
+        for seen in self._seen.values():  # at EOF, nothing more will come
+            seen.set()
+
     def _line(self, tag: str, timeout: float) -> dict[str, Any]:
-        """The payload of the writer's next ``tag`` line (read on a thread: bounded wait)."""
-        found: dict[str, Any] = {}
-        stdout = self.proc.stdout
-        assert stdout is not None
-
-        def read() -> None:
-            for line in stdout:
-                if line.startswith(tag + " "):
-                    found.update(json.loads(line[len(tag) + 1 :]))
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout)
+        """The payload of the writer's ``tag`` line, once it came ({} if it did not)."""
+        self._seen[tag].wait(timeout)
+        found = self._lines.get(tag, {})
         if not found:
             log.warning("  run store: its writer gave no %s line within %.0f s", tag, timeout)
         return found
@@ -127,7 +145,8 @@ class StoreLink:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout is not None:
+        self.pump.join(10)  # at the writer's EOF
+        if self.proc.stdout is not None and not self.pump.is_alive():
             self.proc.stdout.close()
         self._ctx.destroy(linger=0)
 
@@ -141,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--uri", default="")
     args = p.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))  # StoreLink reads
     logging.getLogger("operando").handlers[:] = [handler]
     logging.getLogger("operando").setLevel(logging.INFO)
     for noisy in ("tiled", "httpx", "bluesky"):
@@ -166,15 +185,18 @@ def main(argv: list[str] | None = None) -> None:
             files[message[1]] = Path(message[2])
         elif message[0] == "close":
             break
-    writer.close(files, session=False)
-    announce(
-        "DONE",
-        {
-            "stored": writer.stored,
-            "backed_up": writer.backed_up,
-            "registered": [str(p) for p in writer.registered],
-        },
-    )
+    # stopped by a signal (the session killed: PR_SET_PDEATHSIG), write a little more
+    # and end: the session's spool holds every document for ``operando store sync``
+    writer.close(files, timeout=SIGNALLED_DRAIN_S if stop.is_set() else 60.0, session=False)
+    done = {
+        "stored": writer.stored,
+        "backed_up": writer.backed_up,
+        "registered": [str(p) for p in writer.registered],
+    }
+    try:
+        announce("DONE", done)
+    except OSError:  # no session reads it any more
+        pass
     session.close()  # the embedded server, if this process started it
     ctx.destroy(linger=0)
 
