@@ -229,7 +229,8 @@ class CamGroup(PVGroup):
         refused = "" if status == "OK" else status
         self.streamer.recorder.error = refused
         await self.FileWriterStatus_RBV.write(padded(status))
-        self.streamer.jobs.put((self._start_message(n_images), folder, pattern, refused))
+        begin = self._start_message(n_images)
+        self.streamer.jobs.put((begin, folder, pattern, refused, self.streamer.capture()))
 
     async def _disarm(self) -> None:
         if self._armed:

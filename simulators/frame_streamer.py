@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -64,6 +63,14 @@ class SendBuffer:
             return msg
 
 
+class SeriesPreparer(Protocol):
+    """The sample's state per series: captured at arm, applied as the series starts."""
+
+    def capture(self) -> Any: ...
+
+    def __call__(self, start: sv2.StartMessage, armed: Any) -> None: ...
+
+
 class Renderer(Protocol):
     """What the streamer and the cam need of a detector's renderer."""
 
@@ -86,11 +93,11 @@ class FrameStreamer(threading.Thread):
         renderer: Renderer,
         address: str,
         seed: int = 0,
-        prepare: Callable[[sv2.StartMessage], None] | None = None,
+        prepare: SeriesPreparer | None = None,
     ) -> None:
         super().__init__(daemon=True, name="frame-streamer")
         self.renderer = renderer
-        self.prepare = prepare  # runs before a series starts (e.g. set the sample's state)
+        self.prepare = prepare  # the sample's state: captured at arm, set as a series starts
         self.ctx: zmq.Context = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 200)
@@ -132,10 +139,10 @@ class FrameStreamer(threading.Thread):
                 )
                 self.recorder.frame(image)
                 msg: sv2.Message = image
-            elif isinstance(job, tuple):  # a series starts: (message, folder, pattern, refusal)
-                begin, folder, pattern, refused = job
+            elif isinstance(job, tuple):  # a series starts: (message, folder, pattern, refusal,
+                begin, folder, pattern, refused, armed = job  # and what capture() gave)
                 if self.prepare is not None:
-                    self.prepare(begin)
+                    self.prepare(begin, armed)
                 self.recorder.begin(begin, folder, pattern, refused)
                 msg = begin
             else:
@@ -157,6 +164,11 @@ class FrameStreamer(threading.Thread):
                 if self._closing.is_set():
                     return
             self.sock.send(data)
+
+    def capture(self) -> Any:
+        """At a series' arm: the sample state it is to be rendered with (queue it with the
+        series' start job)."""
+        return self.prepare.capture() if self.prepare is not None else None
 
     def close(self) -> None:
         self.jobs.put(None)

@@ -1,0 +1,74 @@
+"""The simulated detector renders each series' sample as the cell was when the series was
+armed, however far the rendering lags behind the acquisition (a fast fly scan)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from operando.protocols import stream_v2 as sv2
+from operando.simulators.frame_streamer import FrameStreamer
+from operando.simulators.lithiation import lithiate
+from operando.simulators.phantom import Phantom, default_phantom
+from operando.simulators.render import FrameRenderer, default_integrator
+from operando.simulators.sample_state import SampleState
+
+X_REF = 0.98
+
+
+def start(series: int) -> sv2.StartMessage:
+    return sv2.StartMessage(series, f"uid{series}", 2, 10, 10, 1e-4, 1e-4, 0.01, 0.01, 0.248,
+                            1.0, 5.0, 5.0, {})  # fmt: skip
+
+
+def test_a_series_shows_the_cell_at_its_arm_not_when_its_frames_are_rendered(
+    tmp_path: Path,
+) -> None:
+    base = default_phantom(8, 0.15)
+    renderer = FrameRenderer(base, default_integrator())
+    state = SampleState(base, X_REF, renderer, tmp_path)
+    streamer = FrameStreamer(renderer, "tcp://127.0.0.1:*", prepare=state)
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.connect(streamer.address)
+    # two series armed while the render thread is busy (not yet started): the first
+    # with the cell at x = 0.95, the second after a charge to 0.80
+    for series, x in ((1, 0.95), (2, 0.80)):
+        state.cell_x = x
+        streamer.jobs.put((start(series), None, "", "", streamer.capture()))
+        for k in range(2):
+            streamer.jobs.put({"angle": 0.0, "translation": 0.0, "exposure": 0.01, "flux": 1.0,
+                               "series_id": series, "series_uid": f"uid{series}",
+                               "image_id": k, "t_start": 0.0, "user_data": {}})  # fmt: skip
+        streamer.jobs.put(sv2.EndMessage(series, f"uid{series}"))
+    state.cell_x = 0.60  # and charged further before any of it is rendered
+    streamer.start()
+    got: list[sv2.Message] = []
+    while len(got) < 8:  # 2 × (start, 2 frames, end)
+        assert pull.poll(30_000), "the streamer sent nothing for 30 s"
+        got.append(sv2.decode(pull.recv()))
+    streamer.close()
+    pull.close(linger=0)
+    starts = [m for m in got if isinstance(m, sv2.StartMessage)]
+    assert [s.user_data["lithium_x"] for s in starts] == [0.95, 0.80]
+    frames = [m for m in got if isinstance(m, sv2.ImageMessage)]
+    truths = {x: lithiate(base, x, X_REF) for x in (0.95, 0.80, 0.60)}
+    for s, x in zip(starts, (0.95, 0.80), strict=True):
+        truth = Phantom.load(Path(s.user_data["ground_truth"]))  # the series' ground truth
+        for name, lattice in truths[x].lattice_a.items():
+            assert np.allclose(truth.lattice_a[name], lattice), (x, name)
+    # and each series' frames are Poisson draws about that sample's pattern (reduced
+    # chi-square near 1), not about the others'
+    lam = {x: FrameRenderer(ph, default_integrator()).expected(0.0, 0.0, 0.01, 1.0, None)
+           for x, ph in truths.items()}  # fmt: skip
+    for n, x in enumerate((0.95, 0.80)):
+        counts = np.stack([f.data for f in frames[2 * n : 2 * n + 2]]).astype(float)
+        fits = {y: chi2(counts, lam[y]) for y in lam}
+        assert abs(fits[x] - 1.0) < 0.05 and min(fits, key=fits.__getitem__) == x, (x, fits)
+
+
+def chi2(counts: np.ndarray, lam: np.ndarray) -> float:
+    """Reduced chi-square of Poisson ``counts`` about ``lam`` (where λ > 0.5)."""
+    m = lam > 0.5
+    return float(np.mean((counts[:, m] - lam[m]) ** 2 / lam[m]))
