@@ -15,29 +15,33 @@ One NeXus file per scan; the paths are printed last.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import zmq
 from bluesky.utils import RunEngineInterrupted
 
 from ..materials.phases import get_phase
-from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
-from ..plans.operando import minimal_operando
-from ..plans.tomo import tomo_angles, tomo_scan
-from ..plans.xrdct import xrdct_scan
 from ..protocols.processing import METHODS
 from ..simulators import launcher
 from ..simulators.artefacts import ArtefactError, Artefacts
-from ..simulators.phantom import Phantom, PhantomError, default_phantom
-from .beamline import Beamline, build
+from .beamline import build
 from .config import BeamlineConfig
+from .demo_plan import (
+    CAPACITY_MAH,
+    INITIAL_X,
+    PROTOCOLS,
+    SCANS,
+    SIZES,
+    corrections_for,
+    demo_plan,
+    margin,
+    prepare_phantom,
+    scan_mode,
+)
 from .errors import ConfigError
 from .progress import RunSummary
 from .session import make_run_engine
@@ -48,15 +52,6 @@ from .supervisor import SupervisedProcessor, wait_for_files
 log = logging.getLogger("operando.demo")
 
 TIME_FACTOR = 600.0  # simulated cell time per wall second
-CAPACITY_MAH = 0.05
-ONE_C = CAPACITY_MAH * 3.6 / 3600  # A
-PROTOCOLS = ("minimal", "holotomo")
-SCANS = ("xrdct", "tomo")  # the protocol's scans: pencil-beam XRD-CT, or full-field
-# full-field scans by size: projections over 360°, flats, darks
-TOMO_SCANS = {"micro": (36, 4, 3), "tiny": (90, 10, 11), "small": (360, 10, 11),
-              "medium": (720, 20, 21)}  # fmt: skip
-# the cell's state of charge (its lithium content) as each protocol starts
-INITIAL_X = {"minimal": 0.98, "holotomo": 0.6}
 
 
 @dataclass
@@ -90,33 +85,6 @@ class DemoInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-@dataclass(frozen=True)
-class Size:
-    n: int  # translations (= phantom grid) and angles
-    n_angles: int
-    pixel_mm: float
-    exposure: float
-
-
-SIZES = {
-    "micro": Size(8, 6, 0.15, 0.002),
-    "tiny": Size(16, 12, 0.075, 0.002),
-    "small": Size(40, 40, 0.03, 0.005),
-    "medium": Size(64, 64, 0.02, 0.005),
-}
-
-
-def prepare_phantom(out: Path, size: Size, phantom_file: Path | None) -> tuple[Path, Phantom]:
-    """Write the phantom the IOC renders from (and the processor copies as ground truth)."""
-    try:
-        ph = Phantom.load(phantom_file) if phantom_file else default_phantom(size.n, size.pixel_mm)
-    except PhantomError as exc:
-        raise ConfigError(str(exc)) from exc
-    path = out / "phantom.h5"
-    ph.save(path)
-    return path, ph
-
-
 def run_demo(
     out: Path,
     size_name: str = "small",
@@ -129,6 +97,7 @@ def run_demo(
     corrections: str | None = None,
     view_port: int | None = 0,
     scan: str = "xrdct",
+    mode: str | None = None,
 ) -> DemoResult:
     """Run the demo experiment; return the scans' NeXus files and the runs' summary.
 
@@ -143,7 +112,8 @@ def run_demo(
     (:func:`corrections_for`). ``method``: the processor's integration.
     ``view_port``: the live display's port on 127.0.0.1 (0: any free one; None: no
     display); its URL is logged. ``scan``: ``xrdct``, or ``tomo`` (full-field scans on
-    the simulated camera; with the ``holotomo`` protocol, seed 002's).
+    the simulated camera; with the ``holotomo`` protocol, seed 002's). ``mode``: the
+    XRD-CT scans' ``step`` or ``fly`` (default: :func:`.demo_plan.scan_mode`).
     """
     t_start = time.monotonic()
     if protocol not in PROTOCOLS:
@@ -158,6 +128,7 @@ def run_demo(
         art = Artefacts.parse(artefacts)
     except ArtefactError as exc:
         raise ConfigError(f"--artefacts: {exc}") from None
+    mode = scan_mode(mode, art)
     method = method or cfg.processing.settings.method
     if method not in METHODS:
         raise ConfigError(f"--method {method!r}: use one of {', '.join(METHODS)}")
@@ -250,8 +221,9 @@ def run_demo(
         if result.store is not None:
             RE.subscribe(result.store)
         plan = demo_plan(
-            beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph), scan
-        )
+            beamline, ph, size, phantom_file, phantom_path, poni, protocol, margin(art, ph), scan,
+            mode,
+        )  # fmt: skip
         try:
             RE(plan)
         except RunEngineInterrupted:
@@ -283,98 +255,6 @@ def run_demo(
         ctx.destroy(linger=0)
         if result.store is not None:
             result.store.wait()
-
-
-def demo_plan(
-    bl: Beamline,
-    ph: Phantom,
-    size: Size,
-    phantom_file: Path | None,
-    phantom_path: Path,
-    poni: Path,
-    protocol: str,
-    extra: int = 0,
-    scan_kind: str = "xrdct",
-) -> Any:
-    """The demo's protocol on the built beamline; ``extra`` translation steps each side;
-    ``scan_kind`` ``tomo``: full-field scans (:func:`..plans.tomo.tomo_scan`)."""
-    n = ph.shape[0]
-    step = ph.pixel_size
-    translations = (np.arange(n + 2 * extra) - (n + 2 * extra - 1) / 2) * step
-    n_angles = size.n_angles if phantom_file is None else n
-    angles = np.linspace(0.0, 180.0, n_angles, endpoint=False)
-    sample = {
-        "name": "simulated LiMn2O4 | Li cell",
-        "phantom": str(phantom_path),
-        "capacity_mAh": CAPACITY_MAH,
-        "lithium_x0": INITIAL_X[protocol],
-    }
-    if protocol == "minimal":
-        return minimal_operando(
-            bl.pstat,
-            bl.det,
-            bl.stage,
-            bl.diode,
-            angles.tolist(),
-            translations.tolist(),
-            poni_file=str(poni),
-            current=ONE_C / 3,
-            until_voltage=4.3,
-            cc_time=1800.0,
-            rest_time=120.0,
-            ocv_before_scan=60.0,
-            resume_time=600.0,
-            sample=sample,
-            transmission=bl.diode_t,
-        )
-
-    def scan(md: dict) -> Any:
-        if scan_kind == "tomo" and bl.camera is not None:
-            n_proj, n_flats, n_darks = TOMO_SCANS[size_name(size)]
-            return tomo_scan(
-                bl.camera, bl.stage, bl.shutter, bl.diode, tomo_angles(n_proj, 360.0),
-                n_flats=n_flats, n_darks=n_darks, sample=sample, md=md,
-            )  # fmt: skip
-        return xrdct_scan(
-            bl.det,
-            bl.stage,
-            bl.diode,
-            angles.tolist(),
-            translations.tolist(),
-            poni_file=str(poni),
-            pstat=bl.pstat,
-            sample=sample,
-            transmission=bl.diode_t,
-            md=md,
-        )
-
-    params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
-    return seed_holotomo_protocol(bl.pstat, scan, params)
-
-
-def size_name(size: Size) -> str:
-    return next(k for k, v in SIZES.items() if v == size)
-
-
-def margin(art: Artefacts, ph: Phantom) -> int:
-    """Translation steps to scan beyond the sample on each side: none for an ideal sample;
-    with artefacts, 3 of air (for the air pattern and empty row ends) plus the axis offset."""
-    if not art.any:
-        return 0
-    return 3 + math.ceil(abs(art.axis_offset) / ph.pixel_size + 3 * art.jitter / ph.pixel_size)
-
-
-def corrections_for(art: Artefacts) -> str:
-    """The processor's corrections for these artefacts, as a beamline would set them."""
-    names = ["normalise"]
-    if art.jitter:
-        names.append("jitter")
-    if art.air:
-        names.append("air")
-    if art.absorption:
-        names.append("transmission")
-    names.append("rotation_centre")
-    return ",".join(names)
 
 
 def collect_files(supervisor: SupervisedProcessor, result: DemoResult) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.suspenders import SuspendBoolLow, SuspendFloor
-from bluesky.utils import MsgGenerator
+from bluesky.utils import FailedStatus, MsgGenerator
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 START_MARGIN = 0.005  # s at full speed between the end of the ramp and the first frame
 ROW_OVERHEAD = 0.03  # s per row for Channel Access round trips (measured on the simulator)
 MAX_ATTEMPTS = 5  # acquisitions of one row before the scan fails
+RETRY_PAUSE = 0.5  # s after a row's failed put, before it is acquired again
 DIRECTIONS = ("Positive", "Negative")  # of the sweep, by the side it starts from
 
 
@@ -130,6 +131,22 @@ def check_fly(stage: TomoStage, translations: Sequence[float], exposure: float) 
                     f"outside the soft limits [{lo:g}, {hi:g}] {stage.x.egu}"
                 )
     return v
+
+
+def failed_part(exc: FailedStatus) -> str:
+    """The name of what a failed status was for (a signal, a motor)."""
+    status = exc.args[0] if exc.args else None
+    return str(getattr(getattr(status, "obj", None), "name", None) or exc)
+
+
+def restoring(plan: MsgGenerator[Any], what: str) -> MsgGenerator[None]:
+    """A cleanup's restore of ``what``: a failure (the IOC gone) is logged, not raised,
+    so that it never hides why the scan ended."""
+    try:
+        yield from plan
+    except FailedStatus as exc:
+        part = failed_part(exc)
+        log.warning("  %s was not restored%s", what, "" if part == what else f" ({part} failed)")
 
 
 def beam_suspenders(monitor: Signal, shutter_status: Signal | None, fraction: float = 0.5):
@@ -261,66 +278,79 @@ def fly_xrdct(
 
     def one_row(i: int) -> MsgGenerator[None]:
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            side = at_start["side"]
-            rev = side == 1
             # the checkpoint makes a suspension re-run exactly this: back to the run-up
             # point, sweep, burst
             yield from bps.checkpoint()
-            # the rotation overlaps the end of the previous sweep (x running out to here);
-            # moves to where a motor already is are not sent (ophyd's EpicsMotor can
-            # mistake their done-moving transitions for those of the next move)
-            if abs(stage.rot.position - angles[i]) > 1e-6:
-                yield from bps.abs_set(stage.rot, angles[i], group="rotate")
-            yield from bps.wait(group="sweep")
-            if abs(stage.x.position - ends[side]) > 1e-6:
-                yield from bps.mv(stage.x, ends[side])
-            # the position compare starts the burst as x passes the first frame's edge:
-            # frame k is centred on point k whatever this host is doing meanwhile
-            yield from bps.mv(stage.pc.start, edges[side], stage.pc.direction, DIRECTIONS[side])
-            yield from bps.wait(group="rotate")
-            lowest["value"] = math.inf
-            yield from bps.mv(stage.pc.arm, 1)  # armed (acknowledged) before x moves
-            yield from bps.trigger(det, group="burst")  # the burst waits for the pulse
-            yield from bps.abs_set(stage.x, ends[1 - side], group="sweep")
-            yield from bps.wait(group="burst")  # not the run-out: the next row waits for it
-            at_start["side"] = 1 - side
-            first = yield from bps.rd(det.frame_index)  # image id of the burst's first frame
-            sent = yield from bps.rd(det.num_images_counter)
-            beam_ok = lowest["value"] >= suspend_fraction * level
-            if not beam_ok:
-                log.warning(
-                    "  row %d: beam monitor fell to %.4g during the row; acquiring it again",
-                    i + 1,
-                    lowest["value"],
-                )
-            elif int(sent) == n:
-                yield from bps.mv(
-                    row.row_index,
-                    i,
-                    row.first_frame,
-                    int(first),
-                    row.reversed,
-                    rev,
-                    row.frames,
-                    int(sent),
-                    row.attempts,
-                    attempt,
-                )
-                # (the detector is read, not triggered again: its configuration, with the
-                # series id and stream address, goes into the descriptor)
-                yield from bps.create(name=PRIMARY)
-                for obj in (row, monitor, det):
-                    yield from bps.read(obj)
-                yield from bps.save()
-                return
-            else:
-                log.warning(
-                    "  row %d: the detector sent %s of %d frames; acquiring it again",
-                    i + 1,
-                    sent,
-                    n,
-                )
+            try:
+                if (yield from acquire_row(i, attempt)):
+                    return
+            except FailedStatus as exc:  # a put refused or lost (an IOC gone mid-row)
+                log.warning("  row %d: %s failed; acquiring it again", i + 1, failed_part(exc))
+                # a lost IOC trips the connection suspender meanwhile: the scan waits for
+                # it here (and resumes from this checkpoint) or fails naming it
+                yield from bps.checkpoint()
+                yield from bps.sleep(RETRY_PAUSE)
         raise RuntimeError(f"row {i + 1} failed {MAX_ATTEMPTS} times (no beam or frames lost)")
+
+    def acquire_row(i: int, attempt: int) -> MsgGenerator[bool]:
+        """One sweep and burst of row ``i``; True if it was recorded (an event)."""
+        side = at_start["side"]
+        rev = side == 1
+        # the rotation overlaps the end of the previous sweep (x running out to here);
+        # moves to where a motor already is are not sent (ophyd's EpicsMotor can
+        # mistake their done-moving transitions for those of the next move)
+        if abs(stage.rot.position - angles[i]) > 1e-6:
+            yield from bps.abs_set(stage.rot, angles[i], group="rotate")
+        yield from bps.wait(group="sweep")
+        if abs(stage.x.position - ends[side]) > 1e-6:
+            yield from bps.mv(stage.x, ends[side])
+        # the position compare starts the burst as x passes the first frame's edge:
+        # frame k is centred on point k whatever this host is doing meanwhile
+        yield from bps.mv(stage.pc.start, edges[side], stage.pc.direction, DIRECTIONS[side])
+        yield from bps.wait(group="rotate")
+        lowest["value"] = math.inf
+        yield from bps.mv(stage.pc.arm, 1)  # armed (acknowledged) before x moves
+        yield from bps.trigger(det, group="burst")  # the burst waits for the pulse
+        yield from bps.abs_set(stage.x, ends[1 - side], group="sweep")
+        yield from bps.wait(group="burst")  # not the run-out: the next row waits for it
+        at_start["side"] = 1 - side
+        first = yield from bps.rd(det.frame_index)  # image id of the burst's first frame
+        sent = yield from bps.rd(det.num_images_counter)
+        beam_ok = lowest["value"] >= suspend_fraction * level
+        if not beam_ok:
+            log.warning(
+                "  row %d: beam monitor fell to %.4g during the row; acquiring it again",
+                i + 1,
+                lowest["value"],
+            )
+        elif int(sent) == n:
+            yield from bps.mv(
+                row.row_index,
+                i,
+                row.first_frame,
+                int(first),
+                row.reversed,
+                rev,
+                row.frames,
+                int(sent),
+                row.attempts,
+                attempt,
+            )
+            # (the detector is read, not triggered again: its configuration, with the
+            # series id and stream address, goes into the descriptor)
+            yield from bps.create(name=PRIMARY)
+            for obj in (row, monitor, det):
+                yield from bps.read(obj)
+            yield from bps.save()
+            return True
+        else:
+            log.warning(
+                "  row %d: the detector sent %s of %d frames; acquiring it again",
+                i + 1,
+                sent,
+                n,
+            )
+        return False
 
     def rows() -> MsgGenerator[None]:
         yield from bps.mv(stage.rot, angles[0], stage.x, ends[0])  # at the motor's own speed
@@ -332,7 +362,7 @@ def fly_xrdct(
             yield from bps.wait(group="sweep")
         finally:
             monitor.unsubscribe(token)
-            yield from bps.mv(stage.x.velocity, x_default)
+            yield from restoring(bps.mv(stage.x.velocity, x_default), stage.x.velocity.name)
 
     @bpp.stage_decorator([det])
     @bpp.run_decorator(md=_md)
@@ -346,7 +376,9 @@ def fly_xrdct(
         old_burst, old_source = det.burst.get(), det.trigger_source.get()
         # staging arms bursts of a row's frames, each started by the position compare
         yield from bps.mv(det.burst, n, det.trigger_source, "External")
-        restore = bps.mv(det.burst, old_burst, det.trigger_source, old_source)
+        restore = restoring(
+            bps.mv(det.burst, old_burst, det.trigger_source, old_source), det.burst.name
+        )
         if pstat is not None:  # the cell's state as the scan starts, in its start document
             _md.update((yield from cell_state(pstat, sample)))
         yield from bpp.finalize_wrapper(inner(), restore)

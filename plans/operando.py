@@ -26,8 +26,9 @@ from .electrochemistry import (
     recorded,
     start_ocv_hold,
 )
+from .fly import check_fly, fly_xrdct
 from .protocol_log import ProtocolLog, transition
-from .xrdct import check_limits, xrdct_scan
+from .xrdct import ScanLimitError, check_limits, xrdct_scan
 
 
 def electrochemistry_run(
@@ -65,6 +66,7 @@ def minimal_operando(
     sample: dict[str, Any] | None = None,
     transmission: Signal | None = None,
     md: dict[str, Any] | None = None,
+    mode: str = "step",
 ) -> MsgGenerator[dict[str, str]]:
     """OCV rest → XRD-CT → constant current → OCV → XRD-CT → resume constant current.
 
@@ -86,13 +88,25 @@ def minimal_operando(
     sample, md
         Sample description; extra metadata for every run.
     transmission
-        A transmitted-beam diode read at every scan point, if any.
+        A transmitted-beam diode read at every scan point, if any (step scans only).
+    mode
+        ``step`` (:func:`.xrdct.xrdct_scan`) or ``fly`` (:func:`.fly.fly_xrdct`: rows
+        swept with the detector on the stage's position-compare pulses).
 
     Returns
     -------
     Why each step ended, by step name.
     """
     check_limits(stage, angles, translations)
+    if mode not in ("step", "fly"):
+        raise ScanLimitError(f"scan mode {mode!r}: use step or fly")
+    if mode == "fly":
+        if transmission is not None:
+            raise ScanLimitError(
+                f"transmission {transmission.name}: a fly scan reads no diode per point; "
+                "use mode='step'"
+            )
+        check_fly(stage, translations, float(det.exposure.get()))
     pstat.check_step(ConstantCurrent(current, until_voltage, cc_time))
     pstat.check_step(ConstantCurrent(current, until_voltage, resume_time))
     experiment = {"experiment_id": uuid.uuid4().hex, "protocol": "minimal_operando", **(md or {})}
@@ -122,18 +136,17 @@ def minimal_operando(
 
     def scan(n: int) -> MsgGenerator[None]:
         yield from start_ocv_hold(pstat)
-        yield from xrdct_scan(
-            det,
-            stage,
-            monitor,
-            angles,
-            translations,
-            poni_file=poni_file,
-            pstat=pstat,
-            sample=sample,
-            transmission=transmission,
-            md={**experiment, "step": f"scan {n}", "protocol_n": n},
-        )
+        scan_md = {**experiment, "step": f"scan {n}", "protocol_n": n}
+        if mode == "fly":
+            yield from fly_xrdct(
+                det, stage, monitor, angles, translations,
+                poni_file=poni_file, pstat=pstat, sample=sample, md=scan_md,
+            )  # fmt: skip
+        else:
+            yield from xrdct_scan(
+                det, stage, monitor, angles, translations, poni_file=poni_file,
+                pstat=pstat, sample=sample, transmission=transmission, md=scan_md,
+            )  # fmt: skip
         yield from end_hold(pstat)
         reasons[f"scan {n}"] = "done"
 
