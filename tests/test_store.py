@@ -41,11 +41,11 @@ def test_the_demo_runs_are_found_by_metadata_and_read_as_tables_and_arrays(store
 
     res, out = stored_demo
     assert "run store: 5 runs" in res.stdout and "from tiled.client import from_uri" in res.stdout
-    with served(out) as url, tiled(url) as runs:  # reading needs no key
-        scans = runs.search(Key("start.scan_kind") == "xrdct_step")
+    with served(out) as url, tiled(url) as runs:  # reading needs no key; the demo fly-scans
+        scans = runs.search(Key("start.scan_kind") == "xrdct_fly")
         assert len(scans) == 2
         found = runs.search(Key("start.lithium_x") > 0.5).search(
-            Key("start.scan_kind") == "xrdct_step"
+            Key("start.scan_kind") == "xrdct_fly"
         )
         assert sorted(found) == sorted(scans)
         charged = list(runs.search(Key("start.lithium_x") < 0.95))
