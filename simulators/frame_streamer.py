@@ -141,8 +141,11 @@ class FrameStreamer(threading.Thread):
                 msg: sv2.Message = image
             elif isinstance(job, tuple):  # a series starts: (message, folder, pattern, refusal,
                 begin, folder, pattern, refused, armed = job  # and what capture() gave)
-                if self.prepare is not None:
-                    self.prepare(begin, armed)
+                try:
+                    if self.prepare is not None:
+                        self.prepare(begin, armed)
+                except Exception:  # said loudly; the series still streams (no ground truth)
+                    log.exception("series %s: its sample could not be set", begin.series_id)
                 self.recorder.begin(begin, folder, pattern, refused)
                 msg = begin
             else:

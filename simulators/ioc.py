@@ -198,9 +198,7 @@ class BeamlineIOC(PVGroup):
         truth_dir.mkdir(exist_ok=True)
         old = self.renderer
         renderer = FrameRenderer(phantom, old.integrator, artefacts=old.artefacts)
-        state = self.sample_state
-        state.base, state.phantom, state.applied = phantom, phantom, None
-        state.renderer, state.truth_dir = renderer, truth_dir
+        self.sample_state.change_sample(phantom, renderer, truth_dir)
         self._streamer.renderer = renderer
         self.renderers = Renderers(renderer)
 

@@ -72,3 +72,38 @@ def chi2(counts: np.ndarray, lam: np.ndarray) -> float:
     """Reduced chi-square of Poisson ``counts`` about ``lam`` (where λ > 0.5)."""
     m = lam > 0.5
     return float(np.mean((counts[:, m] - lam[m]) ** 2 / lam[m]))
+
+
+def test_a_sample_changed_while_a_series_waits_to_render_leaves_that_series_alone(
+    tmp_path: Path,
+) -> None:
+    """The sample changer takes a grid of another size while the last sample's series is
+    still queued: that series renders and records its own sample, the next the new one."""
+    base = default_phantom(8, 0.15)
+    renderer = FrameRenderer(base, default_integrator())
+    state = SampleState(base, X_REF, renderer, tmp_path)
+    streamer = FrameStreamer(renderer, "tcp://127.0.0.1:*", prepare=state)
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.connect(streamer.address)
+    grain = np.zeros((5, 5))
+    grain[1, 3] = 1.0
+    other = Phantom(0.2, {"Al": grain}, {"Al": np.where(grain > 0, 4.0495, 0.0)})
+    for series in (1, 2):
+        if series == 2:  # what the IOC does on a put to sim:Phantom
+            state.change_sample(other, FrameRenderer(other, default_integrator()), tmp_path)
+        streamer.jobs.put((start(series), None, "", "", streamer.capture()))
+        frame = {"angle": 0.0, "translation": 0.0, "exposure": 0.01, "flux": 1.0, "image_id": 0,
+                 "series_id": series, "series_uid": f"uid{series}", "t_start": 0.0}  # fmt: skip
+        streamer.jobs.put({**frame, "user_data": {}, "renderer": state.renderer})
+        streamer.jobs.put(sv2.EndMessage(series, f"uid{series}"))
+    streamer.start()
+    got: list[sv2.Message] = []
+    while len(got) < 6:
+        assert pull.poll(30_000), "the streamer sent nothing for 30 s"
+        got.append(sv2.decode(pull.recv()))
+    streamer.close()
+    pull.close(linger=0)
+    starts = [m for m in got if isinstance(m, sv2.StartMessage)]
+    shapes = [Phantom.load(Path(s.user_data["ground_truth"])).shape for s in starts]
+    assert shapes == [(8, 8), (5, 5)]
+    assert sum(isinstance(m, sv2.ImageMessage) for m in got) == 2  # the renderer lived on
