@@ -91,9 +91,14 @@ def watch_live(url: str, shots: Path) -> dict[str, Any]:
         wait_attr(page, "slice", "renders", ">= 1")
         wait_attr(page, "vi-plot", "points", "> 0")
         seen["vi_points"] = [int(attr(page, "vi-plot", "points") or 0)]
+        # the second scan, after the charge (the display follows the newest run; watched
+        # in one run, as the first may end while the page opens)
+        second = page.wait_for_selector("[data-testid=runs] li:nth-child(2)", timeout=WAIT_MS)
+        uid = second.get_attribute("data-uid") if second is not None else ""
+        page.wait_for_function(in_run(uid), timeout=WAIT_MS)
         for _ in range(4):  # as projections arrive
             done = int(attr(page, "slice", "projections") or 0)
-            wait_attr(page, "slice", "projections", f"> {done}")
+            page.wait_for_function(in_run(uid, f"Number(d.projections) > {done}"), timeout=WAIT_MS)
             seen["versions"].append(int(attr(page, "slice", "projections") or 0))
             seen["slice_shots"].append(page.locator("[data-testid=slice]").screenshot())
         wait_attr(page, "vi-plot", "points", f"> {seen['vi_points'][0]}")
@@ -103,17 +108,20 @@ def watch_live(url: str, shots: Path) -> dict[str, Any]:
         seen["q_after"] = move_q(page, 25)
         seen["q_changed_image"] = page.locator("[data-testid=slice]").screenshot() != before
         seen["progress"] = page.inner_text("[data-testid=progress]")
-        # the picture for the README: the second scan half way, after the charge
-        second = page.wait_for_selector("[data-testid=runs] li:nth-child(2)", timeout=WAIT_MS)
-        uid = second.get_attribute("data-uid") if second is not None else ""
+        # the picture for the README: the second scan half way
         move_q(page, -25)
-        page.wait_for_function(
-            f"(() => {{ const d = document.querySelector('[data-testid=slice]').dataset;"
-            f" return d.run === '{uid}' && Number(d.projections) >= 20; }})()",
-            timeout=WAIT_MS,
-        )
+        page.wait_for_function(in_run(uid, "Number(d.projections) >= 20"), timeout=WAIT_MS)
         page.screenshot(path=str(shots / "live_view.png"))
     return seen
+
+
+def in_run(uid: str, condition: str = "true") -> str:
+    """A page function: the slice panel shows run ``uid`` and its dataset ``d`` meets
+    ``condition``."""
+    return (
+        "(() => { const d = document.querySelector('[data-testid=slice]').dataset;"
+        f" return d.run === '{uid}' && ({condition}); }})()"
+    )
 
 
 def each_run(page: Page, shown: str = "") -> list[bytes]:
