@@ -124,7 +124,9 @@ def run_scans(beamline, processor, poni_file, sdd, wait_written) -> tuple[str, s
     RE.subscribe(ScanProgress(bar=False))  # rows of the map, as a session shows them
     det, stage = beamline.det, beamline.stage
     old, z0 = det.exposure.get(), float(stage.z.position)
-    det.exposure.put(0.02)  # 20 ms a point: Al Kα gives ~15 counts, Mn Kα ~10⁴
+    # 40 ms a point: Al Kα gives ~30 counts, Mn Kα ~2·10⁴ (at 20 ms, ~15 Al counts a
+    # point left the slice's 0° projection so noisy that it met the map at r = 0.898 once)
+    det.exposure.put(0.04)
     translations = ((np.arange(N_T) - (N_T - 1) / 2) * STEP).tolist()
     angles = np.linspace(0, 180, N_ANGLES, endpoint=False).tolist()
     try:
