@@ -51,6 +51,7 @@ def test_demo_with_a_phantom_of_other_shapes_and_every_artefact(tmp_path: Path) 
         "--method",
         "trimmed",
         "--no-store",  # the run store has its own tests (test_store.py)
+        "--no-view",  # and the display its own (test_demo.py, test_display.py)
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "artefacts: axis_offset=0.048,air=1,decay=10,spots=0.5,zingers=0.0001" in res.stderr

@@ -36,7 +36,9 @@ def test_a_lost_ioc_fails_the_plan_clearly_and_keeps_the_partial_scan(
     config.write_text(f"[epics]\nioc_timeout = {TIMEOUT}\n")
     tag, env = tagged()
     out = tmp_path / "out"
-    proc = _start_tiny_demo(out, env, "--config", str(config), "--no-store", "--mode", "step")
+    proc = _start_tiny_demo(
+        out, env, "--config", str(config), "--no-store", "--no-view", "--mode", "step"
+    )
     seen = _wait_for_row(proc, 3)
     (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
     os.kill(int(ioc.split()[0]), signal.SIGKILL)
@@ -69,7 +71,7 @@ def test_an_ioc_restarted_mid_scan_resumes_the_scan_at_the_row(tmp_path: Path, f
     yet written or sent, and the demo ends normally."""
     tag, env = tagged()
     out = tmp_path / "out"
-    proc = _start_tiny_demo(out, env, "--no-store", "--mode", "step")
+    proc = _start_tiny_demo(out, env, "--no-store", "--no-view", "--mode", "step")
     seen = _wait_for_row(proc, 3)
     (ioc,) = [p for p in sim_processes(tag) if "operando.simulators.ioc" in p]
     pid = int(ioc.split()[0])
