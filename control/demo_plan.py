@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..plans.fly import fly_xrdct
 from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
-from ..plans.operando import minimal_operando
+from ..plans.operando import minimal_operando, xrdct
 from ..plans.tomo import tomo_angles, tomo_scan
-from ..plans.xrdct import xrdct_scan
 from ..simulators.artefacts import Artefacts
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
 from .beamline import Beamline
@@ -130,23 +128,10 @@ def demo_plan(
                 bl.camera, bl.stage, bl.shutter, bl.diode, tomo_angles(n_proj, 360.0),
                 n_flats=n_flats, n_darks=n_darks, sample=sample, md=md,
             )  # fmt: skip
-        if mode == "fly":
-            return fly_xrdct(
-                bl.det, bl.stage, bl.diode, angles.tolist(), translations.tolist(),
-                poni_file=str(poni), pstat=bl.pstat, sample=sample, md=md,
-            )  # fmt: skip
-        return xrdct_scan(
-            bl.det,
-            bl.stage,
-            bl.diode,
-            angles.tolist(),
-            translations.tolist(),
-            poni_file=str(poni),
-            pstat=bl.pstat,
-            sample=sample,
-            transmission=bl.diode_t,
-            md=md,
-        )
+        return xrdct(
+            mode, bl.det, bl.stage, bl.diode, angles.tolist(), translations.tolist(),
+            poni_file=str(poni), pstat=bl.pstat, sample=sample, transmission=bl.diode_t, md=md,
+        )  # fmt: skip
 
     params = HolotomoParameters(one_c=ONE_C, n_max=2, v_min=4.0, period=3600.0)
     return seed_holotomo_protocol(bl.pstat, scan, params)

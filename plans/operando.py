@@ -48,6 +48,32 @@ def electrochemistry_run(
     return result[0] if result else None
 
 
+def xrdct(
+    mode: str,
+    det: FrameDetector,
+    stage: TomoStage,
+    monitor: Signal,
+    angles: Sequence[float],
+    translations: Sequence[float],
+    *,
+    transmission: Signal | None = None,
+    **kwargs: Any,
+) -> MsgGenerator[None]:
+    """An XRD-CT scan in ``mode``: ``step`` (:func:`.xrdct.xrdct_scan`) or ``fly``
+    (:func:`.fly.fly_xrdct`, which reads no ``transmission`` diode); ``kwargs`` as both
+    take them (``poni_file``, ``pstat``, ``sample``, ``md``)."""
+    if mode == "fly":
+        if transmission is not None:
+            raise ScanLimitError(
+                f"transmission {transmission.name}: a fly scan reads no diode per point; "
+                "use mode='step'"
+            )
+        return fly_xrdct(det, stage, monitor, angles, translations, **kwargs)
+    return xrdct_scan(
+        det, stage, monitor, angles, translations, transmission=transmission, **kwargs
+    )
+
+
 def minimal_operando(
     pstat: Potentiostat,
     det: FrameDetector,
@@ -102,10 +128,7 @@ def minimal_operando(
         raise ScanLimitError(f"scan mode {mode!r}: use step or fly")
     if mode == "fly":
         if transmission is not None:
-            raise ScanLimitError(
-                f"transmission {transmission.name}: a fly scan reads no diode per point; "
-                "use mode='step'"
-            )
+            raise ScanLimitError(f"transmission {transmission.name}: step scans only")
         check_fly(stage, translations, float(det.exposure.get()))
     pstat.check_step(ConstantCurrent(current, until_voltage, cc_time))
     pstat.check_step(ConstantCurrent(current, until_voltage, resume_time))
@@ -136,17 +159,11 @@ def minimal_operando(
 
     def scan(n: int) -> MsgGenerator[None]:
         yield from start_ocv_hold(pstat)
-        scan_md = {**experiment, "step": f"scan {n}", "protocol_n": n}
-        if mode == "fly":
-            yield from fly_xrdct(
-                det, stage, monitor, angles, translations,
-                poni_file=poni_file, pstat=pstat, sample=sample, md=scan_md,
-            )  # fmt: skip
-        else:
-            yield from xrdct_scan(
-                det, stage, monitor, angles, translations, poni_file=poni_file,
-                pstat=pstat, sample=sample, transmission=transmission, md=scan_md,
-            )  # fmt: skip
+        yield from xrdct(
+            mode, det, stage, monitor, angles, translations, poni_file=poni_file,
+            pstat=pstat, sample=sample, transmission=transmission,
+            md={**experiment, "step": f"scan {n}", "protocol_n": n},
+        )  # fmt: skip
         yield from end_hold(pstat)
         reasons[f"scan {n}"] = "done"
 

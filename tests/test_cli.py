@@ -100,6 +100,10 @@ def test_only_a_prefix_names_where_to_look(tmp_path: Path, ioc) -> None:
     [
         (["demo", "--artefacts", "dust"], ["'dust' is unknown", "axis_offset"]),
         (["demo", "--artefacts", "zingers"], ["needs a value"]),
+        (
+            ["demo", "--mode", "fly", "--artefacts", "absorption"],
+            ["read at every point", "use --mode step"],
+        ),
         (["sim", "--artefacts", "axis_offset=99"], ["within [-5, 5] mm"]),
     ],
 )

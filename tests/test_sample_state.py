@@ -18,6 +18,29 @@ from operando.simulators.sample_state import SampleState
 X_REF = 0.98
 
 
+def streaming(base: Phantom, truth_dir: Path) -> tuple[SampleState, FrameStreamer, zmq.Socket]:
+    """The IOC's sample state and frame streamer (its render thread not yet started, as
+    if busy), and a consumer of its stream."""
+    renderer = FrameRenderer(base, default_integrator())
+    state = SampleState(base, X_REF, renderer, truth_dir)
+    streamer = FrameStreamer(renderer, "tcp://127.0.0.1:*", prepare=state)
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.connect(streamer.address)
+    return state, streamer, pull
+
+
+def drain(streamer: FrameStreamer, pull: zmq.Socket, n: int) -> list[sv2.Message]:
+    """Start the render thread and take the ``n`` messages its queue makes."""
+    streamer.start()
+    got: list[sv2.Message] = []
+    while len(got) < n:
+        assert pull.poll(30_000), "the streamer sent nothing for 30 s"
+        got.append(sv2.decode(pull.recv()))
+    streamer.close()
+    pull.close(linger=0)
+    return got
+
+
 def start(series: int) -> sv2.StartMessage:
     return sv2.StartMessage(series, f"uid{series}", 2, 10, 10, 1e-4, 1e-4, 0.01, 0.01, 0.248,
                             1.0, 5.0, 5.0, {})  # fmt: skip
@@ -27,11 +50,7 @@ def test_a_series_shows_the_cell_at_its_arm_not_when_its_frames_are_rendered(
     tmp_path: Path,
 ) -> None:
     base = default_phantom(8, 0.15)
-    renderer = FrameRenderer(base, default_integrator())
-    state = SampleState(base, X_REF, renderer, tmp_path)
-    streamer = FrameStreamer(renderer, "tcp://127.0.0.1:*", prepare=state)
-    pull = zmq.Context.instance().socket(zmq.PULL)
-    pull.connect(streamer.address)
+    state, streamer, pull = streaming(base, tmp_path)
     # two series armed while the render thread is busy (not yet started): the first
     # with the cell at x = 0.95, the second after a charge to 0.80
     for series, x in ((1, 0.95), (2, 0.80)):
@@ -43,13 +62,7 @@ def test_a_series_shows_the_cell_at_its_arm_not_when_its_frames_are_rendered(
                                "image_id": k, "t_start": 0.0, "user_data": {}})  # fmt: skip
         streamer.jobs.put(sv2.EndMessage(series, f"uid{series}"))
     state.cell_x = 0.60  # and charged further before any of it is rendered
-    streamer.start()
-    got: list[sv2.Message] = []
-    while len(got) < 8:  # 2 × (start, 2 frames, end)
-        assert pull.poll(30_000), "the streamer sent nothing for 30 s"
-        got.append(sv2.decode(pull.recv()))
-    streamer.close()
-    pull.close(linger=0)
+    got = drain(streamer, pull, 8)  # 2 × (start, 2 frames, end)
     starts = [m for m in got if isinstance(m, sv2.StartMessage)]
     assert [s.user_data["lithium_x"] for s in starts] == [0.95, 0.80]
     frames = [m for m in got if isinstance(m, sv2.ImageMessage)]
@@ -80,11 +93,7 @@ def test_a_sample_changed_while_a_series_waits_to_render_leaves_that_series_alon
     """The sample changer takes a grid of another size while the last sample's series is
     still queued: that series renders and records its own sample, the next the new one."""
     base = default_phantom(8, 0.15)
-    renderer = FrameRenderer(base, default_integrator())
-    state = SampleState(base, X_REF, renderer, tmp_path)
-    streamer = FrameStreamer(renderer, "tcp://127.0.0.1:*", prepare=state)
-    pull = zmq.Context.instance().socket(zmq.PULL)
-    pull.connect(streamer.address)
+    state, streamer, pull = streaming(base, tmp_path)
     grain = np.zeros((5, 5))
     grain[1, 3] = 1.0
     other = Phantom(0.2, {"Al": grain}, {"Al": np.where(grain > 0, 4.0495, 0.0)})
@@ -96,13 +105,7 @@ def test_a_sample_changed_while_a_series_waits_to_render_leaves_that_series_alon
                  "series_id": series, "series_uid": f"uid{series}", "t_start": 0.0}  # fmt: skip
         streamer.jobs.put({**frame, "user_data": {}, "renderer": state.renderer})
         streamer.jobs.put(sv2.EndMessage(series, f"uid{series}"))
-    streamer.start()
-    got: list[sv2.Message] = []
-    while len(got) < 6:
-        assert pull.poll(30_000), "the streamer sent nothing for 30 s"
-        got.append(sv2.decode(pull.recv()))
-    streamer.close()
-    pull.close(linger=0)
+    got = drain(streamer, pull, 6)
     starts = [m for m in got if isinstance(m, sv2.StartMessage)]
     shapes = [Phantom.load(Path(s.user_data["ground_truth"])).shape for s in starts]
     assert shapes == [(8, 8), (5, 5)]
