@@ -222,6 +222,30 @@ def test_opposed_centre_handles_a_last_angle_short_of_180() -> None:
     assert abs(opposed_centre(angles, rows, 20.5) - centre) < 0.1
 
 
+def test_a_scan_stopped_after_a_few_rows_keeps_the_grid_centre() -> None:
+    """Four rows over 45° (an IOC lost at row 4) whose centres of mass fit a sinusoid
+    centred far off the grid: the stage keeps the grid's centre, and the refinement of a
+    guess off the grid is NaN, not an error (it raised "argmin of an empty sequence" as
+    the partial scan's file was written)."""
+    from operando.live_processing.tomography.corrections.base import Grid
+    from operando.live_processing.tomography.corrections.centre import RotationCentre
+
+    n = 16
+    angles = np.linspace(0, 180, 12, endpoint=False)
+    grid = Grid(angles, (np.arange(n) - (n - 1) / 2) * 0.075)
+    rows = np.full((angles.size, n, 4), np.nan)
+    for i, at in enumerate((2, 2, 14, 2)):  # a grain seen at these bins: c ≈ -80
+        rows[i] = 0.01
+        rows[i, at] = 1.0
+    stage = RotationCentre({}, grid)
+    for i in range(4):
+        stage.row(i, rows[i], None)  # type: ignore[arg-type]
+    assert stage.refine(rows) == (n - 1) / 2
+    assert stage.record()["method"] == "grid centre (too few rows)"
+    full = np.repeat(rows[:1], angles.size, axis=0)  # every row there: mirrored pairs
+    assert np.isnan(opposed_centre(angles, full, 500.0))
+
+
 def test_shift_row_moves_by_fractions_without_wrapping_around() -> None:
     """A smooth row moves by a fraction of a bin exactly; the ends continue outward."""
     s = np.arange(48.0)

@@ -163,6 +163,8 @@ def opposed_centre(
     s = np.arange(n_t, dtype=float)
     trials = guess + np.arange(-search, search + 1e-9, 0.02)
     trials = trials[(trials >= 0) & (trials <= n_t - 1)]
+    if trials.size == 0:  # the guess is off the grid
+        return float("nan")
     cost = np.zeros(trials.size)
     for k, c in enumerate(trials):
         total = 0.0
@@ -217,13 +219,21 @@ class RotationCentre(Stage):
     def row(self, i: int, row: np.ndarray, readings: Readings) -> np.ndarray:
         self.com[i] = centre_of_mass(row)
         if self.fixed is None:
-            seen = np.isfinite(self.com)
-            span = np.ptp(np.mod(self.grid.angles[seen], 180.0)) if seen.sum() > 1 else 0.0
-            if span >= MIN_SPAN:
-                self.running = sinusoid_centre(self.grid.angles, self.com)
-                if np.isfinite(self.running) and abs(self.running - self.axis) > self.update:
-                    self.axis = float(np.clip(self.running, 0, self.grid.n_t - 1))
+            self.running = self._sinusoid()
+            if np.isfinite(self.running) and abs(self.running - self.axis) > self.update:
+                self.axis = float(np.clip(self.running, 0, self.grid.n_t - 1))
         return row
+
+    def _sinusoid(self) -> float:
+        """The centre-of-mass sinusoid's centre (bins), once the rows seen span
+        :data:`MIN_SPAN` and if it falls on the grid; else NaN (a few rows of a scan
+        stopped early fit any sinusoid)."""
+        seen = np.isfinite(self.com)
+        span = np.ptp(np.mod(self.grid.angles[seen], 180.0)) if seen.sum() > 1 else 0.0
+        if span < MIN_SPAN:
+            return float("nan")
+        centre = sinusoid_centre(self.grid.angles, self.com)
+        return centre if 0 <= centre <= self.grid.n_t - 1 else float("nan")
 
     def refine(self, rows: np.ndarray) -> float:
         """The final centre (bins) from all corrected projections; sets :attr:`axis`."""
@@ -231,7 +241,7 @@ class RotationCentre(Stage):
             return self.axis
         for i in np.flatnonzero(np.isfinite(rows).all(axis=(1, 2))):
             self.com[i] = centre_of_mass(rows[i])
-        self.running = sinusoid_centre(self.grid.angles, self.com)
+        self.running = self._sinusoid()
         guess = self.running if np.isfinite(self.running) else self.axis
         self.refined = opposed_centre(self.grid.angles, rows, guess, self.search)
         if np.isfinite(self.running) and empty_edges(rows):
