@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..plans.holotomo import HolotomoParameters, seed_holotomo_protocol
-from ..plans.operando import minimal_operando, xrdct
+from ..plans.operando import MODES, minimal_operando, xrdct
 from ..plans.tomo import tomo_angles, tomo_scan
 from ..simulators.artefacts import Artefacts
 from ..simulators.phantom import Phantom, PhantomError, default_phantom
@@ -30,7 +30,6 @@ TOMO_SCANS = {"micro": (36, 4, 3), "tiny": (90, 10, 11), "small": (360, 10, 11),
               "medium": (720, 20, 21)}  # fmt: skip
 # the cell's state of charge (its lithium content) as each protocol starts
 INITIAL_X = {"minimal": 0.98, "holotomo": 0.6}
-MODES = ("step", "fly")  # how an XRD-CT scan moves: point by point, or rows on the fly
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,20 @@ def electrochemistry_run(
     return result[0] if result else None
 
 
+MODES = ("step", "fly")  # how an XRD-CT scan moves: point by point, or rows on the fly
+
+
+def check_mode(mode: str, transmission: Signal | None = None) -> None:
+    """Refuse an unknown scan ``mode``, or a ``transmission`` diode in a fly scan."""
+    if mode not in MODES:
+        raise ScanLimitError(f"scan mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == "fly" and transmission is not None:
+        raise ScanLimitError(
+            f"transmission {transmission.name}: a fly scan reads no diode per point; "
+            "use mode='step'"
+        )
+
+
 def xrdct(
     mode: str,
     det: FrameDetector,
@@ -62,12 +76,8 @@ def xrdct(
     """An XRD-CT scan in ``mode``: ``step`` (:func:`.xrdct.xrdct_scan`) or ``fly``
     (:func:`.fly.fly_xrdct`, which reads no ``transmission`` diode); ``kwargs`` as both
     take them (``poni_file``, ``pstat``, ``sample``, ``md``)."""
+    check_mode(mode, transmission)
     if mode == "fly":
-        if transmission is not None:
-            raise ScanLimitError(
-                f"transmission {transmission.name}: a fly scan reads no diode per point; "
-                "use mode='step'"
-            )
         return fly_xrdct(det, stage, monitor, angles, translations, **kwargs)
     return xrdct_scan(
         det, stage, monitor, angles, translations, transmission=transmission, **kwargs
@@ -124,11 +134,8 @@ def minimal_operando(
     Why each step ended, by step name.
     """
     check_limits(stage, angles, translations)
-    if mode not in ("step", "fly"):
-        raise ScanLimitError(f"scan mode {mode!r}: use step or fly")
+    check_mode(mode, transmission)
     if mode == "fly":
-        if transmission is not None:
-            raise ScanLimitError(f"transmission {transmission.name}: step scans only")
         check_fly(stage, translations, float(det.exposure.get()))
     pstat.check_step(ConstantCurrent(current, until_voltage, cc_time))
     pstat.check_step(ConstantCurrent(current, until_voltage, resume_time))

@@ -64,9 +64,9 @@ class SampleState:
             made = self._made = (base, x, lithiate(base, x, self.x_ref))
         return made[2]
 
-    def __call__(self, start: sv2.StartMessage, armed: Armed | None = None) -> None:
-        """In render order, as the series ``start`` begins: set its renderer's sample."""
-        armed = armed or self.capture()
+    def __call__(self, start: sv2.StartMessage, armed: Armed) -> None:
+        """In render order, as the series ``start`` begins: set the sample it was armed
+        with on its renderer."""
         phantom = self.sample(armed.base, armed.x)
         # this series' renderer (one per detector distance) renders the sample as it was
         if armed.renderer.phantom is not phantom:
